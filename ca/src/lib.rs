@@ -1,0 +1,1 @@
+//! capscope's certificate authority (being built).

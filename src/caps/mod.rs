@@ -1,0 +1,1 @@
+//! Caps: login, seed and event-queue rewriting and the cap registry (being built).

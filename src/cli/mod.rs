@@ -1,0 +1,61 @@
+//! The command line: argument parsing (clap derive) and one module per subcommand.
+//!
+//! This is the binary's edge: it wires library modules together, turns their typed errors into
+//! `anyhow` errors with context, and picks exit codes. It holds no protocol logic of its own.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod ca;
+pub mod decode;
+pub mod run;
+
+/// capscope: a man-in-the-middle debugging proxy for Second Life and OpenSimulator capabilities.
+#[derive(Debug, Parser)]
+#[command(name = "capscope", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (HTTP(S) forward proxy and login endpoint on one port).
+    Run(run::RunArgs),
+    /// Decode an LLSD body (XML, binary or notation) and write it in another form.
+    Decode(decode::DecodeArgs),
+    /// Manage capscope's certificate authority.
+    Ca(ca::CaArgs),
+}
+
+/// Where the certificate authority lives; shared by every subcommand that needs it.
+#[derive(Debug, Clone, Args)]
+pub struct CaDirArg {
+    /// Directory holding the CA certificate and key [default: $CAPSCOPE_HOME/ca, or the platform's
+    /// data directory, e.g. ~/.local/share/capscope/ca]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub ca_dir: Option<PathBuf>,
+}
+
+/// Parses the process arguments and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("capscope: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one parsed command line (tests call this with `Cli::parse_from`).
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Decode(args) => decode::run(args),
+        Command::Ca(args) => ca::run(args),
+    }
+}

@@ -1,0 +1,18 @@
+//! capscope: a man-in-the-middle debugging proxy for Second Life and OpenSimulator capabilities.
+//!
+//! The data path, module by module (see docs/architecture.md):
+//! - [`llsd`]: the LLSD value and its codecs; knows nothing of the network.
+//! - [`proxy`]: listener, CONNECT and TLS, routing, upstream client, body tap; knows nothing of caps
+//!   beyond the hook it calls.
+//! - [`caps`]: login, seed and event-queue understanding and rewriting, the cap registry.
+//! - [`record`]: the record model and the stream every consumer subscribes to.
+//! - [`capture`]: capture files; [`filter`]: the filter language.
+//! - [`cli`]: the command line, the binary's edge.
+
+pub mod caps;
+pub mod capture;
+pub mod cli;
+pub mod filter;
+pub mod llsd;
+pub mod proxy;
+pub mod record;

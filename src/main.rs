@@ -1,0 +1,5 @@
+//! The `capscope` binary: everything lives in the library; see `capscope::cli`.
+
+fn main() -> std::process::ExitCode {
+    capscope::cli::main()
+}

@@ -1,0 +1,1 @@
+//! The intercepting proxy (being built).

@@ -1,0 +1,363 @@
+//! The record model and the record stream.
+//!
+//! A [`Record`] is plain data describing one thing capscope saw: an HTTP exchange, one event-queue
+//! event, a login, a raw tunnel, or a failure. Producers (the proxy, the caps layer) publish records on
+//! a [`Bus`]; consumers (the headless log, the capture writer, the terminal UI) each hold their own
+//! [`Subscriber`]. Publishing never waits: a subscriber that falls behind loses the oldest records and
+//! is told how many ([`Received::Lagged`]), so a slow disk or UI never slows forwarding.
+//!
+//! This module owns the shape of records and the stream. It must not know how records are produced,
+//! shown, filtered or stored.
+
+mod body;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// How many records the stream holds for a subscriber that has not caught up yet.
+pub const DEFAULT_BUS_CAPACITY: usize = 16 * 1024;
+
+/// What a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One HTTP request and its response (a cap call, a seed, an event-queue poll, anything proxied).
+    Http,
+    /// One event taken out of an event-queue poll's response; `parent` is the poll's record.
+    Event,
+    /// An XML-RPC login exchange.
+    Login,
+    /// A CONNECT tunnel passed through as raw bytes (not TLS or HTTP, or a `--passthrough` host).
+    Tunnel,
+    /// A failure that belongs to no exchange (a TLS handshake that failed, a client sending garbage).
+    Error,
+}
+
+/// Whether a record is still in flight. The same id is published again when it changes state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Request seen, response not finished.
+    Open,
+    /// Finished normally.
+    Done,
+    /// Finished with an error (see [`Record::error`]).
+    Failed,
+}
+
+/// One header as seen on the wire. Values that are not UTF-8 are kept lossily (headers are for
+/// reading; the wire itself is never altered through this copy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+/// A tapped body: a bounded copy of what crossed the proxy, never the body itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Body {
+    /// The bytes copied, up to the body limit, after undoing any `Content-Encoding` (the wire kept it).
+    #[serde(with = "body::bytes_as_text_or_base64")]
+    pub data: Bytes,
+    /// The true size on the wire, in bytes, whether or not all of it was copied.
+    pub size: u64,
+    /// Whether `data` stops short of the whole body (the body limit was reached).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// The `Content-Encoding` that was undone to fill `data`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    /// When capscope rewrote the body, what the sender sent before the rewrite (`data` is what the
+    /// receiver got).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "body::opt_bytes_as_text_or_base64"
+    )]
+    pub original: Option<Bytes>,
+}
+
+impl Body {
+    /// A body copied whole.
+    pub fn whole(data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        Self {
+            size: data.len() as u64,
+            data,
+            ..Self::default()
+        }
+    }
+}
+
+/// The request side of an exchange.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub method: String,
+    /// The absolute URL the request went to upstream (`https://host:port/path?query`).
+    pub url: String,
+    /// When capscope routed the request elsewhere (login mode), the URL the client asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_url: Option<String>,
+    /// `HTTP/1.1`, `HTTP/2.0`, ...
+    pub version: String,
+    pub headers: Vec<Header>,
+    pub body: Body,
+}
+
+/// The response side of an exchange.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub status: u16,
+    pub version: String,
+    pub headers: Vec<Header>,
+    pub body: Body,
+}
+
+/// Microsecond offsets from [`Record::started_us`]; `None` where the step did not happen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Request headers sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_sent_us: Option<u64>,
+    /// Response headers received from upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers_us: Option<u64>,
+    /// The last response byte passed to the client (or the failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_us: Option<u64>,
+}
+
+/// What an event record holds: one `{message, body}` of an event-queue response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventInfo {
+    /// The event's `message` (`TeleportFinish`, `ChatterBoxSessionStartReply`, ...).
+    pub message: String,
+    /// The event's position in its poll's `events` array.
+    pub index: usize,
+    /// The poll response's `id`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_id: Option<i64>,
+    /// The event's `body`, written as LLSD XML so every body in a record decodes the same way.
+    pub body: Body,
+}
+
+/// A raw tunnel's summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelInfo {
+    /// The CONNECT target, `host:port`.
+    pub target: String,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+/// One thing capscope saw. Plain data: cheap to clone behind an `Arc`, easy to serialise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Unique within a session, increasing in the order records began.
+    pub id: u64,
+    pub kind: Kind,
+    pub state: State,
+    /// When the record began, microseconds since the Unix epoch (UTC).
+    pub started_us: i64,
+    /// The client's address (`127.0.0.1:53312`), when there was a client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Response>,
+    #[serde(default)]
+    pub timings: Timings,
+    /// What went wrong, in words a user can act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The cap this request was made to (`EventQueueGet`, `Seed`, ...), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<String>,
+    /// The region the cap belongs to (its name or sim host), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// For [`Kind::Event`]: the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventInfo>,
+    /// The record this one belongs to (an event's poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    /// For [`Kind::Tunnel`]: the tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelInfo>,
+    /// Short flags worth a user's eye: `idle poll`, `ack gap 41 -> 43`, `rewritten`, decode errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Record {
+    /// A new open record of `kind`, started now.
+    pub fn new(id: u64, kind: Kind) -> Self {
+        Self {
+            id,
+            kind,
+            state: State::Open,
+            started_us: now_us(),
+            client: None,
+            request: None,
+            response: None,
+            timings: Timings::default(),
+            error: None,
+            cap: None,
+            region: None,
+            event: None,
+            parent: None,
+            tunnel: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Whether the record will not change again.
+    pub fn is_final(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// Microseconds since this record started, for [`Timings`].
+    pub fn elapsed_us(&self) -> u64 {
+        u64::try_from(now_us().saturating_sub(self.started_us)).unwrap_or(0)
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The record stream: many producers, many subscribers, never blocking a producer.
+#[derive(Debug)]
+pub struct Bus {
+    tx: broadcast::Sender<Arc<Record>>,
+    next_id: AtomicU64,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self::new(DEFAULT_BUS_CAPACITY)
+    }
+}
+
+impl Bus {
+    /// A stream that holds up to `capacity` records for each lagging subscriber.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self {
+            tx,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh record id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Publishes a record (a new one, or a new state of one already published). Never waits; with no
+    /// subscriber the record is simply not kept.
+    pub fn publish(&self, record: impl Into<Arc<Record>>) {
+        let _ = self.tx.send(record.into());
+    }
+
+    /// A new subscriber that sees every record published from now on.
+    pub fn subscribe(&self) -> Subscriber {
+        Subscriber {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+/// What a [`Subscriber`] receives.
+#[derive(Debug, Clone)]
+pub enum Received {
+    Record(Arc<Record>),
+    /// This subscriber fell behind and lost this many records (the oldest ones).
+    Lagged(u64),
+}
+
+/// One consumer's view of the stream.
+#[derive(Debug)]
+pub struct Subscriber {
+    rx: broadcast::Receiver<Arc<Record>>,
+}
+
+impl Subscriber {
+    /// The next record, or `None` once every producer is gone and the stream is drained.
+    pub async fn recv(&mut self) -> Option<Received> {
+        match self.rx.recv().await {
+            Ok(r) => Some(Received::Record(r)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Received::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next record if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<Received> {
+        match self.rx.try_recv() {
+            Ok(r) => Some(Received::Record(r)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Lagged(n)),
+            Err(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lagging_subscriber_is_told_how_many_it_lost() {
+        let bus = Bus::new(2);
+        let mut sub = bus.subscribe();
+        for _ in 0..5 {
+            bus.publish(Record::new(bus.next_id(), Kind::Http));
+        }
+        match sub.recv().await {
+            Some(Received::Lagged(n)) => assert_eq!(n, 3),
+            other => panic!("expected a lag notice, got {other:?}"),
+        }
+        match sub.recv().await {
+            Some(Received::Record(r)) => assert_eq!(r.id, 4),
+            other => panic!("expected record 4, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn record_round_trips_through_json_with_binary_and_text_bodies() {
+        let mut r = Record::new(7, Kind::Http);
+        r.request = Some(Request {
+            method: "POST".into(),
+            url: "https://sim.example:12043/cap/abc".into(),
+            version: "HTTP/1.1".into(),
+            body: Body::whole(&b"<llsd><undef /></llsd>"[..]),
+            ..Request::default()
+        });
+        r.response = Some(Response {
+            status: 200,
+            body: Body {
+                original: Some(Bytes::from_static(b"x")),
+                ..Body::whole(vec![0u8, 159, 146, 150])
+            },
+            ..Response::default()
+        });
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Record = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        assert!(
+            json.contains("<llsd>"),
+            "UTF-8 bodies are stored as text: {json}"
+        );
+    }
+}
