@@ -1,0 +1,204 @@
+//! The hook the proxy calls for every request: the one door through which caps logic (or any other
+//! inspector) reaches the data path.
+//!
+//! The proxy knows nothing of caps. For each request it builds a [`RequestHead`], asks the [`Hook`] for a
+//! [`Decision`], and obeys it: forward as asked, forward elsewhere, answer locally, buffer and rewrite a
+//! (small) response body, or hand the whole exchange to the hook. The default methods do nothing, so
+//! [`NoopHook`] is a plain forward proxy and the proxy can be tested without caps.
+//!
+//! This module owns only the contract. It must not hold proxy machinery or caps knowledge.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+
+/// A boxed, sendable future (what the hook returns where it has to wait).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The most the proxy buffers for a rewrite or a handled exchange (login, seed and event-queue bodies
+/// are small; anything larger is forwarded untouched and the record says why).
+pub const MAX_REWRITE_BODY: usize = 16 * 1024 * 1024;
+
+/// How a request reached capscope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// An absolute-form request (`GET http://host/path`): plain HTTP forward proxying.
+    Forward,
+    /// A request inside a CONNECT tunnel whose TLS capscope terminated; `authority` is the CONNECT
+    /// target (`host:port`).
+    Tunnel { authority: String },
+    /// An origin-form request addressed to capscope itself (`POST /login`, `GET /cap/<token>`).
+    Direct,
+}
+
+/// What the hook sees of a request before any body byte moves.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// The id of the record the proxy publishes for this exchange (events of a poll link to it).
+    pub record_id: u64,
+    pub client: SocketAddr,
+    pub via: Via,
+    pub method: Method,
+    /// For [`Via::Forward`] and [`Via::Tunnel`]: the absolute upstream URL. For [`Via::Direct`]: the
+    /// request target as sent (`/cap/<token>/rest?query`).
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: HeaderMap,
+}
+
+/// Where a request goes.
+#[derive(Debug)]
+pub enum Route {
+    /// Forward to `head.uri`. For a [`Via::Direct`] request this means "not mine": the proxy answers a
+    /// 404 that says capscope has no such endpoint.
+    Pass,
+    /// Forward to this absolute URL instead (login mode: `/login` to the grid, `/cap/<token>` to the
+    /// cap's upstream URL). The body streams as usual.
+    To(Uri),
+    /// Answer locally; nothing goes upstream.
+    Respond(Response<Bytes>),
+    /// The hook runs the exchange itself through [`Hook::handle`]; the proxy buffers the request body
+    /// (at most [`MAX_REWRITE_BODY`]) and records what the hook returns.
+    Handle,
+}
+
+/// The hook's answer for one request.
+#[derive(Debug)]
+pub struct Decision {
+    pub route: Route,
+    /// The cap the request was made to, for the record.
+    pub cap: Option<String>,
+    /// The region the cap belongs to, for the record.
+    pub region: Option<String>,
+    /// Notes for the record.
+    pub notes: Vec<String>,
+    /// Buffer the request body and the response body (each at most [`MAX_REWRITE_BODY`]) and pass them
+    /// to [`Hook::rewrite_response`] before the response goes to the client.
+    pub rewrite_response: bool,
+}
+
+impl Decision {
+    /// Forward as asked, record nothing extra.
+    pub fn pass() -> Self {
+        Self::route(Route::Pass)
+    }
+
+    /// Take `route`, record nothing extra.
+    pub fn route(route: Route) -> Self {
+        Self {
+            route,
+            cap: None,
+            region: None,
+            notes: Vec::new(),
+            rewrite_response: false,
+        }
+    }
+}
+
+/// The response to a request whose body the hook saw whole.
+#[derive(Debug, Default)]
+pub struct Rewrite {
+    /// `None`: send the original bytes. `Some`: send these instead (the proxy fixes `Content-Length`
+    /// and drops `Content-Encoding`, since a rewritten body is sent uncompressed).
+    pub body: Option<Bytes>,
+    /// Notes for the record (what was rewritten, or why a body could not be).
+    pub notes: Vec<String>,
+    /// A cap name learnt only from the body (e.g. a login reply recognised by its content).
+    pub cap: Option<String>,
+}
+
+/// What [`Hook::handle`] returns.
+#[derive(Debug)]
+pub struct Handled {
+    /// What the client gets.
+    pub response: Response<Bytes>,
+    /// When the hook rewrote the upstream body: what upstream sent (kept in the record).
+    pub original_body: Option<Bytes>,
+    /// Notes for the record.
+    pub notes: Vec<String>,
+}
+
+/// Why an upstream exchange failed, in words for the 502 body and the record.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not connect to {host}: {reason}")]
+    Connect { host: String, reason: String },
+    #[error("TLS with {host} failed: {reason}")]
+    Tls { host: String, reason: String },
+    #[error("{host} did not answer within {seconds} s")]
+    Timeout { host: String, seconds: u64 },
+    #[error("the exchange with {host} broke off: {reason}")]
+    Protocol { host: String, reason: String },
+    #[error("the body from {host} is over {limit} bytes")]
+    TooLarge { host: String, limit: usize },
+    #[error("the upstream URL {url} is not usable: {reason}")]
+    BadUrl { url: String, reason: String },
+}
+
+/// The proxy's upstream client as the hook may use it: one whole exchange with bodies buffered.
+pub trait SendUpstream: Send + Sync {
+    /// Sends `request` (absolute URL) upstream and returns the whole response (body at most
+    /// [`MAX_REWRITE_BODY`]). The future owns everything it needs, so a hook can `tokio::spawn` it and
+    /// keep it running after the client went away.
+    fn send(
+        &self,
+        request: Request<Bytes>,
+    ) -> BoxFuture<'static, Result<Response<Bytes>, UpstreamError>>;
+}
+
+/// A shareable handle on the upstream client.
+pub type Upstream = Arc<dyn SendUpstream>;
+
+/// What the proxy calls. Every method has a do-nothing default.
+pub trait Hook: Send + Sync + 'static {
+    /// Decides a request's route and annotations. Called once per request, before any body byte moves;
+    /// must be quick (no I/O).
+    fn decide(&self, head: &RequestHead) -> Decision {
+        let _ = head;
+        Decision::pass()
+    }
+
+    /// Rewrites (or only inspects) a buffered response body, when [`Decision::rewrite_response`] was set.
+    fn rewrite_response(
+        &self,
+        head: &RequestHead,
+        request_body: &Bytes,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Rewrite {
+        let _ = (head, request_body, status, headers, body);
+        Rewrite::default()
+    }
+
+    /// Runs a whole exchange, when the route was [`Route::Handle`]. `head.uri` is as the client sent it.
+    fn handle(
+        &self,
+        head: RequestHead,
+        body: Bytes,
+        upstream: Upstream,
+    ) -> BoxFuture<'static, Handled> {
+        let _ = (head, body, upstream);
+        Box::pin(async {
+            let mut response = Response::new(Bytes::from_static(
+                b"capscope: this hook handles no requests\n",
+            ));
+            *response.status_mut() = StatusCode::NOT_IMPLEMENTED;
+            Handled {
+                response,
+                original_body: None,
+                notes: Vec::new(),
+            }
+        })
+    }
+}
+
+/// A hook that does nothing: capscope as a plain recording proxy.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopHook;
+
+impl Hook for NoopHook {}
