@@ -339,7 +339,8 @@ async fn raw_replies_carry_the_grid_quirks() {
         features.header("content-type"),
         Some("text/html;charset=UTF-8")
     );
-    let fetch = lite::to_xml(&capscope::mockgrid::viewer::fetch_request(uuid::Uuid::nil()));
+    let fetch =
+        capscope::llsd::xml::to_vec(&capscope::mockgrid::viewer::fetch_request(uuid::Uuid::nil()));
     let lib = client
         .send(
             Method::POST,
@@ -403,7 +404,10 @@ async fn grid_can_send_malformed_login_seed_and_event_bodies() {
     let g = grid().await;
     let v = viewer(&g);
     g.break_next(Breakage::LoginReply);
-    assert!(matches!(v.login().await, Err(ViewerError::Body { .. })));
+    assert!(matches!(
+        v.login().await,
+        Err(ViewerError::LoginBody { .. })
+    ));
     let login = v.login().await.unwrap();
     g.break_next(Breakage::SeedReply);
     assert!(matches!(

@@ -1,19 +1,16 @@
-//! Just enough LLSD (XML and binary writing, XML reading) and XML-RPC for the simulated grid and the
-//! scripted viewer to talk to each other.
+//! XML-RPC (login's wire form) for the simulated grid and the scripted viewer, and binary LLSD with
+//! Second Life's header spelling.
 //!
-//! This is test-support code with a narrow purpose: build the bodies a grid sends and read the few
-//! fields a viewer needs. It is not capscope's codec (that is [`crate::llsd`], which the proxy uses) and
-//! must not grow into one: the grid deliberately speaks through a separate implementation, so a bug in
-//! the codec cannot hide itself by being on both ends of a test.
+//! LLSD itself goes through [`crate::llsd`]; this module holds only what that codec does not cover:
+//! a small XML element tree read with quick-xml (bounded depth and size) and XML-RPC calls and
+//! responses on top of it. It must not grow into a second LLSD codec.
 
 use std::fmt::Write as _;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use crate::llsd::{Map, Value};
+use crate::llsd::Value;
 
 /// The deepest XML nesting read before giving up.
 pub const MAX_XML_DEPTH: usize = 64;
@@ -56,13 +53,6 @@ impl Element {
     /// The first child named `name`.
     pub fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| c.name == name)
-    }
-
-    fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -184,241 +174,16 @@ fn open_element(
 }
 
 // ---------------------------------------------------------------------------------------------
-// LLSD XML
+// LLSD binary
 
-/// Writes `value` as an LLSD XML document.
-pub fn to_xml(value: &Value) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" ?><llsd>");
-    write_xml(&mut out, value);
-    out.push_str("</llsd>");
-    out
-}
-
-fn write_xml(out: &mut String, value: &Value) {
-    match value {
-        Value::Undef => out.push_str("<undef />"),
-        Value::Boolean(b) => {
-            let _ = write!(
-                out,
-                "<boolean>{}</boolean>",
-                if *b { "true" } else { "false" }
-            );
-        }
-        Value::Integer(i) => {
-            let _ = write!(out, "<integer>{i}</integer>");
-        }
-        Value::Real(r) => {
-            let _ = write!(out, "<real>{r}</real>");
-        }
-        Value::String(s) => {
-            let _ = write!(out, "<string>{}</string>", quick_xml::escape::escape(s));
-        }
-        Value::Uuid(u) => {
-            let _ = write!(out, "<uuid>{u}</uuid>");
-        }
-        Value::Date(d) => {
-            let when = time::OffsetDateTime::from_unix_timestamp(d.0 as i64)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            let _ = write!(
-                out,
-                "<date>{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z</date>",
-                when.year(),
-                u8::from(when.month()),
-                when.day(),
-                when.hour(),
-                when.minute(),
-                when.second()
-            );
-        }
-        Value::Uri(u) => {
-            let _ = write!(out, "<uri>{}</uri>", quick_xml::escape::escape(u));
-        }
-        Value::Binary(b) => {
-            let _ = write!(
-                out,
-                "<binary encoding=\"base64\">{}</binary>",
-                STANDARD.encode(b)
-            );
-        }
-        Value::Array(a) => {
-            out.push_str("<array>");
-            for v in a {
-                write_xml(out, v);
-            }
-            out.push_str("</array>");
-        }
-        Value::Map(m) => {
-            out.push_str("<map>");
-            for (k, v) in m.iter() {
-                let _ = write!(out, "<key>{}</key>", quick_xml::escape::escape(k));
-                write_xml(out, v);
-            }
-            out.push_str("</map>");
-        }
-    }
-}
-
-/// Reads an LLSD XML document.
-pub fn from_xml(bytes: &[u8]) -> Result<Value, LiteError> {
-    let root = parse_xml(bytes)?;
-    if root.name != "llsd" {
-        return Err(LiteError::Unexpected {
-            expected: "llsd",
-            found: root.name,
-        });
-    }
-    match root.children.first() {
-        Some(first) => llsd_element(first),
-        None => Ok(Value::Undef),
-    }
-}
-
-fn llsd_element(e: &Element) -> Result<Value, LiteError> {
-    let text = e.text.trim();
-    let bad = || LiteError::BadScalar {
-        element: e.name.clone(),
-        text: text.to_owned(),
-    };
-    Ok(match e.name.as_str() {
-        "undef" => Value::Undef,
-        "boolean" => Value::Boolean(matches!(text, "true" | "1")),
-        "integer" if text.is_empty() => Value::Integer(0),
-        "integer" => Value::Integer(text.parse().map_err(|_| bad())?),
-        "real" if text.is_empty() => Value::Real(0.0),
-        "real" => Value::Real(text.parse().map_err(|_| bad())?),
-        "string" => Value::String(e.text.clone()),
-        "uri" => Value::Uri(e.text.clone()),
-        "uuid" if text.is_empty() => Value::Uuid(uuid::Uuid::nil()),
-        "uuid" => Value::Uuid(text.parse().map_err(|_| bad())?),
-        "date" if text.is_empty() => Value::Date(crate::llsd::Date(0.0)),
-        "date" => Value::Date(crate::llsd::Date(parse_date(text).ok_or_else(bad)?)),
-        "binary" => {
-            let encoding = e.attr("encoding").unwrap_or("base64");
-            if encoding != "base64" {
-                return Err(bad());
-            }
-            let compact: String = text.split_whitespace().collect();
-            Value::Binary(STANDARD.decode(compact).map_err(|_| bad())?)
-        }
-        "array" => Value::Array(
-            e.children
-                .iter()
-                .map(llsd_element)
-                .collect::<Result<_, _>>()?,
-        ),
-        "map" => {
-            let mut map = Map::new();
-            let mut it = e.children.iter();
-            while let Some(key) = it.next() {
-                if key.name != "key" {
-                    return Err(LiteError::Unexpected {
-                        expected: "key",
-                        found: key.name.clone(),
-                    });
-                }
-                let value = match it.next() {
-                    Some(v) => llsd_element(v)?,
-                    None => Value::Undef,
-                };
-                map.push(key.text.clone(), value);
-            }
-            Value::Map(map)
-        }
-        other => return Err(LiteError::UnknownElement(other.to_owned())),
-    })
-}
-
-/// Seconds since the epoch of an LLSD date (`YYYY-MM-DDTHH:MM:SS[.fff]Z`).
-fn parse_date(text: &str) -> Option<f64> {
-    let text = text.strip_suffix('Z')?;
-    let (date, clock) = text.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i32>().ok());
-    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = match clock.split_once('.') {
-        Some((hms, frac)) => (hms, format!("0.{frac}").parse::<f64>().ok()?),
-        None => (clock, 0.0),
-    };
-    let mut t = hms.splitn(3, ':').map(|p| p.parse::<u8>().ok());
-    let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
-    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(year, month, u8::try_from(day).ok()?).ok()?;
-    let clock = time::Time::from_hms(h, mi, s).ok()?;
-    let when = time::PrimitiveDateTime::new(date, clock).assume_utc();
-    Some(when.unix_timestamp() as f64 + frac)
-}
-
-// ---------------------------------------------------------------------------------------------
-// LLSD binary (writing only: the grid sends it, the viewer only checks it arrived)
-
-/// The header of a binary LLSD document.
+/// The header Second Life writes before a binary LLSD document (the codec reads any spelling).
 pub const BINARY_HEADER: &[u8] = b"<? LLSD/Binary ?>\n";
 
-/// Writes `value` as a binary LLSD document (with its header).
+/// Writes `value` as binary LLSD with Second Life's spelling of the header.
 pub fn to_binary(value: &Value) -> Vec<u8> {
     let mut out = BINARY_HEADER.to_vec();
-    write_binary(&mut out, value);
+    crate::llsd::binary::write_value(&mut out, value);
     out
-}
-
-fn write_len(out: &mut Vec<u8>, len: usize) {
-    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
-}
-
-fn write_binary(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Undef => out.push(b'!'),
-        Value::Boolean(b) => out.push(if *b { b'1' } else { b'0' }),
-        Value::Integer(i) => {
-            out.push(b'i');
-            out.extend_from_slice(&i.to_be_bytes());
-        }
-        Value::Real(r) => {
-            out.push(b'r');
-            out.extend_from_slice(&r.to_be_bytes());
-        }
-        Value::String(s) => {
-            out.push(b's');
-            write_len(out, s.len());
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Uri(s) => {
-            out.push(b'l');
-            write_len(out, s.len());
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Uuid(u) => {
-            out.push(b'u');
-            out.extend_from_slice(u.as_bytes());
-        }
-        Value::Date(d) => {
-            out.push(b'd');
-            out.extend_from_slice(&d.0.to_le_bytes());
-        }
-        Value::Binary(b) => {
-            out.push(b'b');
-            write_len(out, b.len());
-            out.extend_from_slice(b);
-        }
-        Value::Array(a) => {
-            out.push(b'[');
-            write_len(out, a.len());
-            for v in a {
-                write_binary(out, v);
-            }
-            out.push(b']');
-        }
-        Value::Map(m) => {
-            out.push(b'{');
-            write_len(out, m.len());
-            for (k, v) in m.iter() {
-                out.push(b'k');
-                write_len(out, k.len());
-                out.extend_from_slice(k.as_bytes());
-                write_binary(out, v);
-            }
-            out.push(b'}');
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,61 +344,23 @@ fn rpc_value(value: &Element) -> Result<Rpc, LiteError> {
 mod tests {
     use super::*;
 
-    fn sample() -> Value {
-        let mut inner = Map::new();
-        inner.push("SimIP", Value::Binary(vec![127, 0, 0, 1]));
-        inner.push("SeedCapability", Value::Uri("https://h:1/CAPS/a&b/".into()));
-        inner.push("Name", Value::String("<Ahern> & co".into()));
-        inner.push("Port", Value::Integer(-9000));
-        inner.push("Ok", Value::Boolean(true));
-        inner.push("Id", Value::Uuid(uuid::Uuid::from_u128(42)));
-        inner.push("Nothing", Value::Undef);
-        inner.push(
-            "Pos",
-            Value::Array(vec![Value::Real(1.5), Value::Real(-2.0)]),
-        );
-        Value::Map(Map(vec![(
-            "Info".into(),
-            Value::Array(vec![Value::Map(inner)]),
-        )]))
-    }
-
-    #[test]
-    fn llsd_xml_round_trips_through_the_reader() {
-        let v = sample();
-        let back = from_xml(to_xml(&v).as_bytes()).unwrap();
-        assert!(back.same(&v), "{back:?}");
-    }
-
-    #[test]
-    fn empty_elements_are_defaults() {
-        let v =
-            from_xml(b"<llsd><array><integer /><string/><uuid /><undef/></array></llsd>").unwrap();
-        assert_eq!(
-            v,
-            Value::Array(vec![
-                Value::Integer(0),
-                Value::String(String::new()),
-                Value::Uuid(uuid::Uuid::nil()),
-                Value::Undef
-            ])
-        );
-    }
-
-    #[test]
-    fn truncated_xml_is_an_error_not_a_panic() {
-        let full = to_xml(&sample());
-        for cut in 0..full.len() {
-            let _ = from_xml(&full.as_bytes()[..cut]);
-        }
-        assert!(from_xml(&full.as_bytes()[..full.len() / 2]).is_err());
-    }
-
     #[test]
     fn binary_starts_with_the_header_and_keeps_big_endian_integers() {
         let b = to_binary(&Value::Integer(1));
         assert_eq!(&b[..BINARY_HEADER.len()], BINARY_HEADER);
         assert_eq!(&b[BINARY_HEADER.len()..], &[b'i', 0, 0, 0, 1]);
+        assert_eq!(
+            crate::llsd::binary::from_slice(&b).unwrap(),
+            Value::Integer(1)
+        );
+    }
+
+    #[test]
+    fn truncated_xml_rpc_is_an_error_not_a_panic() {
+        let full = rpc_response(&Rpc::Struct(vec![("login".into(), Rpc::s("true"))]));
+        for cut in 0..full.len() {
+            assert!(rpc_parse(&full.as_bytes()[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

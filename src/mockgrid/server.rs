@@ -30,7 +30,7 @@ use super::bodies;
 use super::lite::{self, Rpc};
 use super::state::{CapEntry, CapKind, Grid, PollAnswer};
 use super::{unix_now, Breakage, DEMO_PASSWORD};
-use crate::llsd::Value;
+use crate::llsd::{self, Value};
 
 /// The largest request body the grid reads (uploads included).
 const MAX_REQUEST_BODY: usize = 8 * 1024 * 1024;
@@ -115,7 +115,7 @@ fn reply(
 }
 
 fn llsd(content_type: &'static str, value: &Value) -> Response<GridBody> {
-    reply(StatusCode::OK, content_type, lite::to_xml(value))
+    reply(StatusCode::OK, content_type, llsd::xml::to_vec(value))
 }
 
 fn not_found() -> Response<GridBody> {
@@ -265,7 +265,7 @@ async fn cap(
             &bodies::simulator_features(&grid.regions[entry.region].name),
         ),
         CapKind::GetObjectCost => {
-            let ids = match lite::from_xml(&body) {
+            let ids = match llsd::xml::from_slice(&body) {
                 Ok(v) => v
                     .get("object_ids")
                     .and_then(Value::as_array)
@@ -306,7 +306,7 @@ async fn cap(
 }
 
 fn seed(grid: &Grid, entry: CapEntry, body: &[u8]) -> Response<GridBody> {
-    let asked: Vec<String> = match lite::from_xml(body) {
+    let asked: Vec<String> = match llsd::xml::from_slice(body) {
         Ok(Value::Array(names)) => names
             .iter()
             .filter_map(|n| n.as_str().map(str::to_owned))
@@ -327,7 +327,7 @@ fn seed(grid: &Grid, entry: CapEntry, body: &[u8]) -> Response<GridBody> {
             .map(|(name, url)| (name, Value::String(url)))
             .collect(),
     );
-    let mut bytes = lite::to_xml(&value).into_bytes();
+    let mut bytes = llsd::xml::to_vec(&value);
     if grid.take_breakage(Breakage::SeedReply) {
         bytes.truncate(bytes.len() / 2);
     }
@@ -338,7 +338,7 @@ async fn event_queue(grid: &Arc<Grid>, entry: CapEntry, body: &[u8]) -> Response
     let Some(queue) = grid.queue(entry.session, entry.region) else {
         return not_found();
     };
-    if let Ok(v) = lite::from_xml(body) {
+    if let Ok(v) = llsd::xml::from_slice(body) {
         if matches!(v.get("done"), Some(Value::Boolean(true))) {
             return idle_502();
         }
@@ -365,7 +365,8 @@ async fn event_queue(grid: &Arc<Grid>, entry: CapEntry, body: &[u8]) -> Response
 
 /// The folder ids of a FetchInventoryDescendents2 request (`{folders: [{folder_id, ...}]}`).
 fn folder_ids(body: &[u8]) -> Result<Vec<Uuid>, String> {
-    let v = lite::from_xml(body).map_err(|e| format!("inventory fetches are LLSD XML: {e}\n"))?;
+    let v = llsd::xml::from_slice(body)
+        .map_err(|e| format!("inventory fetches are LLSD XML: {e}\n"))?;
     let folders = v
         .get("folders")
         .and_then(Value::as_array)
@@ -383,7 +384,7 @@ fn folder_ids(body: &[u8]) -> Result<Vec<Uuid>, String> {
 fn gzip_llsd(value: &Value) -> Response<GridBody> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let compressed = encoder
-        .write_all(lite::to_xml(value).as_bytes())
+        .write_all(&llsd::xml::to_vec(value))
         .and_then(|()| encoder.finish());
     match compressed {
         Ok(bytes) => {

@@ -23,6 +23,7 @@ use super::bodies::random_uuid;
 
 use super::client::{ClientError, HttpClient, Reply};
 use super::lite::{self, LiteError, Rpc};
+use crate::llsd;
 use crate::llsd::{Map, Value};
 
 pub use super::client::MAX_RESPONSE_BODY;
@@ -96,12 +97,14 @@ impl ViewerConfig {
 pub enum ViewerError {
     #[error(transparent)]
     Http(#[from] ClientError),
-    #[error("{what} from {url} is not readable: {source}")]
+    #[error("{what} from {url} is not LLSD: {source}")]
     Body {
         what: &'static str,
         url: String,
-        source: LiteError,
+        source: llsd::Error,
     },
+    #[error("the login reply from {url} is not XML-RPC: {source}")]
+    LoginBody { url: String, source: LiteError },
     #[error("{what} from {url} answered {status}")]
     Status {
         what: &'static str,
@@ -272,7 +275,7 @@ impl Viewer {
             Method::POST,
             url,
             Some("application/llsd+xml"),
-            lite::to_xml(value),
+            llsd::xml::to_vec(value),
         )
         .await
     }
@@ -289,7 +292,7 @@ impl Viewer {
             cap: what,
             why: format!("the gzip body does not inflate: {e}"),
         })?;
-        lite::from_xml(&body).map_err(|source| ViewerError::Body {
+        llsd::xml::from_slice(&body).map_err(|source| ViewerError::Body {
             what,
             url: url.to_owned(),
             source,
@@ -343,11 +346,11 @@ impl Viewer {
             });
         }
         // Decide by the bytes: Second Life labels this XML-RPC reply as LLSD XML.
-        let (_, members) = lite::rpc_parse(&reply.body).map_err(|source| ViewerError::Body {
-            what: "the login reply",
-            url: url.clone(),
-            source,
-        })?;
+        let (_, members) =
+            lite::rpc_parse(&reply.body).map_err(|source| ViewerError::LoginBody {
+                url: url.clone(),
+                source,
+            })?;
         let text = |k: &str| members.member(k).and_then(Rpc::as_str).map(str::to_owned);
         if text("login").as_deref() != Some("true") {
             return Err(ViewerError::LoginRefused {
