@@ -16,6 +16,7 @@
 mod bodies;
 mod client;
 pub mod lite;
+pub mod script;
 mod server;
 mod state;
 mod tls;
