@@ -4,7 +4,9 @@
 //! Owns: the CA's files (`files`), host name parsing (`host`), certificate contents and TLS server
 //! settings (`authority`), the per-host cache (`cache`). Knows nothing of HTTP or of the proxy:
 //! the proxy peeks the ClientHello and calls [`CertificateAuthority::server_config`] with the SNI
-//! (or CONNECT) host.
+//! (or CONNECT) host. Prefer the CONNECT host when there is one: clients send no SNI for IP
+//! addresses, rustls lower-cases the SNI it reports, and the Second Life viewer compares its host
+//! with the leaf's common name case-sensitively.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), capscope_ca::CaError> {

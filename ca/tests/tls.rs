@@ -50,8 +50,16 @@ fn handshake(
     name: &str,
 ) -> Result<(Connection, Connection), rustls::Error> {
     let server_name = ServerName::try_from(name.to_owned()).unwrap();
-    let mut client = Connection::Client(ClientConnection::new(client_config, server_name)?);
-    let mut server = Connection::Server(ServerConnection::new(server_config)?);
+    let client = Connection::Client(ClientConnection::new(client_config, server_name)?);
+    let server = Connection::Server(ServerConnection::new(server_config)?);
+    finish(client, server)
+}
+
+/// Pumps bytes both ways until neither side has a handshake left to do.
+fn finish(
+    mut client: Connection,
+    mut server: Connection,
+) -> Result<(Connection, Connection), rustls::Error> {
     for _ in 0..MAX_ROUNDS {
         transfer(&mut client, &mut server)?;
         transfer(&mut server, &mut client)?;
@@ -220,4 +228,40 @@ fn a_bad_host_is_an_error_not_a_config() {
     let ca = CertificateAuthority::generate().unwrap();
     assert!(ca.server_config("grid.example.org:443").is_err());
     assert_eq!(ca.cached_hosts(), 0);
+}
+
+#[test]
+fn the_proxy_flow_peeks_the_client_hello_then_picks_the_config() {
+    // What the proxy does with tokio-rustls' LazyConfigAcceptor, done here with rustls' own
+    // synchronous Acceptor: read the ClientHello, pick the host, hand over that host's config.
+    let ca = CertificateAuthority::generate().unwrap();
+    let client_config = client_config(&ca, &all_versions());
+    for (connect_host, expected_sni) in [
+        ("Sim1.Example.org", Some("sim1.example.org")),
+        ("10.1.2.3", None),
+    ] {
+        let server_name = ServerName::try_from(connect_host.to_owned()).unwrap();
+        let mut client = ClientConnection::new(Arc::clone(&client_config), server_name).unwrap();
+        let mut wire = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut wire).unwrap();
+        }
+        let mut acceptor = rustls::server::Acceptor::default();
+        acceptor.read_tls(&mut &wire[..]).unwrap();
+        let accepted = acceptor
+            .accept()
+            .map_err(|(e, _)| e)
+            .unwrap()
+            .expect("the whole ClientHello was read");
+        // rustls lower-cases SNI and clients send none for IP addresses: the CONNECT host is the
+        // better key when there is one (the viewer compares the CN with its host by case).
+        let sni = accepted.client_hello().server_name().map(str::to_owned);
+        assert_eq!(sni.as_deref(), expected_sni);
+        let server = accepted
+            .into_connection(ca.server_config(connect_host).unwrap())
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let (client, _) = finish(Connection::Client(client), Connection::Server(server)).unwrap();
+        assert_eq!(client.alpn_protocol(), Some(&b"h2"[..]), "{connect_host}");
+    }
 }

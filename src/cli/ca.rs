@@ -33,18 +33,24 @@ pub struct CaArgs {
 pub enum CaCommand {
     /// Print the CA directory and the paths of its files.
     Path,
-    /// Write the CA certificate to stdout (PEM, or DER with --der); creates the CA on first use.
+    /// Write the CA certificate to stdout (PEM, or DER with --der).
+    ///
+    /// Creates the CA on first use.
     Export {
         /// Write DER (binary) instead of PEM.
         #[arg(long)]
         der: bool,
     },
-    /// Replace the CA with a new key and certificate. The old files are kept with a .bak suffix;
-    /// every client that trusted the old CA must be given the new one.
+    /// Replace the CA with a new key and certificate.
+    ///
+    /// The old files are kept with a .bak suffix; every client that trusted the old CA must be
+    /// given the new one.
     Regenerate,
-    /// Make a Second Life viewer (Linden, Firestorm, ...) trust capscope's CA, by appending the CA
-    /// certificate to the viewer's user_settings/CA.pem. A copy of the file as it was is kept
-    /// once, as CA.pem.capscope-backup; running it again changes nothing.
+    /// Make a Second Life viewer (Linden, Firestorm, ...) trust capscope's CA.
+    ///
+    /// Appends the CA certificate to the viewer's user_settings/CA.pem. A copy of the file as it
+    /// was is kept once, as CA.pem.capscope-backup; running it again changes nothing. Close the
+    /// viewer first; it reads the file when it starts.
     #[command(name = "install-viewer")]
     InstallViewer {
         /// The viewer's settings directory that contains user_settings/ (e.g. ~/.secondlife,
@@ -88,7 +94,7 @@ fn print_paths(dir: &Path) -> anyhow::Result<ExitCode> {
     match CertificateAuthority::load_or_create(dir) {
         Ok(ca) => {
             writeln!(out, "name:              {}", ca.common_name())?;
-            writeln!(out, "expires:           {}", ca.not_after())?;
+            writeln!(out, "expires:           {} (UTC)", ca.not_after().date())?;
         }
         Err(e) => writeln!(out, "status:            unusable: {e}")?,
     }
