@@ -72,7 +72,7 @@ impl ConfigCache {
             return Arc::clone(&entry.config);
         }
         if state.entries.len() >= self.capacity {
-            // A linear scan: it runs only on a miss at capacity, next to a ~50 µs mint.
+            // A linear scan: it runs only on a miss at capacity, next to a ~0.1 ms mint.
             let oldest = state
                 .entries
                 .iter()
