@@ -7,6 +7,7 @@
 //! - [`caps`]: login, seed and event-queue understanding and rewriting, the cap registry.
 //! - [`record`]: the record model and the stream every consumer subscribes to.
 //! - [`capture`]: capture files; [`filter`]: the filter language.
+//! - [`paths`]: where capscope keeps its data (the CA, captures).
 //! - [`cli`]: the command line, the binary's edge.
 
 pub mod caps;
@@ -14,5 +15,6 @@ pub mod capture;
 pub mod cli;
 pub mod filter;
 pub mod llsd;
+pub mod paths;
 pub mod proxy;
 pub mod record;
