@@ -16,13 +16,13 @@
 //! [`crate::proxy::hook::Upstream`]) nor LLSD codec internals (it uses [`crate::llsd`]'s public API).
 
 pub mod body;
-// pub mod event_queue;
+pub mod event_queue;
 pub mod fields;
 // pub mod hook;
 pub mod login;
 pub mod registry;
-// pub mod seed;
-// pub mod splice;
+pub mod seed;
+pub mod splice;
 pub mod xmlrpc;
 
 // pub use hook::{CapsHook, Mode};

@@ -222,6 +222,16 @@ impl Registry {
         self.current = Some(region);
     }
 
+    /// Marks a region left (the avatar moved away from it); its caps are kept.
+    pub fn mark_left(&mut self, region: RegionId) {
+        if let Some(r) = self.regions.get_mut(region.0) {
+            r.left = true;
+        }
+        if self.current == Some(region) {
+            self.current = None;
+        }
+    }
+
     /// The region the avatar is in, as far as capscope knows.
     pub fn current_region(&self) -> Option<RegionId> {
         self.current
