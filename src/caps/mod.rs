@@ -18,14 +18,14 @@
 pub mod body;
 pub mod event_queue;
 pub mod fields;
-// pub mod hook;
+pub mod hook;
 pub mod login;
 pub mod registry;
 pub mod seed;
 pub mod splice;
 pub mod xmlrpc;
 
-// pub use hook::{CapsHook, Mode};
+pub use hook::{CapsHook, CapsStats, Mode};
 pub use registry::{Cap, CapKind, RegionId, Registry};
 
 /// Why a body could not be understood or rewritten. The body then goes on unchanged and the record
@@ -66,6 +66,9 @@ pub enum CapsError {
     /// A body is larger than capscope rewrites.
     #[error("the {what} is over {limit} bytes")]
     TooLarge { what: &'static str, limit: usize },
+    /// A `--grid` argument that is not agni, aditi or a usable login URL.
+    #[error("the grid {grid:?} is not usable: {reason}")]
+    BadGrid { grid: String, reason: String },
     /// Too deeply nested to walk.
     #[error("the {what} nests deeper than {limit} levels")]
     TooDeep { what: &'static str, limit: usize },
