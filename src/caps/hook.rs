@@ -336,7 +336,9 @@ impl Hook for CapsHook {
                     Route::Pass
                 };
                 let mut d = Decision::route(route);
-                d.rewrite_response = found.name == "Seed" || is_upload_cap(&found.name);
+                // Uploaders themselves are not read: their requests carry the (large) upload.
+                d.rewrite_response = found.name == "Seed"
+                    || (is_upload_cap(&found.name) && found.kind != super::CapKind::Temporary);
                 if found.kind == super::CapKind::Temporary {
                     d.notes.push("temporary cap (one-time URL)".to_owned());
                 }
