@@ -133,6 +133,9 @@ enum Target {
         found: Found,
         url: String,
     },
+    /// A POST to an unknown URL shaped like a seed (capscope started after the login): its bodies
+    /// decide.
+    MaybeSeed,
     /// `/cap/<token>` with a token this session never issued.
     UnknownToken(String),
     NotMine,
@@ -204,6 +207,8 @@ impl Inner {
                 }
                 if self.looks_like_login(head) {
                     Target::Login { to: None }
+                } else if head.method == Method::POST && looks_like_seed_path(head.uri.path()) {
+                    Target::MaybeSeed
                 } else {
                     Target::NotMine
                 }
@@ -283,6 +288,11 @@ impl Hook for CapsHook {
         let inner = &self.inner;
         match inner.classify(head) {
             Target::NotMine => Decision::pass(),
+            Target::MaybeSeed => {
+                let mut d = Decision::pass();
+                d.rewrite_response = true;
+                d
+            }
             Target::Login { to } => {
                 let mut d = match to {
                     Some(grid) => {
@@ -462,6 +472,9 @@ impl Hook for CapsHook {
                     },
                 }
             }
+            Target::MaybeSeed if status.is_success() => {
+                inner.learn_unknown_seed(head, request_body, headers, body)
+            }
             _ => Rewrite::default(),
         }
     }
@@ -620,6 +633,48 @@ fn start_poll(
 }
 
 impl Inner {
+    /// A seed capscope was not told about (it started after the login): recognised when the request is
+    /// a list of cap names and the answer a map of URLs; learnt, never rewritten.
+    fn learn_unknown_seed(
+        &self,
+        head: &RequestHead,
+        request_body: &Bytes,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Rewrite {
+        if seed::seed_request_names(request_body).is_empty() {
+            return Rewrite::default();
+        }
+        let Ok(decoded) = decode_content(headers, body, "seed response") else {
+            return Rewrite::default();
+        };
+        let Ok(value) = llsd::from_slice(&decoded.bytes) else {
+            return Rewrite::default();
+        };
+        let is_seed_answer = value.as_map().is_some_and(|m| {
+            !m.is_empty()
+                && m.iter()
+                    .all(|(_, v)| v.as_str().is_some_and(seed::is_http_url))
+        });
+        if !is_seed_answer {
+            return Rewrite::default();
+        }
+        let url = head.uri.to_string();
+        let mut reg = self.registry();
+        let region = reg.add_region(&url, None, None);
+        let mut notes =
+            vec!["seed recognised by its content (capscope started after the login)".to_owned()];
+        match seed::rewrite_seed(&decoded.bytes, region, &mut reg, Action::Learn) {
+            Ok(out) => notes.extend(out.notes),
+            Err(e) => notes.push(format!("seed response not read: {e}")),
+        }
+        Rewrite {
+            body: None,
+            notes,
+            cap: Some("Seed".to_owned()),
+        }
+    }
+
     /// Turns upstream's answer into what the viewer gets, plus one record per event.
     fn answer_poll(
         &self,
@@ -746,6 +801,18 @@ impl Inner {
             .collect();
         (answer, records)
     }
+}
+
+/// Whether a path looks like a seed capability: OpenSim's `/CAPS/<uuid>0000/`, Second Life's
+/// `/cap/<uuid>`.
+fn looks_like_seed_path(path: &str) -> bool {
+    let uuid_like =
+        |s: &str| s.len() >= 32 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if let Some(rest) = path.strip_prefix("/CAPS/") {
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        return rest.ends_with("0000") && uuid_like(rest);
+    }
+    path.strip_prefix("/cap/").is_some_and(uuid_like)
 }
 
 fn events_summary(events: &event_queue::EventsRewritten) -> String {

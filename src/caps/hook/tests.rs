@@ -644,6 +644,59 @@ async fn id_gaps_and_upstream_failures_are_noted() {
 }
 
 #[test]
+fn a_seed_seen_after_the_login_is_recognised_by_its_content() {
+    let (hook, _) = proxy_hook();
+    let tunnel = Via::Tunnel {
+        authority: "127.0.0.1:9000".into(),
+    };
+    let seed = head(1, tunnel.clone(), Method::POST, SEED);
+    let d = hook.decide(&seed);
+    assert!(matches!(d.route, Route::Pass) && d.rewrite_response);
+    let asked = Bytes::from_static(b"<llsd><array><string>EventQueueGet</string></array></llsd>");
+    let body = format!("<llsd><map><key>EventQueueGet</key><string>{EQ}</string></map></llsd>");
+    let rw = hook.rewrite_response(
+        &seed,
+        &asked,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        body.into(),
+    );
+    assert_eq!(rw.cap.as_deref(), Some("Seed"));
+    assert!(rw.body.is_none());
+    assert_eq!(
+        hook.decide(&head(2, tunnel.clone(), Method::POST, EQ))
+            .cap
+            .as_deref(),
+        Some(EVENT_QUEUE_CAP)
+    );
+
+    // Something else at a seed-shaped path is left alone.
+    let other = head(
+        3,
+        tunnel,
+        Method::POST,
+        "http://127.0.0.1:9000/CAPS/22222222-2222-3333-4444-5555555555550000/",
+    );
+    let rw = hook.rewrite_response(
+        &other,
+        &Bytes::from_static(b"{}"),
+        StatusCode::OK,
+        &HeaderMap::new(),
+        Bytes::from_static(b"<llsd><map/></llsd>"),
+    );
+    assert!(rw.cap.is_none() && rw.notes.is_empty());
+    assert!(looks_like_seed_path(
+        "/cap/8d8e1f1a-1b2c-4d5e-8f90-a1b2c3d4e5f6"
+    ));
+    assert!(!looks_like_seed_path(
+        "/cap/8d8e1f1a-1b2c-4d5e-8f90-a1b2c3d4e5f6/extra"
+    ));
+    assert!(!looks_like_seed_path(
+        "/CE/8d8e1f1a-1b2c-4d5e-8f90-a1b2c3d4e5f6"
+    ));
+}
+
+#[test]
 fn grid_arguments() {
     assert_eq!(
         Mode::login("agni").unwrap(),
