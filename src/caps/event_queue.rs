@@ -301,20 +301,16 @@ pub fn rewrite_events(
         }
         if action == Action::Rewrite {
             let cap = registry.grant("Seed", &grant.url, Some(region), super::CapKind::Normal);
-            let proxy = registry.proxy_url(cap);
-            if let Some(slot) = events_slot(&mut expected, grant) {
-                *slot = if grant.uri {
-                    Value::Uri(proxy.clone())
-                } else {
-                    Value::String(proxy.clone())
-                };
-            }
-            notes.push(format!("rewrote seed -> {proxy}"));
-            edits.push(Edit {
+            let edit = Edit {
                 old: grant.url.clone(),
-                new: proxy,
+                new: registry.proxy_url(cap),
                 uri: grant.uri,
-            });
+            };
+            if let Some(slot) = events_slot(&mut expected, grant) {
+                *slot = edit.new_value();
+            }
+            notes.push(format!("rewrote seed -> {}", edit.new));
+            edits.push(edit);
         }
     }
     let mut out = EventsRewritten {

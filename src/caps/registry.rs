@@ -121,7 +121,8 @@ pub struct Registry {
     caps: Vec<Cap>,
     region_by_seed: HashMap<String, RegionId>,
     cap_by_url: HashMap<String, CapId>,
-    caps_by_authority: HashMap<String, Vec<CapId>>,
+    /// Per `host[:port]`: each cap's normalised URL, for prefix matching.
+    caps_by_authority: HashMap<String, Vec<(String, CapId)>>,
     cap_by_token: HashMap<String, CapId>,
     /// Simulator UDP `ip:port` -> region handle, from EnableSimulator and the login reply.
     sims: HashMap<String, u64>,
@@ -273,7 +274,7 @@ impl Registry {
         self.caps_by_authority
             .entry(authority_of(&key).to_owned())
             .or_default()
-            .push(id);
+            .push((key.clone(), id));
         self.cap_by_url.insert(key, id);
         id
     }
@@ -354,9 +355,9 @@ impl Registry {
         let key = normalize_url(url);
         let candidates = self.caps_by_authority.get(authority_of(&key))?;
         let mut best: Option<(usize, CapId)> = None;
-        for &id in candidates {
-            let cap_key = normalize_url(&self.caps[id.0].upstream);
-            if is_prefix_at_boundary(&cap_key, &key)
+        for (cap_key, id) in candidates {
+            let id = *id;
+            if is_prefix_at_boundary(cap_key, &key)
                 && best.is_none_or(|(len, _)| cap_key.len() > len)
             {
                 best = Some((cap_key.len(), id));

@@ -106,18 +106,13 @@ pub fn rewrite_seed(
                     registry.grant(name, url, Some(region), CapKind::Normal);
                 }
                 Action::Rewrite => {
-                    let proxy = registry.grant_proxied(name, url, Some(region), CapKind::Normal);
-                    let uri = matches!(v, Value::Uri(_));
-                    new_value = if uri {
-                        Value::Uri(proxy.clone())
-                    } else {
-                        Value::String(proxy.clone())
-                    };
-                    edits.push(Edit {
+                    let edit = Edit {
                         old: url.to_owned(),
-                        new: proxy,
-                        uri,
-                    });
+                        new: registry.grant_proxied(name, url, Some(region), CapKind::Normal),
+                        uri: matches!(v, Value::Uri(_)),
+                    };
+                    new_value = edit.new_value();
+                    edits.push(edit);
                 }
             }
         }
@@ -177,23 +172,15 @@ pub fn rewrite_uploader(
         return Ok(out);
     }
     let proxy = registry.grant_proxied(&name, url, region, CapKind::Temporary);
-    let uri = matches!(url_value, Value::Uri(_));
-    let mut expected = value.clone();
-    if let Value::Map(m) = &mut expected {
-        m.insert(
-            "uploader",
-            if uri {
-                Value::Uri(proxy.clone())
-            } else {
-                Value::String(proxy.clone())
-            },
-        );
-    }
     let edit = Edit {
         old: url.to_owned(),
         new: proxy.clone(),
-        uri,
+        uri: matches!(url_value, Value::Uri(_)),
     };
+    let mut expected = value.clone();
+    if let Value::Map(m) = &mut expected {
+        m.insert("uploader", edit.new_value());
+    }
     let (bytes, how) = splice::splice(body, format, &[edit], &expected);
     out.notes.push(match how {
         Outcome::InPlace => format!("rewrote uploader -> {proxy}"),

@@ -11,6 +11,7 @@
 //!
 //! Owns byte-level splicing only; it knows nothing of caps or which strings to change.
 
+use super::xmlrpc::escape_text;
 use crate::llsd::{self, Format, Value};
 
 /// One string value to change.
@@ -20,6 +21,17 @@ pub struct Edit {
     pub new: String,
     /// Whether the value is an LLSD `uri` (else a `string`); the type is kept.
     pub uri: bool,
+}
+
+impl Edit {
+    /// The new value, of the same LLSD type as the old one.
+    pub fn new_value(&self) -> Value {
+        if self.uri {
+            Value::Uri(self.new.clone())
+        } else {
+            Value::String(self.new.clone())
+        }
+    }
 }
 
 /// How a splice went.
@@ -83,7 +95,7 @@ fn forms(format: Format, edit: &Edit) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut forms: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     match format {
         Format::Xml => {
-            for escape in [xml_minimal as fn(&str) -> String, xml_full, xml_amp_lt] {
+            for escape in [escape_text as fn(&str) -> String, xml_full, xml_amp_lt] {
                 forms.push((
                     [b">", escape(old).as_bytes(), b"<"].concat(),
                     [b">", escape(new).as_bytes(), b"<"].concat(),
@@ -148,10 +160,6 @@ fn xml_escape(text: &str, quotes: bool, gt: bool) -> String {
         }
     }
     out
-}
-
-fn xml_minimal(text: &str) -> String {
-    xml_escape(text, false, true)
 }
 
 fn xml_full(text: &str) -> String {
