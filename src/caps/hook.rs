@@ -352,10 +352,7 @@ impl Hook for CapsHook {
                 if found.kind == super::CapKind::Temporary {
                     d.notes.push("temporary cap (one-time URL)".to_owned());
                 }
-                let left = found
-                    .region
-                    .is_some_and(|r| inner.registry().region(r).is_some_and(|r| r.left));
-                if left {
+                if found.region_left {
                     d.notes.push("cap of a region the avatar left".to_owned());
                 }
                 d.cap = Some(found.name);

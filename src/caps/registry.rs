@@ -109,6 +109,8 @@ pub struct Found {
     pub region: Option<RegionId>,
     /// The region's label, for records.
     pub region_label: Option<String>,
+    /// Whether the avatar left the cap's region.
+    pub region_left: bool,
     /// The upstream URL of the cap itself (a request may extend it with a path or query).
     pub upstream: String,
 }
@@ -379,6 +381,10 @@ impl Registry {
             kind: cap.kind,
             region: cap.region,
             region_label: cap.region.and_then(|r| self.region_label(r)),
+            region_left: cap
+                .region
+                .and_then(|r| self.region(r))
+                .is_some_and(|r| r.left),
             upstream: cap.upstream.clone(),
         }
     }

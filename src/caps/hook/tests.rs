@@ -492,8 +492,14 @@ async fn an_answer_the_viewer_missed_is_replayed_to_its_next_poll() {
     );
     assert_eq!(hook.stats().replayed, 1);
     assert_eq!(hook.stats().events, 1);
-    // The region the avatar teleported from is marked left.
+    // The region the avatar teleported from is marked left, and its caps say so.
     assert!(hook.with_registry(|r| r.region(r.region_of_seed(SEED).unwrap()).unwrap().left));
+    let d = hook.decide(&head(13, Via::Direct, Method::POST, &eq_path));
+    assert!(
+        d.notes.iter().any(|n| n.contains("region the avatar left")),
+        "{:?}",
+        d.notes
+    );
 
     // Acknowledging id 1 moves on: a new upstream poll, which idles with a 502 passed through as is.
     let third = hook.handle(
