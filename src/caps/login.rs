@@ -10,6 +10,11 @@ use super::xmlrpc::{self, escape_text, Element};
 use super::{Action, CapsError, Rewritten};
 use crate::caps::fields::{describe_handle, handle_from_metres};
 
+/// How deep the login's XML-RPC is read: the top struct's scalar members sit at level 8
+/// (`methodResponse/params/param/value/struct/member/value/string`); deeper content (the inventory
+/// skeleton) is checked but not kept.
+const LOGIN_XML_DEPTH: usize = 8;
+
 /// The cap name login exchanges are recorded under.
 pub const LOGIN_CAP: &str = "login";
 
@@ -83,7 +88,7 @@ pub fn is_xml_rpc(body: &[u8]) -> bool {
 /// Reads the non-secret members of a `login_to_simulator` request.
 pub fn parse_login_request(body: &[u8]) -> Result<LoginRequest, CapsError> {
     const WHAT: &str = "login request";
-    let root = xmlrpc::parse(body, WHAT)?;
+    let root = xmlrpc::parse_to_depth(body, WHAT, LOGIN_XML_DEPTH)?;
     let st = top_struct(&root, "methodCall", WHAT)?;
     let mut req = LoginRequest::default();
     for (name, value) in xmlrpc::members(st) {
@@ -112,7 +117,7 @@ pub fn rewrite_login_reply(
     action: Action,
 ) -> Result<(Rewritten, LoginReply), CapsError> {
     const WHAT: &str = "login reply";
-    let root = xmlrpc::parse(body, WHAT)?;
+    let root = xmlrpc::parse_to_depth(body, WHAT, LOGIN_XML_DEPTH)?;
     if root.name != "methodResponse" {
         return Err(CapsError::NotXmlRpc {
             what: WHAT,

@@ -68,7 +68,11 @@ fn splice_in_place(raw: &[u8], format: Format, edits: &[Edit]) -> Result<Vec<u8>
     for edit in edits {
         let mut best: Option<(usize, usize, Vec<u8>)> = None;
         for (pattern, replacement) in forms(format, edit) {
-            if let Some(at) = find(&raw[cursor..], &pattern) {
+            // Only an earlier match than the best so far matters.
+            let limit = best
+                .as_ref()
+                .map_or(raw.len(), |(s, _, _)| (*s + pattern.len()).min(raw.len()));
+            if let Some(at) = memchr::memmem::find(&raw[cursor..limit], &pattern) {
                 let start = cursor + at;
                 if best.as_ref().is_none_or(|(s, _, _)| start < *s) {
                     best = Some((start, start + pattern.len(), replacement));
@@ -138,13 +142,6 @@ fn forms(format: Format, edit: &Edit) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
     forms.dedup();
     forms
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > haystack.len() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn xml_escape(text: &str, quotes: bool, gt: bool) -> String {

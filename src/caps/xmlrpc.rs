@@ -121,6 +121,13 @@ pub fn root_name(bytes: &[u8]) -> Option<String> {
 
 /// Parses a whole document into its root element. `what` names the body in errors.
 pub fn parse(bytes: &[u8], what: &'static str) -> Result<Element, CapsError> {
+    parse_to_depth(bytes, what, MAX_XML_DEPTH)
+}
+
+/// Parses a whole document, checking all of it but keeping only elements at most `keep` levels deep
+/// (the root is level 1): a login reply's members are at level 8, and its inventory skeleton below
+/// them need not be built.
+pub fn parse_to_depth(bytes: &[u8], what: &'static str, keep: usize) -> Result<Element, CapsError> {
     let bom = if bytes.starts_with(b"\xef\xbb\xbf") {
         3
     } else {
@@ -135,6 +142,8 @@ pub fn parse(bytes: &[u8], what: &'static str) -> Result<Element, CapsError> {
     };
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    // Levels open below the kept ones.
+    let mut skipped = 0usize;
     loop {
         let before = reader.buffer_position() as usize + bom;
         let event = reader
@@ -143,11 +152,15 @@ pub fn parse(bytes: &[u8], what: &'static str) -> Result<Element, CapsError> {
         let after = reader.buffer_position() as usize + bom;
         match event {
             Event::Start(e) => {
-                if stack.len() >= MAX_XML_DEPTH {
+                if stack.len() + skipped >= MAX_XML_DEPTH {
                     return Err(CapsError::TooDeep {
                         what,
                         limit: MAX_XML_DEPTH,
                     });
+                }
+                if skipped > 0 || stack.len() >= keep {
+                    skipped += 1;
+                    continue;
                 }
                 stack.push(Element {
                     name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
@@ -155,6 +168,9 @@ pub fn parse(bytes: &[u8], what: &'static str) -> Result<Element, CapsError> {
                     children: Vec::new(),
                 });
             }
+            Event::Empty(_) if skipped > 0 || stack.len() >= keep => {}
+            Event::End(_) if skipped > 0 => skipped -= 1,
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) if skipped > 0 => {}
             Event::Empty(e) => {
                 let el = Element {
                     name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
@@ -274,6 +290,19 @@ mod tests {
         assert_eq!(root_name(doc).as_deref(), Some("methodResponse"));
         assert_eq!(root_name(b"<llsd><map/></llsd>").as_deref(), Some("llsd"));
         assert_eq!(root_name(b"\x00binary"), None);
+    }
+
+    #[test]
+    fn deep_content_is_checked_but_not_kept() {
+        let doc = b"<a><b><c><d>text</d></c><e>kept</e></b></a>";
+        let root = parse_to_depth(doc, "x", 2).unwrap();
+        let b = root.child("b").unwrap();
+        assert!(b.children.is_empty(), "{b:?}");
+        let root = parse_to_depth(doc, "x", 3).unwrap();
+        let b = root.child("b").unwrap();
+        assert_eq!(b.child("e").unwrap().text(), "kept");
+        assert!(b.child("c").unwrap().children.is_empty());
+        assert!(parse_to_depth(b"<a><b><c></b></c></a>", "x", 1).is_err());
     }
 
     #[test]
