@@ -22,6 +22,10 @@ pub struct Decoded {
 
 /// Undoes gzip or deflate (at most [`MAX_REWRITE_BODY`] bytes out). `identity`, no header, and the
 /// `binary/octet-stream` Second Life puts on bodies that are not encoded at all leave the body as is.
+///
+/// A body whose bytes show it is not encoded after all (no gzip magic; no zlib header and plain LLSD
+/// or XML text) is taken as is: the proxy may already have undone the encoding while passing the
+/// original headers on.
 pub fn decode_content(
     headers: &HeaderMap,
     body: Bytes,
@@ -44,11 +48,13 @@ pub fn decode_content(
                 undone: None,
             })
         }
+        "gzip" | "x-gzip" if !body.starts_with(GZIP_MAGIC) => return Ok(as_is(body)),
         "gzip" | "x-gzip" => read_limited(
             flate2::read::MultiGzDecoder::new(&body[..]),
             what,
             &encoding,
         )?,
+        "deflate" if !is_zlib_header(&body) && looks_plain(&body) => return Ok(as_is(body)),
         "deflate" => {
             // "deflate" is zlib-wrapped by the standard, raw in some servers: try both.
             match read_limited(flate2::read::ZlibDecoder::new(&body[..]), what, &encoding) {
@@ -72,6 +78,33 @@ pub fn decode_content(
         bytes: out.into(),
         undone: Some(encoding),
     })
+}
+
+/// The first two bytes of every gzip member.
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+
+fn as_is(bytes: Bytes) -> Decoded {
+    Decoded {
+        bytes,
+        undone: None,
+    }
+}
+
+/// A zlib stream header: compression method 8 and a check value that makes the pair a multiple of 31.
+fn is_zlib_header(body: &[u8]) -> bool {
+    match body {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && ((u16::from(*cmf) << 8) | u16::from(*flg)) % 31 == 0,
+        _ => false,
+    }
+}
+
+/// Whether a body already reads as LLSD or XML text (what the caps layer reads is never raw deflate
+/// that starts like this in practice).
+fn looks_plain(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'<' | b'{' | b'[') | None
+    )
 }
 
 fn read_limited(
@@ -108,12 +141,16 @@ mod tests {
         h
     }
 
+    fn gz_bytes(plain: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(plain).unwrap();
+        gz.finish().unwrap()
+    }
+
     #[test]
     fn gzip_and_deflate_are_undone_and_others_left_alone() {
         let plain = b"<llsd><map /></llsd>";
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(plain).unwrap();
-        let gz = gz.finish().unwrap();
+        let gz = gz_bytes(plain);
         let d = decode_content(&headers("gzip"), gz.into(), "seed response").unwrap();
         assert_eq!(&d.bytes[..], plain);
         assert_eq!(d.undone.as_deref(), Some("gzip"));
@@ -134,12 +171,15 @@ mod tests {
         assert_eq!(&d.bytes[..], plain);
 
         assert!(decode_content(&headers("br"), Bytes::from_static(plain), "x").is_err());
-        let e = decode_content(
-            &headers("gzip"),
-            Bytes::from_static(b"not gzip"),
-            "seed response",
-        )
-        .unwrap_err();
+        let mut broken = gz_bytes(plain);
+        broken.truncate(12);
+        let e = decode_content(&headers("gzip"), broken.into(), "seed response").unwrap_err();
         assert!(e.to_string().contains("seed response"), "{e}");
+
+        // Already undone (the proxy decodes before the hook sees it, headers unchanged).
+        for enc in ["gzip", "deflate"] {
+            let d = decode_content(&headers(enc), Bytes::from_static(plain), "x").unwrap();
+            assert_eq!((&d.bytes[..], d.undone), (&plain[..], None), "{enc}");
+        }
     }
 }
