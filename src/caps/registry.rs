@@ -65,18 +65,21 @@ pub struct Region {
 }
 
 impl Region {
-    /// A short name for records: the region's name if learnt, else its sim host, with grid
-    /// coordinates when the handle is known.
+    /// A short name for records: the region's name if learnt, else its sim host with what tells it
+    /// apart from other regions on that host (OpenSim serves all its regions' caps on one port): grid
+    /// coordinates when the handle is known, else the simulator's UDP address, else the seed's number.
     pub fn label(&self) -> String {
         if let Some(name) = &self.name {
             return name.clone();
         }
-        match self.handle {
-            Some(h) => {
+        match (self.handle, &self.sim_udp) {
+            (Some(h), _) => {
                 let (x, y) = crate::caps::fields::handle_to_grid(h);
                 format!("{} ({x}, {y})", self.sim_host)
             }
-            None => self.sim_host.clone(),
+            (None, Some(udp)) => format!("{} (sim {udp})", self.sim_host),
+            (None, None) if self.id.0 == 0 => self.sim_host.clone(),
+            (None, None) => format!("{} (seed #{})", self.sim_host, self.id.0 + 1),
         }
     }
 }
@@ -636,6 +639,20 @@ mod tests {
         reg.enter_region(a);
         assert!(!reg.region(a).unwrap().left);
         assert!(reg.region(b).unwrap().left);
+        let c = reg.add_region("http://127.0.0.1:9000/CAPS/c0000/", None, None);
+        let d = reg.add_region(
+            "http://127.0.0.1:9000/CAPS/d0000/",
+            None,
+            Some("127.0.0.1:9005"),
+        );
+        assert_eq!(
+            reg.region_label(c).as_deref(),
+            Some("127.0.0.1:9000 (seed #3)")
+        );
+        assert_eq!(
+            reg.region_label(d).as_deref(),
+            Some("127.0.0.1:9000 (sim 127.0.0.1:9005)")
+        );
         reg.set_region_name(b, "Sandbox");
         assert_eq!(reg.region_label(b).as_deref(), Some("Sandbox"));
     }
