@@ -64,7 +64,7 @@ pub fn sim_ip_value(value: &Value) -> Option<Ipv4Addr> {
     }
 }
 
-/// The teleport flag bits with names (the viewer's `llteleportflags.h`).
+/// The teleport flag bits with names (the viewer's `llteleportflags.h`; libopenmetaverse's names).
 pub const TELEPORT_FLAG_NAMES: &[(u32, &str)] = &[
     (1 << 0, "SetHomeToTarget"),
     (1 << 1, "SetLastToTarget"),
@@ -80,8 +80,11 @@ pub const TELEPORT_FLAG_NAMES: &[(u32, &str)] = &[
     (1 << 11, "DisableCancel"),
     (1 << 12, "ViaRegionID"),
     (1 << 13, "IsFlying"),
-    (1 << 14, "ShowResetHome"),
+    (1 << 14, "ResetHome"),
     (1 << 15, "ForceRedirect"),
+    (1 << 26, "FinishedViaLure"),
+    (1 << 28, "FinishedViaNewSim"),
+    (1 << 29, "FinishedViaSameSim"),
 ];
 
 /// TeleportFlags sent as 4 (or, from some writers, 8) bytes big-endian.
@@ -227,6 +230,10 @@ mod tests {
             (1 << 3, "ViaLandmark (0x8)"),
             ((1 << 3) | (1 << 13), "ViaLandmark|IsFlying (0x2008)"),
             ((1 << 7) | (1 << 30), "ViaLogin|0x40000000 (0x40000080)"),
+            (
+                (1 << 4) | (1 << 28),
+                "ViaLocation|FinishedViaNewSim (0x10000010)",
+            ),
         ];
         for (flags, want) in cases {
             assert_eq!(teleport_flags_names(flags), want);
