@@ -364,3 +364,56 @@ mod tests {
         assert!(seed_request_names(b"garbage").is_empty());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn url() -> impl Strategy<Value = String> {
+        // URLs with the characters every format escapes somewhere: & < > ' " \
+        "https?://[a-z0-9.]{1,12}(:[0-9]{2,5})?/[A-Za-z0-9/&<>'\"\\\\?=._-]{0,40}"
+    }
+
+    proptest! {
+        /// Any seed map, in any format, with string or uri values: the rewrite keeps every other
+        /// value, turns every URL into its proxy URL of the same type, and needs no re-encoding.
+        #[test]
+        fn any_seed_is_rewritten_in_place(
+            entries in proptest::collection::vec(("[A-Za-z0-9]{1,20}", url(), any::<bool>()), 1..20),
+            format_index in 0usize..3,
+        ) {
+            let format = Format::ALL[format_index];
+            let map = Map(entries.iter().map(|(k, u, is_uri)| {
+                (k.clone(), if *is_uri { Value::Uri(u.clone()) } else { Value::String(u.clone()) })
+            }).collect());
+            let body = llsd::to_vec(&Value::Map(map.clone()), format);
+            let mut reg = Registry::new("http://127.0.0.1:8080");
+            let region = reg.add_region("http://sim.example/seed", None, None);
+            let out = rewrite_seed(&body, region, &mut reg, Action::Rewrite).unwrap();
+            let new = llsd::from_slice_as(&out.body.unwrap(), format).unwrap();
+            let new_map = new.as_map().unwrap();
+            prop_assert_eq!(new_map.len(), map.len());
+            for ((k, old), (k2, v)) in map.iter().zip(new_map.iter()) {
+                prop_assert_eq!(k, k2);
+                let proxy = reg.cap(reg.lookup_url(old.as_str().unwrap()).unwrap().cap).unwrap().proxy_url.clone().unwrap();
+                let want = match old { Value::Uri(_) => Value::Uri(proxy), _ => Value::String(proxy) };
+                prop_assert_eq!(v, &want);
+            }
+            prop_assert!(out.notes.iter().any(|n| n.contains("in place")), "{:?}", out.notes);
+        }
+
+        /// Whatever the bytes, the body readers answer (an error at worst) and never panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut reg = Registry::new("http://127.0.0.1:8080");
+            let region = reg.add_region("http://sim.example/seed", None, None);
+            let _ = rewrite_seed(&bytes, region, &mut reg, Action::Rewrite);
+            let _ = rewrite_uploader(&bytes, "NewFileAgentInventory", None, &mut reg, Action::Rewrite);
+            let _ = crate::caps::event_queue::rewrite_events(&bytes, Some(region), &mut reg, Action::Rewrite);
+            let _ = crate::caps::event_queue::parse_poll_request(&bytes);
+            let _ = crate::caps::login::rewrite_login_reply(&bytes, &mut reg, Action::Rewrite);
+            let _ = crate::caps::login::parse_login_request(&bytes);
+        }
+    }
+}
