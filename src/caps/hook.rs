@@ -1,0 +1,918 @@
+//! [`CapsHook`]: the caps layer as the proxy sees it, a [`Hook`].
+//!
+//! Two modes share one port. In HTTP proxy mode (requests arrive [`Via::Forward`] or [`Via::Tunnel`])
+//! nothing is rewritten: login replies, seed responses, upload answers and events are read to learn cap
+//! names, and every request is named by longest-prefix match. In login mode (requests arrive
+//! [`Via::Direct`]) `/login` goes to the grid and `/cap/<token>` to the cap the token stands for, and
+//! every cap URL the viewer is given is rewritten to a `/cap/<token>` URL.
+//!
+//! EventQueueGet is always run here ([`Route::Handle`]) so no event is lost: the upstream poll runs in
+//! its own task, its answer is kept per queue keyed by the `ack` of the viewer poll that started it,
+//! and a viewer poll that repeats that `ack` (because it never got the answer) is given it at once, or
+//! joins the upstream poll still running. Idle answers (502/504) pass through when upstream gives
+//! them; capscope never answers a poll early itself.
+//!
+//! Owns the routing decisions and poll orchestration of the caps layer. Must not do I/O in
+//! [`Hook::decide`], hold a lock across an `await`, or parse bodies itself (the pure modules do).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use tokio::sync::watch;
+
+use super::body::decode_content;
+use super::event_queue::{
+    self, check_id, is_idle, parse_poll_request, Answer, PollPlan, QueueState, EVENT_QUEUE_CAP,
+};
+use super::login::{self, LOGIN_CAP};
+use super::registry::{self, normalize_url, Found, Registry};
+use super::seed::{self, is_upload_cap};
+use super::{Action, CapsError};
+use crate::llsd::{self, Format};
+use crate::proxy::hook::{
+    Decision, Handled, Hook, RequestHead, Rewrite, Route, Upstream, UpstreamError, Via,
+};
+use crate::record::{Body, Bus, EventInfo, Kind, Record, State};
+
+/// Second Life's main grid login URL.
+pub const AGNI_LOGIN: &str = "https://login.agni.lindenlab.com/cgi-bin/login.cgi";
+/// Second Life's beta grid login URL.
+pub const ADITI_LOGIN: &str = "https://login.aditi.lindenlab.com/cgi-bin/login.cgi";
+
+/// The path of capscope's login endpoint in login mode.
+pub const LOGIN_PATH: &str = "/login";
+
+/// How many event names a poll's note lists before "and N more".
+const MAX_EVENT_NAMES_IN_NOTE: usize = 8;
+
+/// Which way the viewer reaches capscope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The viewer's HTTP proxy points at capscope; nothing is rewritten.
+    Proxy,
+    /// The viewer's login URI is capscope's `/login`, forwarded to `grid`; cap URLs are rewritten.
+    /// HTTP proxy requests are still served (learning only).
+    Login { grid: Uri },
+}
+
+impl Mode {
+    /// Login mode for a `--grid` argument: `agni`, `aditi`, or a login URL.
+    pub fn login(grid: &str) -> Result<Mode, CapsError> {
+        let url = match grid.to_ascii_lowercase().as_str() {
+            "agni" => AGNI_LOGIN.to_owned(),
+            "aditi" => ADITI_LOGIN.to_owned(),
+            _ => grid.to_owned(),
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| CapsError::BadGrid {
+                grid: grid.to_owned(),
+                reason: e.to_string(),
+            })?;
+        match (uri.scheme_str(), uri.authority()) {
+            (Some("http") | Some("https"), Some(_)) => Ok(Mode::Login { grid: uri }),
+            _ => Err(CapsError::BadGrid {
+                grid: grid.to_owned(),
+                reason: "expected agni, aditi or an http(s) login URL".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Counters the UI can show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapsStats {
+    /// Polls upstream answered with 502/504 or that timed out: "no events", not errors.
+    pub idle_polls: u64,
+    /// Events seen.
+    pub events: u64,
+    /// Answers given to a viewer poll that repeated an `ack` because it missed them.
+    pub replayed: u64,
+    /// Viewer polls that joined an upstream poll started by an earlier viewer poll.
+    pub joined: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    idle_polls: AtomicU64,
+    events: AtomicU64,
+    replayed: AtomicU64,
+    joined: AtomicU64,
+}
+
+/// The caps layer's hook. Cheap to clone; clones share one registry.
+#[derive(Debug, Clone)]
+pub struct CapsHook {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    mode: Mode,
+    registry: Mutex<Registry>,
+    queues: Mutex<HashMap<String, QueueState>>,
+    bus: Arc<Bus>,
+    counters: Counters,
+}
+
+/// What a request is, as far as caps go.
+#[derive(Debug)]
+enum Target {
+    /// capscope's `/login` (login mode) or an XML-RPC-looking POST seen as a proxy.
+    Login {
+        to: Option<Uri>,
+    },
+    /// `/login` while running in proxy mode.
+    LoginUnavailable,
+    /// A known cap; `url` is where the request goes upstream.
+    Cap {
+        found: Found,
+        url: String,
+    },
+    /// A POST to an unknown URL shaped like a seed (capscope started after the login): its bodies
+    /// decide.
+    MaybeSeed,
+    /// `/cap/<token>` with a token this session never issued.
+    UnknownToken(String),
+    NotMine,
+}
+
+impl CapsHook {
+    /// A hook in `mode` whose cap URLs start with `proxy_base` (`http://127.0.0.1:PORT`), publishing
+    /// event records on `bus`.
+    pub fn new(mode: Mode, proxy_base: String, bus: Arc<Bus>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                mode,
+                registry: Mutex::new(Registry::new(proxy_base)),
+                queues: Mutex::new(HashMap::new()),
+                bus,
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The mode the hook runs in.
+    pub fn mode(&self) -> &Mode {
+        &self.inner.mode
+    }
+
+    /// The counters (idle polls, events, replays).
+    pub fn stats(&self) -> CapsStats {
+        let c = &self.inner.counters;
+        CapsStats {
+            idle_polls: c.idle_polls.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
+            replayed: c.replayed.load(Ordering::Relaxed),
+            joined: c.joined.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many idle polls were seen.
+    pub fn idle_polls(&self) -> u64 {
+        self.inner.counters.idle_polls.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the registry (for the UI, or a report).
+    pub fn registry(&self) -> Registry {
+        self.inner.registry().clone()
+    }
+
+    /// Runs `f` on the registry under its lock (keep it short: no I/O).
+    pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        f(&mut self.inner.registry())
+    }
+}
+
+impl Inner {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queues(&self) -> MutexGuard<'_, HashMap<String, QueueState>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn classify(&self, head: &RequestHead) -> Target {
+        match head.via {
+            Via::Direct => self.classify_direct(head),
+            Via::Forward | Via::Tunnel { .. } => {
+                let url = head.uri.to_string();
+                if let Some(found) = self.registry().lookup_url(&url) {
+                    return Target::Cap { found, url };
+                }
+                if self.looks_like_login(head) {
+                    Target::Login { to: None }
+                } else if head.method == Method::POST && looks_like_seed_path(head.uri.path()) {
+                    Target::MaybeSeed
+                } else {
+                    Target::NotMine
+                }
+            }
+        }
+    }
+
+    fn classify_direct(&self, head: &RequestHead) -> Target {
+        let path = head.uri.path();
+        if path == LOGIN_PATH || path.starts_with("/login/") {
+            return match &self.mode {
+                Mode::Proxy => Target::LoginUnavailable,
+                Mode::Login { grid } => Target::Login {
+                    to: Some(with_query(grid, head.uri.query())),
+                },
+            };
+        }
+        let pq = head
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(path);
+        let Some((token, rest, query)) = registry::split_cap_path(pq) else {
+            return Target::NotMine;
+        };
+        match self.registry().lookup_token(token) {
+            Some(found) => {
+                let url = registry::join_upstream(&found.upstream, rest, query);
+                Target::Cap { found, url }
+            }
+            None => Target::UnknownToken(token.to_owned()),
+        }
+    }
+
+    /// A POST that may be an XML-RPC login: `text/xml`, a `login.cgi` path, or the grid's URL. The body
+    /// decides later (a reply that is not XML-RPC is left alone).
+    fn looks_like_login(&self, head: &RequestHead) -> bool {
+        if head.method != Method::POST {
+            return false;
+        }
+        let xml = head
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/xml"));
+        let grid = match &self.mode {
+            Mode::Login { grid } => {
+                normalize_url(&grid.to_string()) == normalize_url(&head.uri.to_string())
+            }
+            Mode::Proxy => false,
+        };
+        xml || grid || head.uri.path().ends_with("login.cgi")
+    }
+
+    fn action(&self, head: &RequestHead) -> Action {
+        match (&head.via, &self.mode) {
+            (Via::Direct, Mode::Login { .. }) => Action::Rewrite,
+            _ => Action::Learn,
+        }
+    }
+
+    fn grid_name(&self, head: &RequestHead) -> String {
+        let host = match (&head.via, &self.mode) {
+            (Via::Direct, Mode::Login { grid }) => grid.host().unwrap_or("?").to_owned(),
+            _ => head.uri.host().unwrap_or("?").to_owned(),
+        };
+        match host.as_str() {
+            "login.agni.lindenlab.com" => format!("agni ({host})"),
+            "login.aditi.lindenlab.com" => format!("aditi ({host})"),
+            _ => host,
+        }
+    }
+}
+
+impl Hook for CapsHook {
+    fn decide(&self, head: &RequestHead) -> Decision {
+        let inner = &self.inner;
+        match inner.classify(head) {
+            Target::NotMine => Decision::pass(),
+            Target::MaybeSeed => {
+                let mut d = Decision::pass();
+                d.rewrite_response = true;
+                d
+            }
+            Target::Login { to } => {
+                let mut d = match to {
+                    Some(grid) => {
+                        let mut d = Decision::route(Route::To(grid.clone()));
+                        d.notes.push(format!("login forwarded to {grid}"));
+                        d.cap = Some(LOGIN_CAP.to_owned());
+                        d
+                    }
+                    None => Decision::pass(),
+                };
+                d.rewrite_response = true;
+                d
+            }
+            Target::LoginUnavailable => {
+                let mut d = Decision::route(Route::Respond(text_response(
+                    StatusCode::NOT_FOUND,
+                    "capscope runs in HTTP proxy mode and has no login endpoint; start it with \
+                     --grid agni|aditi|URL to use login mode\n",
+                )));
+                d.cap = Some(LOGIN_CAP.to_owned());
+                d.notes
+                    .push("login mode is off: /login answered 404".to_owned());
+                d
+            }
+            Target::UnknownToken(token) => {
+                let mut d = Decision::route(Route::Respond(text_response(
+                    StatusCode::NOT_FOUND,
+                    &format!(
+                        "capscope: no cap with token {token} in this session (a URL from an \
+                         earlier capscope run? log in again through capscope)\n"
+                    ),
+                )));
+                d.notes.push(format!("unknown cap token {token}"));
+                d
+            }
+            Target::Cap { found, url } => {
+                let route = if found.name == EVENT_QUEUE_CAP {
+                    Route::Handle
+                } else if head.via == Via::Direct {
+                    match url.parse::<Uri>() {
+                        Ok(uri) => Route::To(uri),
+                        Err(e) => Route::Respond(text_response(
+                            StatusCode::BAD_GATEWAY,
+                            &format!(
+                                "capscope: the upstream URL of cap {} is not usable: {e}\n",
+                                found.name
+                            ),
+                        )),
+                    }
+                } else {
+                    Route::Pass
+                };
+                let mut d = Decision::route(route);
+                // Uploaders themselves are not read: their requests carry the (large) upload.
+                d.rewrite_response = found.name == "Seed"
+                    || (is_upload_cap(&found.name) && found.kind != super::CapKind::Temporary);
+                if found.kind == super::CapKind::Temporary {
+                    d.notes.push("temporary cap (one-time URL)".to_owned());
+                }
+                if found.region_left {
+                    d.notes.push("cap of a region the avatar left".to_owned());
+                }
+                d.cap = Some(found.name);
+                d.region = found.region_label;
+                d
+            }
+        }
+    }
+
+    fn rewrite_response(
+        &self,
+        head: &RequestHead,
+        request_body: &Bytes,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Rewrite {
+        let inner = &self.inner;
+        let action = inner.action(head);
+        match inner.classify(head) {
+            Target::Login { to } => {
+                let direct = to.is_some();
+                let mut rw = Rewrite {
+                    cap: direct.then(|| LOGIN_CAP.to_owned()),
+                    ..Rewrite::default()
+                };
+                if !status.is_success() {
+                    if direct {
+                        rw.notes
+                            .push(format!("the grid answered the login with HTTP {status}"));
+                    }
+                    return rw;
+                }
+                let decoded = match decode_content(headers, body, "login reply") {
+                    Ok(d) => d,
+                    Err(e) => {
+                        rw.notes
+                            .push(format!("login reply forwarded unchanged: {e}"));
+                        return rw;
+                    }
+                };
+                if !login::is_xml_rpc(&decoded.bytes) {
+                    if direct {
+                        rw.notes
+                            .push("login reply forwarded unchanged: it is not XML-RPC".to_owned());
+                    }
+                    return rw;
+                }
+                rw.cap = Some(LOGIN_CAP.to_owned());
+                let request = login::parse_login_request(request_body).ok();
+                let grid = inner.grid_name(head);
+                let result =
+                    login::rewrite_login_reply(&decoded.bytes, &mut inner.registry(), action);
+                match result {
+                    Ok((out, reply)) => {
+                        rw.notes = login::login_notes(request.as_ref(), &grid, &reply);
+                        rw.notes.extend(out.notes);
+                        rw.body = out.body;
+                    }
+                    Err(e) => rw
+                        .notes
+                        .push(format!("login reply forwarded unchanged: {e}")),
+                }
+                rw
+            }
+            Target::Cap { found, .. } if status.is_success() => {
+                let seed = found.name == "Seed";
+                let what = if seed {
+                    "seed response"
+                } else {
+                    "upload cap response"
+                };
+                let decoded = match decode_content(headers, body, what) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return Rewrite {
+                            notes: vec![format!("{what} forwarded unchanged: {e}")],
+                            ..Rewrite::default()
+                        }
+                    }
+                };
+                let mut reg = inner.registry();
+                let result = if seed {
+                    let region = reg
+                        .region_of_seed(&found.upstream)
+                        .or(found.region)
+                        .unwrap_or_else(|| reg.add_region(&found.upstream, None, None));
+                    seed::rewrite_seed(&decoded.bytes, region, &mut reg, action).map(|mut out| {
+                        let asked = seed::seed_request_names(request_body).len();
+                        if asked > 0 {
+                            out.notes.push(format!("the viewer asked for {asked} caps"));
+                        }
+                        out
+                    })
+                } else {
+                    seed::rewrite_uploader(
+                        &decoded.bytes,
+                        &found.name,
+                        found.region,
+                        &mut reg,
+                        action,
+                    )
+                };
+                drop(reg);
+                match result {
+                    Ok(out) => Rewrite {
+                        body: out.body,
+                        notes: out.notes,
+                        cap: None,
+                    },
+                    Err(e) => Rewrite {
+                        notes: vec![format!("{what} forwarded unchanged: {e}")],
+                        ..Rewrite::default()
+                    },
+                }
+            }
+            Target::MaybeSeed if status.is_success() => {
+                inner.learn_unknown_seed(head, request_body, headers, body)
+            }
+            _ => Rewrite::default(),
+        }
+    }
+
+    fn handle(
+        &self,
+        head: RequestHead,
+        body: Bytes,
+        upstream: Upstream,
+    ) -> crate::proxy::hook::BoxFuture<'static, Handled> {
+        let inner = Arc::clone(&self.inner);
+        let (found, url) = match inner.classify(&head) {
+            Target::Cap { found, url } => (found, url),
+            _ => {
+                return Box::pin(async {
+                    handled_now(
+                        StatusCode::NOT_FOUND,
+                        "capscope: this request is not an event-queue poll it knows\n",
+                    )
+                })
+            }
+        };
+        let target: Uri = match url.parse() {
+            Ok(u) => u,
+            Err(e) => {
+                let msg = format!("capscope: the event queue URL {url} is not usable: {e}\n");
+                return Box::pin(async move { handled_now(StatusCode::BAD_GATEWAY, &msg) });
+            }
+        };
+        let mut notes = Vec::new();
+        let poll = match parse_poll_request(&body) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                notes.push(format!(
+                    "poll request not understood ({e}); polled upstream as sent"
+                ));
+                None
+            }
+        };
+        if let Some(p) = poll {
+            notes.push(match p.ack {
+                Some(a) => format!("ack {a}"),
+                None => "ack undef".to_owned(),
+            });
+            if p.done {
+                notes.push("done: the viewer is closing this queue".to_owned());
+            }
+        }
+        let ctx = PollContext {
+            queue: normalize_url(&found.upstream),
+            region: found.region,
+            region_label: found.region_label.clone(),
+            record_id: head.record_id,
+            client: head.client.to_string(),
+            action: inner.action(&head),
+        };
+        let request = upstream_request(&head, target, body);
+        // Polls that must not be shared (done, or unreadable) run on their own.
+        let shareable = poll.filter(|p| !p.done);
+        let (slot, joined) = {
+            let mut queues = inner.queues();
+            let queue = queues.entry(ctx.queue.clone()).or_default();
+            let plan = match shareable {
+                Some(p) => queue.plan(p.ack),
+                None => PollPlan::Start,
+            };
+            match plan {
+                PollPlan::Join { slot, answered } => (slot, Some(answered)),
+                PollPlan::Start => {
+                    let (tx, rx) = watch::channel(None);
+                    if let Some(p) = shareable {
+                        queue.started(p.ack, rx.clone());
+                    }
+                    drop(queues);
+                    start_poll(Arc::clone(&inner), ctx, request, upstream, tx);
+                    (rx, None)
+                }
+            }
+        };
+        Box::pin(async move {
+            let mut slot = slot;
+            let answer = match slot.wait_for(Option::is_some).await {
+                Ok(a) => a.clone(),
+                Err(_) => None,
+            };
+            let Some(answer) = answer else {
+                return handled_now(
+                    StatusCode::BAD_GATEWAY,
+                    "capscope: the upstream event-queue poll task ended without an answer\n",
+                );
+            };
+            match joined {
+                Some(true) => {
+                    inner.counters.replayed.fetch_add(1, Ordering::Relaxed);
+                    notes.push(format!(
+                        "replayed the answer upstream gave to poll #{} (the viewer had not received it)",
+                        answer.first_record
+                    ));
+                }
+                Some(false) => {
+                    inner.counters.joined.fetch_add(1, Ordering::Relaxed);
+                    notes.push(format!(
+                        "joined the upstream poll started by poll #{} (still open upstream)",
+                        answer.first_record
+                    ));
+                }
+                None => {}
+            }
+            notes.extend(answer.notes.iter().cloned());
+            let mut response = Response::new(answer.body.clone());
+            *response.status_mut() = answer.status;
+            *response.headers_mut() = answer.headers.clone();
+            Handled {
+                response,
+                original_body: answer.original_body.clone(),
+                notes,
+            }
+        })
+    }
+}
+
+/// What the task running an upstream poll needs to know.
+#[derive(Debug, Clone)]
+struct PollContext {
+    queue: String,
+    region: Option<super::RegionId>,
+    region_label: Option<String>,
+    record_id: u64,
+    client: String,
+    action: Action,
+}
+
+/// Runs the upstream poll in its own task (so it outlives the viewer's poll), keeps the answer in the
+/// slot, then publishes its events.
+fn start_poll(
+    inner: Arc<Inner>,
+    ctx: PollContext,
+    request: Request<Bytes>,
+    upstream: Upstream,
+    tx: watch::Sender<Option<Arc<Answer>>>,
+) {
+    let task = async move {
+        let result = upstream.send(request).await;
+        let (answer, records) = inner.answer_poll(&ctx, result);
+        tx.send_replace(Some(Arc::new(answer)));
+        for record in records {
+            inner.bus.publish(record);
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(task);
+        }
+        Err(_) => tracing::error!("no tokio runtime to run an event-queue poll on"),
+    }
+}
+
+impl Inner {
+    /// A seed capscope was not told about (it started after the login): recognised when the request is
+    /// a list of cap names and the answer a map of URLs; learnt, never rewritten.
+    fn learn_unknown_seed(
+        &self,
+        head: &RequestHead,
+        request_body: &Bytes,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Rewrite {
+        if seed::seed_request_names(request_body).is_empty() {
+            return Rewrite::default();
+        }
+        let Ok(decoded) = decode_content(headers, body, "seed response") else {
+            return Rewrite::default();
+        };
+        let Ok(value) = llsd::from_slice(&decoded.bytes) else {
+            return Rewrite::default();
+        };
+        let is_seed_answer = value.as_map().is_some_and(|m| {
+            !m.is_empty()
+                && m.iter()
+                    .all(|(_, v)| v.as_str().is_some_and(seed::is_http_url))
+        });
+        if !is_seed_answer {
+            return Rewrite::default();
+        }
+        let url = head.uri.to_string();
+        let mut reg = self.registry();
+        let region = reg.add_region(&url, None, None);
+        let mut notes =
+            vec!["seed recognised by its content (capscope started after the login)".to_owned()];
+        match seed::rewrite_seed(&decoded.bytes, region, &mut reg, Action::Learn) {
+            Ok(out) => notes.extend(out.notes),
+            Err(e) => notes.push(format!("seed response not read: {e}")),
+        }
+        Rewrite {
+            body: None,
+            notes,
+            cap: Some("Seed".to_owned()),
+        }
+    }
+
+    /// Turns upstream's answer into what the viewer gets, plus one record per event.
+    fn answer_poll(
+        &self,
+        ctx: &PollContext,
+        result: Result<Response<Bytes>, UpstreamError>,
+    ) -> (Answer, Vec<Record>) {
+        let mut answer = Answer {
+            status: StatusCode::BAD_GATEWAY,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            original_body: None,
+            id: None,
+            has_events: false,
+            notes: Vec::new(),
+            first_record: ctx.record_id,
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e, UpstreamError::Timeout { .. }) {
+                    answer.status = StatusCode::GATEWAY_TIMEOUT;
+                    self.counters.idle_polls.fetch_add(1, Ordering::Relaxed);
+                    answer
+                        .notes
+                        .push(format!("idle poll (upstream timed out: {e})"));
+                } else {
+                    answer.notes.push(format!("upstream poll failed: {e}"));
+                }
+                answer.body = Bytes::from(format!("capscope: {e}\n"));
+                answer.headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                set_length(&mut answer.headers, answer.body.len());
+                return (answer, Vec::new());
+            }
+        };
+        let (parts, body) = response.into_parts();
+        answer.status = parts.status;
+        answer.headers = parts.headers;
+        strip_hop_by_hop(&mut answer.headers);
+        answer.body = body.clone();
+        set_length(&mut answer.headers, body.len());
+        if is_idle(parts.status) {
+            self.counters.idle_polls.fetch_add(1, Ordering::Relaxed);
+            answer
+                .notes
+                .push(format!("idle poll ({})", parts.status.as_u16()));
+            return (answer, Vec::new());
+        }
+        if parts.status == StatusCode::NOT_FOUND {
+            answer
+                .notes
+                .push("event queue closed (404): the viewer stops polling it".to_owned());
+            return (answer, Vec::new());
+        }
+        if parts.status != StatusCode::OK {
+            answer
+                .notes
+                .push(format!("upstream answered the poll with {}", parts.status));
+            return (answer, Vec::new());
+        }
+        let decoded = match decode_content(&answer.headers, body, "event-queue response") {
+            Ok(d) => d,
+            Err(e) => {
+                answer.notes.push(format!("events not read: {e}"));
+                return (answer, Vec::new());
+            }
+        };
+        let result = event_queue::rewrite_events(
+            &decoded.bytes,
+            ctx.region,
+            &mut self.registry(),
+            ctx.action,
+        );
+        let events = match result {
+            Ok(e) => e,
+            Err(e) => {
+                answer.notes.push(format!("events not read: {e}"));
+                return (answer, Vec::new());
+            }
+        };
+        if let Some(id) = events.id {
+            let mut queues = self.queues();
+            let queue = queues.entry(ctx.queue.clone()).or_default();
+            if let Some(note) = check_id(queue.last_id, id) {
+                answer.notes.push(note);
+            }
+            queue.last_id = Some(id);
+        }
+        answer.id = events.id;
+        answer.has_events = !events.events.is_empty();
+        answer.notes.push(events_summary(&events));
+        answer.notes.extend(events.notes.iter().cloned());
+        if let Some(new_body) = events.body.clone() {
+            answer.original_body = Some(answer.body.clone());
+            answer.body = new_body;
+            answer.headers.remove(CONTENT_ENCODING);
+            set_length(&mut answer.headers, answer.body.len());
+        }
+        self.counters
+            .events
+            .fetch_add(events.events.len() as u64, Ordering::Relaxed);
+        let records = events
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let mut record = Record::new(self.bus.next_id(), Kind::Event);
+                record.state = State::Done;
+                record.client = Some(ctx.client.clone());
+                record.parent = Some(ctx.record_id);
+                record.cap = Some(EVENT_QUEUE_CAP.to_owned());
+                record.region = ctx.region_label.clone();
+                record.notes = event.notes;
+                record.event = Some(EventInfo {
+                    message: event.message,
+                    index,
+                    queue_id: events.id,
+                    body: Body::whole(llsd::to_vec(&event.body, Format::Xml)),
+                });
+                record
+            })
+            .collect();
+        (answer, records)
+    }
+}
+
+/// Whether a path looks like a seed capability: OpenSim's `/CAPS/<uuid>0000/`, Second Life's
+/// `/cap/<uuid>`.
+fn looks_like_seed_path(path: &str) -> bool {
+    let uuid_like =
+        |s: &str| s.len() >= 32 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if let Some(rest) = path.strip_prefix("/CAPS/") {
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        return rest.ends_with("0000") && uuid_like(rest);
+    }
+    path.strip_prefix("/cap/").is_some_and(uuid_like)
+}
+
+fn events_summary(events: &event_queue::EventsRewritten) -> String {
+    let n = events.events.len();
+    let id = events.id.map(|i| format!(", id {i}")).unwrap_or_default();
+    if n == 0 {
+        return format!("no events{id}");
+    }
+    let names: Vec<&str> = events
+        .events
+        .iter()
+        .take(MAX_EVENT_NAMES_IN_NOTE)
+        .map(|e| e.message.as_str())
+        .collect();
+    let more = n.saturating_sub(names.len());
+    let mut list = names.join(", ");
+    if more > 0 {
+        list.push_str(&format!(" and {more} more"));
+    }
+    format!("{n} event{}{id}: {list}", if n == 1 { "" } else { "s" })
+}
+
+/// The request sent upstream for a poll: the viewer's method, headers (less hop-by-hop ones, `Host`
+/// and `Accept-Encoding`, so the answer comes back readable) and body.
+fn upstream_request(head: &RequestHead, target: Uri, body: Bytes) -> Request<Bytes> {
+    let mut headers = head.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    headers.remove(http::header::ACCEPT_ENCODING);
+    if let Some(authority) = target.authority() {
+        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+            headers.insert(HOST, v);
+        }
+    }
+    set_length(&mut headers, body.len());
+    let mut request = Request::new(body);
+    *request.method_mut() = head.method.clone();
+    *request.uri_mut() = target;
+    *request.headers_mut() = headers;
+    request
+}
+
+/// The hop-by-hop headers (RFC 9110 section 7.6.1), and any header `Connection` names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn set_length(headers: &mut HeaderMap, len: usize) {
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+}
+
+fn with_query(uri: &Uri, query: Option<&str>) -> Uri {
+    let Some(q) = query.filter(|q| !q.is_empty()) else {
+        return uri.clone();
+    };
+    let base = uri.to_string();
+    let sep = if uri.query().is_some() { '&' } else { '?' };
+    format!("{base}{sep}{q}")
+        .parse()
+        .unwrap_or_else(|_| uri.clone())
+}
+
+fn text_response(status: StatusCode, text: &str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(text.to_owned()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    set_length(r.headers_mut(), text.len());
+    r
+}
+
+fn handled_now(status: StatusCode, text: &str) -> Handled {
+    Handled {
+        response: text_response(status, text),
+        original_body: None,
+        notes: vec![text.trim().to_owned()],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,718 @@
+//! CapsHook: routing decisions, rewriting through the hook, and the event-queue guarantee, with a fake
+//! upstream whose answers the test releases (no sockets, no sleeps).
+
+use std::collections::VecDeque;
+use std::future::pending;
+use std::net::SocketAddr;
+
+use http::Version;
+use tokio::sync::{oneshot, Notify};
+
+use super::*;
+use crate::caps::fields::handle_from_metres;
+use crate::llsd::{Map, Value};
+use crate::proxy::hook::{BoxFuture, SendUpstream};
+use crate::record::Received;
+
+const BASE: &str = "http://127.0.0.1:8080";
+const GRID: &str = "http://127.0.0.1:9000/";
+const SEED: &str = "http://127.0.0.1:9000/CAPS/11111111-2222-3333-4444-5555555555550000/";
+const EQ: &str = "http://127.0.0.1:9000/CE/aaaaaaaa-0000-0000-0000-000000000001";
+const SEED_B: &str = "http://127.0.0.1:9001/CAPS/bbbbbbbb-2222-3333-4444-5555555555550000/";
+
+type Answer = Result<Response<Bytes>, UpstreamError>;
+
+/// An upstream whose answers the test hands over one by one.
+#[derive(Default)]
+struct FakeUpstream {
+    answers: Mutex<VecDeque<oneshot::Receiver<Answer>>>,
+    requests: Mutex<Vec<(String, HeaderMap, Bytes)>>,
+    sent: Notify,
+}
+
+impl FakeUpstream {
+    fn new(n: usize) -> (Arc<Self>, VecDeque<oneshot::Sender<Answer>>) {
+        let fake = Arc::new(Self::default());
+        let mut senders = VecDeque::new();
+        for _ in 0..n {
+            let (tx, rx) = oneshot::channel();
+            senders.push_back(tx);
+            fake.answers.lock().unwrap().push_back(rx);
+        }
+        (fake, senders)
+    }
+
+    fn sent_count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+impl SendUpstream for FakeUpstream {
+    fn send(&self, request: Request<Bytes>) -> BoxFuture<'static, Answer> {
+        self.requests.lock().unwrap().push((
+            request.uri().to_string(),
+            request.headers().clone(),
+            request.body().clone(),
+        ));
+        let rx = self.answers.lock().unwrap().pop_front();
+        self.sent.notify_one();
+        Box::pin(async move {
+            match rx {
+                Some(rx) => rx.await.unwrap_or_else(|_| {
+                    Err(UpstreamError::Protocol {
+                        host: "fake".into(),
+                        reason: "the test dropped the answer".into(),
+                    })
+                }),
+                None => pending().await,
+            }
+        })
+    }
+}
+
+fn head(record_id: u64, via: Via, method: Method, uri: &str) -> RequestHead {
+    RequestHead {
+        record_id,
+        client: SocketAddr::from(([127, 0, 0, 1], 50000)),
+        via,
+        method,
+        uri: uri.parse().unwrap(),
+        version: Version::HTTP_11,
+        headers: HeaderMap::new(),
+    }
+}
+
+fn login_hook() -> (CapsHook, Arc<Bus>) {
+    let bus = Arc::new(Bus::default());
+    let hook = CapsHook::new(Mode::login(GRID).unwrap(), BASE.into(), Arc::clone(&bus));
+    (hook, bus)
+}
+
+fn proxy_hook() -> (CapsHook, Arc<Bus>) {
+    let bus = Arc::new(Bus::default());
+    (
+        CapsHook::new(Mode::Proxy, BASE.into(), Arc::clone(&bus)),
+        bus,
+    )
+}
+
+fn path_of(url: &str) -> String {
+    url.strip_prefix(BASE).unwrap().to_owned()
+}
+
+/// Registers the seed and event queue as a seed response would, and returns the EQ's proxy path.
+fn with_event_queue(hook: &CapsHook) -> String {
+    hook.with_registry(|reg| {
+        let r = reg.add_region(SEED, Some(handle_from_metres(256_000, 256_000)), None);
+        reg.enter_region(r);
+        path_of(&reg.grant_proxied(EVENT_QUEUE_CAP, EQ, Some(r), super::super::CapKind::Normal))
+    })
+}
+
+fn poll_body(ack: Option<i32>) -> Bytes {
+    let ack = ack.map(Value::Integer).unwrap_or(Value::Undef);
+    let v = Value::Map(Map(vec![
+        ("ack".into(), ack),
+        ("done".into(), Value::Boolean(false)),
+    ]));
+    llsd::to_vec(&v, Format::Xml).into()
+}
+
+fn ok(body: impl Into<Bytes>) -> Answer {
+    let mut r = Response::new(body.into());
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/llsd+xml"),
+    );
+    Ok(r)
+}
+
+fn status(code: u16, body: &'static str) -> Answer {
+    let mut r = Response::new(Bytes::from_static(body.as_bytes()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap();
+    Ok(r)
+}
+
+fn teleport_finish_response(id: i32) -> Vec<u8> {
+    let info = Value::Map(Map(vec![
+        (
+            "RegionHandle".into(),
+            Value::Binary(handle_from_metres(256_256, 256_000).to_be_bytes().to_vec()),
+        ),
+        ("SeedCapability".into(), Value::String(SEED_B.into())),
+        ("SimIP".into(), Value::Binary(vec![127, 0, 0, 1])),
+        ("SimPort".into(), Value::Integer(9001)),
+    ]));
+    let event = Value::Map(Map(vec![
+        ("message".into(), Value::String("TeleportFinish".into())),
+        (
+            "body".into(),
+            Value::Map(Map(vec![("Info".into(), Value::Array(vec![info]))])),
+        ),
+    ]));
+    let v = Value::Map(Map(vec![
+        ("events".into(), Value::Array(vec![event])),
+        ("id".into(), Value::Integer(id)),
+    ]));
+    llsd::to_vec(&v, Format::Xml)
+}
+
+#[test]
+fn decide_routes_login_caps_and_unknown_tokens() {
+    let (hook, _) = login_hook();
+    let d = hook.decide(&head(1, Via::Direct, Method::POST, "/login"));
+    assert!(matches!(&d.route, Route::To(u) if *u == GRID), "{d:?}");
+    assert!(d.rewrite_response);
+    assert_eq!(d.cap.as_deref(), Some("login"));
+
+    let d = hook.decide(&head(
+        2,
+        Via::Direct,
+        Method::GET,
+        "/cap/0123456789abcdef0123456789abcdef",
+    ));
+    match d.route {
+        Route::Respond(r) => {
+            assert_eq!(r.status(), StatusCode::NOT_FOUND);
+            assert!(String::from_utf8_lossy(r.body()).contains("0123456789abcdef0123456789abcdef"));
+        }
+        other => panic!("expected a 404, got {other:?}"),
+    }
+    assert!(d.notes[0].contains("unknown cap token"));
+
+    let eq_path = with_event_queue(&hook);
+    let d = hook.decide(&head(3, Via::Direct, Method::POST, &eq_path));
+    assert!(matches!(d.route, Route::Handle));
+    assert_eq!(d.cap.as_deref(), Some(EVENT_QUEUE_CAP));
+    assert_eq!(d.region.as_deref(), Some("127.0.0.1:9000 (1000, 1000)"));
+
+    // The seed through its token: forwarded with path and query appended, response rewritten.
+    let seed_path = hook.with_registry(|reg| {
+        let id = reg.lookup_url(SEED).unwrap().cap;
+        path_of(&reg.proxy_url(id))
+    });
+    let d = hook.decide(&head(
+        4,
+        Via::Direct,
+        Method::POST,
+        &format!("{seed_path}?x=1"),
+    ));
+    assert!(
+        matches!(&d.route, Route::To(u) if u.to_string() == format!("{SEED}?x=1")),
+        "{d:?}"
+    );
+    assert!(d.rewrite_response);
+    assert_eq!(d.cap.as_deref(), Some("Seed"));
+
+    // Anything else addressed to capscope is not the hook's.
+    assert!(matches!(
+        hook.decide(&head(5, Via::Direct, Method::GET, "/favicon.ico"))
+            .route,
+        Route::Pass
+    ));
+}
+
+#[test]
+fn proxy_mode_names_requests_and_has_no_login_endpoint() {
+    let (hook, _) = proxy_hook();
+    let d = hook.decide(&head(1, Via::Direct, Method::POST, "/login"));
+    assert!(matches!(d.route, Route::Respond(ref r) if r.status() == StatusCode::NOT_FOUND));
+
+    let tunnel = || Via::Tunnel {
+        authority: "127.0.0.1:9000".into(),
+    };
+    let mut login = head(
+        2,
+        tunnel(),
+        Method::POST,
+        "https://login.example/cgi-bin/login.cgi",
+    );
+    login
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    let d = hook.decide(&login);
+    assert!(matches!(d.route, Route::Pass) && d.rewrite_response);
+
+    let d = hook.decide(&head(
+        3,
+        tunnel(),
+        Method::GET,
+        "https://elsewhere.example/x",
+    ));
+    assert!(matches!(d.route, Route::Pass) && !d.rewrite_response && d.cap.is_none());
+
+    with_event_queue(&hook);
+    let d = hook.decide(&head(4, Via::Forward, Method::POST, SEED));
+    assert!(matches!(d.route, Route::Pass) && d.rewrite_response);
+    assert_eq!(d.cap.as_deref(), Some("Seed"));
+    let d = hook.decide(&head(5, Via::Forward, Method::POST, EQ));
+    assert!(matches!(d.route, Route::Handle));
+}
+
+#[test]
+fn login_then_seed_are_rewritten_through_the_hook_and_gzip_is_undone() {
+    use std::io::Write;
+    let (hook, _) = login_hook();
+    let reply = format!(
+        "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>\
+<member><name>login</name><value><string>true</string></value></member>\
+<member><name>seed_capability</name><value><string>{SEED}</string></value></member>\
+<member><name>region_x</name><value><i4>256000</i4></value></member>\
+<member><name>region_y</name><value><i4>256000</i4></value></member>\
+<member><name>sim_ip</name><value><string>127.0.0.1</string></value></member>\
+<member><name>sim_port</name><value><i4>9000</i4></value></member>\
+</struct></value></param></params></methodResponse>"
+    );
+    let request = Bytes::from_static(
+        b"<methodCall><methodName>login_to_simulator</methodName><params><param><value><struct>\
+<member><name>first</name><value>Ann</value></member><member><name>last</name><value>Tester</value></member>\
+<member><name>passwd</name><value>$1$secret</value></member></struct></value></param></params></methodCall>",
+    );
+    let login = head(1, Via::Direct, Method::POST, "/login");
+    let mut headers = HeaderMap::new();
+    // Second Life labels the XML-RPC reply as LLSD: the bytes decide.
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/llsd+xml"),
+    );
+    let rw = hook.rewrite_response(
+        &login,
+        &request,
+        StatusCode::OK,
+        &headers,
+        reply.clone().into(),
+    );
+    assert_eq!(rw.cap.as_deref(), Some("login"));
+    let new = String::from_utf8(rw.body.unwrap().to_vec()).unwrap();
+    let seed_proxy = hook.with_registry(|r| {
+        r.cap(r.lookup_url(SEED).unwrap().cap)
+            .unwrap()
+            .proxy_url
+            .clone()
+            .unwrap()
+    });
+    assert_eq!(new, reply.replace(SEED, &seed_proxy));
+    let notes = rw.notes.join("\n");
+    assert!(
+        notes.contains("login of Ann Tester on 127.0.0.1 succeeded"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("(1000, 1000)") && notes.contains("127.0.0.1:9000"),
+        "{notes}"
+    );
+    assert!(!notes.contains("secret"));
+
+    // The seed response comes gzipped: it is decoded, rewritten and sent plain.
+    let seed_body =
+        format!("<llsd><map><key>EventQueueGet</key><string>{EQ}</string></map></llsd>");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(seed_body.as_bytes()).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html;charset=UTF-8"),
+    );
+    let seed_req = head(2, Via::Direct, Method::POST, &path_of(&seed_proxy));
+    let asked = Bytes::from_static(
+        b"<llsd><array><string>EventQueueGet</string><string>GetMesh</string></array></llsd>",
+    );
+    let rw = hook.rewrite_response(
+        &seed_req,
+        &asked,
+        StatusCode::OK,
+        &headers,
+        gz.finish().unwrap().into(),
+    );
+    let eq_proxy = hook.with_registry(|r| {
+        r.cap(r.lookup_url(EQ).unwrap().cap)
+            .unwrap()
+            .proxy_url
+            .clone()
+            .unwrap()
+    });
+    assert_eq!(
+        String::from_utf8(rw.body.unwrap().to_vec()).unwrap(),
+        seed_body.replace(EQ, &eq_proxy)
+    );
+    assert!(
+        rw.notes.iter().any(|n| n.contains("asked for 2 caps")),
+        "{:?}",
+        rw.notes
+    );
+
+    // A malformed seed is forwarded unchanged with the reason.
+    let rw = hook.rewrite_response(
+        &seed_req,
+        &asked,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        Bytes::from_static(b"<html>busy</html>"),
+    );
+    assert!(rw.body.is_none());
+    assert!(
+        rw.notes[0].contains("forwarded unchanged"),
+        "{:?}",
+        rw.notes
+    );
+}
+
+#[test]
+fn proxy_mode_learns_without_rewriting() {
+    let (hook, _) = proxy_hook();
+    let reply = format!(
+        "<methodResponse><params><param><value><struct>\
+<member><name>login</name><value><string>true</string></value></member>\
+<member><name>seed_capability</name><value><string>{SEED}</string></value></member>\
+</struct></value></param></params></methodResponse>"
+    );
+    let login = head(
+        1,
+        Via::Tunnel {
+            authority: "login.agni.lindenlab.com:443".into(),
+        },
+        Method::POST,
+        AGNI_LOGIN,
+    );
+    let rw = hook.rewrite_response(
+        &login,
+        &Bytes::new(),
+        StatusCode::OK,
+        &HeaderMap::new(),
+        reply.into(),
+    );
+    assert!(rw.body.is_none());
+    assert_eq!(rw.cap.as_deref(), Some("login"));
+    assert!(rw.notes[0].contains("on agni"), "{:?}", rw.notes);
+
+    let seed = head(2, Via::Forward, Method::POST, SEED);
+    let body = format!("<llsd><map><key>EventQueueGet</key><string>{EQ}</string></map></llsd>");
+    let rw = hook.rewrite_response(
+        &seed,
+        &Bytes::new(),
+        StatusCode::OK,
+        &HeaderMap::new(),
+        body.into(),
+    );
+    assert!(rw.body.is_none());
+    let d = hook.decide(&head(3, Via::Forward, Method::POST, EQ));
+    assert_eq!(d.cap.as_deref(), Some(EVENT_QUEUE_CAP));
+    assert!(hook.registry().caps().iter().all(|c| c.token.is_none()));
+}
+
+/// The guarantee: the viewer's poll goes away mid-flight, upstream answers anyway, and the viewer's
+/// next poll (repeating the old ack) gets that answer without a new upstream poll.
+#[tokio::test]
+async fn an_answer_the_viewer_missed_is_replayed_to_its_next_poll() {
+    let (hook, bus) = login_hook();
+    let mut sub = bus.subscribe();
+    let eq_path = with_event_queue(&hook);
+    let (fake, mut answers) = FakeUpstream::new(2);
+    let upstream: Upstream = fake.clone();
+
+    let first = hook.handle(
+        head(10, Via::Direct, Method::POST, &eq_path),
+        poll_body(None),
+        Arc::clone(&upstream),
+    );
+    fake.sent.notified().await;
+    drop(first); // the viewer's poll went away
+    {
+        let requests = fake.requests.lock().unwrap();
+        assert_eq!(requests[0].0, EQ);
+        assert_eq!(requests[0].1.get(HOST).unwrap(), "127.0.0.1:9000");
+    }
+    answers
+        .pop_front()
+        .unwrap()
+        .send(ok(teleport_finish_response(1)))
+        .unwrap();
+
+    // The event is recorded even though no viewer poll is waiting.
+    let event = match sub.recv().await {
+        Some(Received::Record(r)) => r,
+        other => panic!("expected an event record, got {other:?}"),
+    };
+    assert_eq!(event.kind, Kind::Event);
+    assert_eq!(event.parent, Some(10));
+    let info = event.event.as_ref().unwrap();
+    assert_eq!(
+        (info.message.as_str(), info.index, info.queue_id),
+        ("TeleportFinish", 0, Some(1))
+    );
+    assert!(
+        String::from_utf8_lossy(&info.body.data).contains(SEED_B),
+        "the event as upstream sent it"
+    );
+    assert!(
+        event
+            .notes
+            .iter()
+            .any(|n| n.contains("RegionHandle = (1001, 1000)")),
+        "{:?}",
+        event.notes
+    );
+
+    // The viewer polls again with the same ack: the stored answer, at once.
+    let second = hook
+        .handle(
+            head(11, Via::Direct, Method::POST, &eq_path),
+            poll_body(None),
+            Arc::clone(&upstream),
+        )
+        .await;
+    assert_eq!(fake.sent_count(), 1, "no second upstream poll");
+    assert_eq!(second.response.status(), StatusCode::OK);
+    let body = String::from_utf8(second.response.body().to_vec()).unwrap();
+    let seed_b_proxy = hook.with_registry(|r| {
+        r.cap(r.lookup_url(SEED_B).unwrap().cap)
+            .unwrap()
+            .proxy_url
+            .clone()
+            .unwrap()
+    });
+    assert!(
+        body.contains(&seed_b_proxy),
+        "the seed in the event is rewritten: {body}"
+    );
+    assert!(!body.contains(SEED_B));
+    assert!(second
+        .original_body
+        .unwrap()
+        .windows(SEED_B.len())
+        .any(|w| w == SEED_B.as_bytes()));
+    assert!(
+        second
+            .notes
+            .iter()
+            .any(|n| n.contains("replayed") && n.contains("#10")),
+        "{:?}",
+        second.notes
+    );
+    assert_eq!(hook.stats().replayed, 1);
+    assert_eq!(hook.stats().events, 1);
+    // The region the avatar teleported from is marked left, and its caps say so.
+    assert!(hook.with_registry(|r| r.region(r.region_of_seed(SEED).unwrap()).unwrap().left));
+    let d = hook.decide(&head(13, Via::Direct, Method::POST, &eq_path));
+    assert!(
+        d.notes.iter().any(|n| n.contains("region the avatar left")),
+        "{:?}",
+        d.notes
+    );
+
+    // Acknowledging id 1 moves on: a new upstream poll, which idles with a 502 passed through as is.
+    let third = hook.handle(
+        head(12, Via::Direct, Method::POST, &eq_path),
+        poll_body(Some(1)),
+        Arc::clone(&upstream),
+    );
+    answers.pop_front().unwrap().send(status(502, "")).unwrap();
+    let third = third.await;
+    assert_eq!(fake.sent_count(), 2);
+    assert!(String::from_utf8_lossy(&fake.requests.lock().unwrap()[1].2)
+        .contains("<integer>1</integer>"));
+    assert_eq!(third.response.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        third.notes.iter().any(|n| n == "idle poll (502)"),
+        "{:?}",
+        third.notes
+    );
+    assert_eq!(hook.idle_polls(), 1);
+}
+
+/// A viewer poll that gives up while upstream still holds the poll: the next one joins the open
+/// upstream poll instead of opening a second, and idle answers are never replayed.
+#[tokio::test]
+async fn a_repeated_poll_joins_the_open_upstream_poll_and_idles_are_not_replayed() {
+    let (hook, _bus) = proxy_hook();
+    with_event_queue(&hook);
+    let (fake, mut answers) = FakeUpstream::new(2);
+    let upstream: Upstream = fake.clone();
+    let first = hook.handle(
+        head(20, Via::Forward, Method::POST, EQ),
+        poll_body(Some(5)),
+        Arc::clone(&upstream),
+    );
+    fake.sent.notified().await;
+    drop(first);
+    let second = hook.handle(
+        head(21, Via::Forward, Method::POST, EQ),
+        poll_body(Some(5)),
+        Arc::clone(&upstream),
+    );
+    answers
+        .pop_front()
+        .unwrap()
+        .send(status(502, "Upstream error: "))
+        .unwrap();
+    let second = second.await;
+    assert_eq!(fake.sent_count(), 1);
+    assert_eq!(second.response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(&second.response.body()[..], b"Upstream error: ");
+    assert!(
+        second
+            .notes
+            .iter()
+            .any(|n| n.contains("joined") && n.contains("#20")),
+        "{:?}",
+        second.notes
+    );
+    assert_eq!(hook.stats().joined, 1);
+
+    // Same ack again after an idle answer: a fresh upstream poll, not a replay of the 502.
+    let third = hook.handle(
+        head(22, Via::Forward, Method::POST, EQ),
+        poll_body(Some(5)),
+        Arc::clone(&upstream),
+    );
+    answers
+        .pop_front()
+        .unwrap()
+        .send(ok(teleport_finish_response(6)))
+        .unwrap();
+    let third = third.await;
+    assert_eq!(fake.sent_count(), 2);
+    assert_eq!(third.response.status(), StatusCode::OK);
+    // Proxy mode: the body is passed through untouched.
+    assert_eq!(&third.response.body()[..], &teleport_finish_response(6)[..]);
+    assert!(third.original_body.is_none());
+    assert_eq!(hook.idle_polls(), 1);
+}
+
+#[tokio::test]
+async fn id_gaps_and_upstream_failures_are_noted() {
+    let (hook, _bus) = proxy_hook();
+    with_event_queue(&hook);
+    let (fake, mut answers) = FakeUpstream::new(3);
+    let upstream: Upstream = fake.clone();
+    let a = hook.handle(
+        head(30, Via::Forward, Method::POST, EQ),
+        poll_body(None),
+        Arc::clone(&upstream),
+    );
+    answers
+        .pop_front()
+        .unwrap()
+        .send(ok(teleport_finish_response(41)))
+        .unwrap();
+    let a = a.await;
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n == "1 event, id 41: TeleportFinish"),
+        "{:?}",
+        a.notes
+    );
+    assert!(
+        !a.notes.iter().any(|n| n.starts_with("id ")),
+        "{:?}",
+        a.notes
+    );
+    let b = hook.handle(
+        head(31, Via::Forward, Method::POST, EQ),
+        poll_body(Some(41)),
+        Arc::clone(&upstream),
+    );
+    answers
+        .pop_front()
+        .unwrap()
+        .send(ok(teleport_finish_response(43)))
+        .unwrap();
+    let b = b.await;
+    assert!(
+        b.notes.iter().any(|n| n == "id gap 41 -> 43"),
+        "{:?}",
+        b.notes
+    );
+
+    let c = hook.handle(
+        head(32, Via::Forward, Method::POST, EQ),
+        poll_body(Some(43)),
+        Arc::clone(&upstream),
+    );
+    answers
+        .pop_front()
+        .unwrap()
+        .send(Err(UpstreamError::Connect {
+            host: "127.0.0.1:9000".into(),
+            reason: "connection refused".into(),
+        }))
+        .unwrap();
+    let c = c.await;
+    assert_eq!(c.response.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        c.notes.iter().any(|n| n.contains("connection refused")),
+        "{:?}",
+        c.notes
+    );
+    assert_eq!(hook.idle_polls(), 0, "a failure is not an idle poll");
+}
+
+#[test]
+fn a_seed_seen_after_the_login_is_recognised_by_its_content() {
+    let (hook, _) = proxy_hook();
+    let tunnel = Via::Tunnel {
+        authority: "127.0.0.1:9000".into(),
+    };
+    let seed = head(1, tunnel.clone(), Method::POST, SEED);
+    let d = hook.decide(&seed);
+    assert!(matches!(d.route, Route::Pass) && d.rewrite_response);
+    let asked = Bytes::from_static(b"<llsd><array><string>EventQueueGet</string></array></llsd>");
+    let body = format!("<llsd><map><key>EventQueueGet</key><string>{EQ}</string></map></llsd>");
+    let rw = hook.rewrite_response(
+        &seed,
+        &asked,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        body.into(),
+    );
+    assert_eq!(rw.cap.as_deref(), Some("Seed"));
+    assert!(rw.body.is_none());
+    assert_eq!(
+        hook.decide(&head(2, tunnel.clone(), Method::POST, EQ))
+            .cap
+            .as_deref(),
+        Some(EVENT_QUEUE_CAP)
+    );
+
+    // Something else at a seed-shaped path is left alone.
+    let other = head(
+        3,
+        tunnel,
+        Method::POST,
+        "http://127.0.0.1:9000/CAPS/22222222-2222-3333-4444-5555555555550000/",
+    );
+    let rw = hook.rewrite_response(
+        &other,
+        &Bytes::from_static(b"{}"),
+        StatusCode::OK,
+        &HeaderMap::new(),
+        Bytes::from_static(b"<llsd><map/></llsd>"),
+    );
+    assert!(rw.cap.is_none() && rw.notes.is_empty());
+    assert!(looks_like_seed_path(
+        "/cap/8d8e1f1a-1b2c-4d5e-8f90-a1b2c3d4e5f6"
+    ));
+    assert!(!looks_like_seed_path(
+        "/cap/8d8e1f1a-1b2c-4d5e-8f90-a1b2c3d4e5f6/extra"
+    ));
+    assert!(!looks_like_seed_path(
+        "/CE/8d8e1f1a-1b2c-4d5e-8f90-a1b2c3d4e5f6"
+    ));
+}
+
+#[test]
+fn grid_arguments() {
+    assert_eq!(
+        Mode::login("agni").unwrap(),
+        Mode::Login {
+            grid: AGNI_LOGIN.parse().unwrap()
+        }
+    );
+    assert!(
+        matches!(Mode::login("ADITI").unwrap(), Mode::Login { grid } if grid.host() == Some("login.aditi.lindenlab.com"))
+    );
+    assert!(Mode::login("ftp://x").is_err());
+    assert!(Mode::login("not a url").is_err());
+}

@@ -1,0 +1,659 @@
+//! The cap registry: every cap capscope has seen granted, the region (seed) each came from, and in
+//! login mode the random token that stands for its upstream URL.
+//!
+//! Owns cap and region bookkeeping only: longest-prefix lookup of request URLs, token minting and
+//! resolution, and the "left" mark on regions the avatar moved away from. It does no I/O and knows no
+//! wire format; callers hold it behind a lock for short critical sections.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use http::Uri;
+
+use crate::record::now_us;
+
+/// How many random bits a proxy token carries (written as hex, 4 bits a digit).
+pub const TOKEN_BITS: usize = 128;
+
+/// The path prefix of capscope's own cap URLs: `http://<listen>/cap/<token>`.
+pub const CAP_PATH_PREFIX: &str = "/cap/";
+
+/// Names a region in the registry (its position in the registry's region list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegionId(pub usize);
+
+/// Names a cap in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CapId(pub usize);
+
+/// What sort of cap this is (after Hippolyzer's cap kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapKind {
+    /// Granted by a seed (or the seed itself); lives as long as the region's session.
+    Normal,
+    /// A one-time URL handed out in a response (an upload cap's `uploader`).
+    Temporary,
+}
+
+impl fmt::Display for CapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CapKind::Normal => "NORMAL",
+            CapKind::Temporary => "TEMPORARY",
+        })
+    }
+}
+
+/// One region the avatar had caps for: one seed capability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    pub id: RegionId,
+    /// The upstream seed URL as the grid sent it.
+    pub seed_url: String,
+    /// `host:port` of the seed URL (the simulator's HTTP side).
+    pub sim_host: String,
+    /// The region handle (`x << 32 | y` in metres), when learnt.
+    pub handle: Option<u64>,
+    /// The region's name, when learnt.
+    pub name: Option<String>,
+    /// The simulator's UDP `ip:port`, when learnt (never proxied; shown only).
+    pub sim_udp: Option<String>,
+    /// When the seed was first seen, microseconds since the Unix epoch.
+    pub granted_us: i64,
+    /// Whether the avatar left this region (teleport or crossing away). Its caps are kept.
+    pub left: bool,
+}
+
+impl Region {
+    /// A short name for records: the region's name if learnt, else its sim host with what tells it
+    /// apart from other regions on that host (OpenSim serves all its regions' caps on one port): grid
+    /// coordinates when the handle is known, else the simulator's UDP address, else the seed's number.
+    pub fn label(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        match (self.handle, &self.sim_udp) {
+            (Some(h), _) => {
+                let (x, y) = crate::caps::fields::handle_to_grid(h);
+                format!("{} ({x}, {y})", self.sim_host)
+            }
+            (None, Some(udp)) => format!("{} (sim {udp})", self.sim_host),
+            (None, None) if self.id.0 == 0 => self.sim_host.clone(),
+            (None, None) => format!("{} (seed #{})", self.sim_host, self.id.0 + 1),
+        }
+    }
+}
+
+/// One cap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cap {
+    pub id: CapId,
+    /// The cap's name (`EventQueueGet`, `Seed`, `NewFileAgentInventoryUploader`, ...).
+    pub name: String,
+    /// The region whose seed (or event queue) granted it, latest grant first.
+    pub region: Option<RegionId>,
+    /// The upstream URL as the grid sent it.
+    pub upstream: String,
+    /// Login mode: the token standing for `upstream` (`/cap/<token>`), once one was minted.
+    pub token: Option<String>,
+    /// Login mode: the URL the viewer was given instead of `upstream`.
+    pub proxy_url: Option<String>,
+    pub kind: CapKind,
+    /// When first granted, microseconds since the Unix epoch.
+    pub granted_us: i64,
+}
+
+/// What a URL lookup found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub cap: CapId,
+    pub name: String,
+    pub kind: CapKind,
+    pub region: Option<RegionId>,
+    /// The region's label, for records.
+    pub region_label: Option<String>,
+    /// Whether the avatar left the cap's region.
+    pub region_left: bool,
+    /// The upstream URL of the cap itself (a request may extend it with a path or query).
+    pub upstream: String,
+}
+
+/// Every cap and region of the session.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    proxy_base: String,
+    regions: Vec<Region>,
+    caps: Vec<Cap>,
+    region_by_seed: HashMap<String, RegionId>,
+    cap_by_url: HashMap<String, CapId>,
+    /// Per `host[:port]`: each cap's normalised URL, for prefix matching.
+    caps_by_authority: HashMap<String, Vec<(String, CapId)>>,
+    cap_by_token: HashMap<String, CapId>,
+    /// Simulator UDP `ip:port` -> region handle, from EnableSimulator and the login reply.
+    sims: HashMap<String, u64>,
+    current: Option<RegionId>,
+}
+
+impl Registry {
+    /// An empty registry whose proxy URLs start with `proxy_base` (`http://127.0.0.1:8080`).
+    pub fn new(proxy_base: impl Into<String>) -> Self {
+        let mut base: String = proxy_base.into();
+        while base.ends_with('/') {
+            base.pop();
+        }
+        Self {
+            proxy_base: base,
+            ..Self::default()
+        }
+    }
+
+    /// The base of proxy URLs.
+    pub fn proxy_base(&self) -> &str {
+        &self.proxy_base
+    }
+
+    /// Registers (or finds) the region of a seed URL, filling in what is newly known, and registers
+    /// the seed itself as its `Seed` cap. A region seen again is no longer marked left.
+    pub fn add_region(
+        &mut self,
+        seed_url: &str,
+        handle: Option<u64>,
+        sim_udp: Option<&str>,
+    ) -> RegionId {
+        let key = normalize_url(seed_url);
+        let handle = handle.or_else(|| sim_udp.and_then(|u| self.sims.get(u).copied()));
+        let id = match self.region_by_seed.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = RegionId(self.regions.len());
+                self.regions.push(Region {
+                    id,
+                    seed_url: seed_url.to_owned(),
+                    sim_host: authority_of(&key).to_owned(),
+                    handle: None,
+                    name: None,
+                    sim_udp: None,
+                    granted_us: now_us(),
+                    left: false,
+                });
+                self.region_by_seed.insert(key, id);
+                id
+            }
+        };
+        let region = &mut self.regions[id.0];
+        if handle.is_some() {
+            region.handle = handle;
+        }
+        if let Some(udp) = sim_udp {
+            region.sim_udp = Some(udp.to_owned());
+        }
+        if let (Some(h), Some(udp)) = (region.handle, region.sim_udp.clone()) {
+            self.sims.insert(udp, h);
+        }
+        self.grant("Seed", seed_url, Some(id), CapKind::Normal);
+        id
+    }
+
+    /// Records that a simulator's UDP address belongs to a region handle (EnableSimulator), and fills
+    /// the handle in on any region already known by that address.
+    pub fn learn_sim(&mut self, sim_udp: &str, handle: u64) {
+        self.sims.insert(sim_udp.to_owned(), handle);
+        for region in &mut self.regions {
+            if region.sim_udp.as_deref() == Some(sim_udp) && region.handle.is_none() {
+                region.handle = Some(handle);
+            }
+        }
+    }
+
+    /// Sets a region's name.
+    pub fn set_region_name(&mut self, region: RegionId, name: impl Into<String>) {
+        if let Some(r) = self.regions.get_mut(region.0) {
+            r.name = Some(name.into());
+        }
+    }
+
+    /// The avatar is now in `region` (login, teleport, crossing): the region it was in before, if any
+    /// and different, is marked left.
+    pub fn enter_region(&mut self, region: RegionId) {
+        if let Some(previous) = self.current {
+            if previous != region {
+                if let Some(r) = self.regions.get_mut(previous.0) {
+                    r.left = true;
+                }
+            }
+        }
+        if let Some(r) = self.regions.get_mut(region.0) {
+            r.left = false;
+        }
+        self.current = Some(region);
+    }
+
+    /// Marks a region left (the avatar moved away from it); its caps are kept.
+    pub fn mark_left(&mut self, region: RegionId) {
+        if let Some(r) = self.regions.get_mut(region.0) {
+            r.left = true;
+        }
+        if self.current == Some(region) {
+            self.current = None;
+        }
+    }
+
+    /// The region the avatar is in, as far as capscope knows.
+    pub fn current_region(&self) -> Option<RegionId> {
+        self.current
+    }
+
+    /// Registers a cap granted to `region` (or updates it: the same upstream URL is one cap, and the
+    /// latest grant names it and its region).
+    pub fn grant(
+        &mut self,
+        name: &str,
+        upstream: &str,
+        region: Option<RegionId>,
+        kind: CapKind,
+    ) -> CapId {
+        let key = normalize_url(upstream);
+        if let Some(&id) = self.cap_by_url.get(&key) {
+            let cap = &mut self.caps[id.0];
+            // A seed also granted under another name keeps the name "Seed" visible: it is the
+            // stronger fact.
+            if cap.name != "Seed" {
+                cap.name = name.to_owned();
+            }
+            if region.is_some() {
+                cap.region = region;
+            }
+            return id;
+        }
+        let id = CapId(self.caps.len());
+        self.caps.push(Cap {
+            id,
+            name: name.to_owned(),
+            region,
+            upstream: upstream.to_owned(),
+            token: None,
+            proxy_url: None,
+            kind,
+            granted_us: now_us(),
+        });
+        self.caps_by_authority
+            .entry(authority_of(&key).to_owned())
+            .or_default()
+            .push((key.clone(), id));
+        self.cap_by_url.insert(key, id);
+        id
+    }
+
+    /// The proxy URL standing for a cap (minting its token the first time). A cap whose upstream path
+    /// ends in `/` gets a proxy URL ending in `/`, so a viewer appending to it builds a valid path.
+    pub fn proxy_url(&mut self, cap: CapId) -> String {
+        let Some(c) = self.caps.get(cap.0) else {
+            return String::new();
+        };
+        if let Some(url) = &c.proxy_url {
+            return url.clone();
+        }
+        let token = loop {
+            let t = new_token();
+            if !self.cap_by_token.contains_key(&t) {
+                break t;
+            }
+        };
+        let slash = if upstream_path_ends_with_slash(&c.upstream) {
+            "/"
+        } else {
+            ""
+        };
+        let url = format!("{}{CAP_PATH_PREFIX}{token}{slash}", self.proxy_base);
+        self.cap_by_token.insert(token.clone(), cap);
+        let c = &mut self.caps[cap.0];
+        c.token = Some(token);
+        c.proxy_url = Some(url.clone());
+        url
+    }
+
+    /// Grants a cap and returns its proxy URL in one step (login mode).
+    pub fn grant_proxied(
+        &mut self,
+        name: &str,
+        upstream: &str,
+        region: Option<RegionId>,
+        kind: CapKind,
+    ) -> String {
+        let id = self.grant(name, upstream, region, kind);
+        self.proxy_url(id)
+    }
+
+    /// The cap with this id.
+    pub fn cap(&self, id: CapId) -> Option<&Cap> {
+        self.caps.get(id.0)
+    }
+
+    /// The region with this id.
+    pub fn region(&self, id: RegionId) -> Option<&Region> {
+        self.regions.get(id.0)
+    }
+
+    /// The region of a seed URL, when known.
+    pub fn region_of_seed(&self, seed_url: &str) -> Option<RegionId> {
+        self.region_by_seed.get(&normalize_url(seed_url)).copied()
+    }
+
+    /// The label of a region, for records.
+    pub fn region_label(&self, id: RegionId) -> Option<String> {
+        self.region(id).map(Region::label)
+    }
+
+    /// Every cap, in the order first granted.
+    pub fn caps(&self) -> &[Cap] {
+        &self.caps
+    }
+
+    /// Every region, in the order first seen.
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// The cap a request URL was made to: the known cap URL that is the longest prefix of `url`
+    /// ending at a path boundary (`/`, `?`, or the end).
+    pub fn lookup_url(&self, url: &str) -> Option<Found> {
+        let key = normalize_url(url);
+        let candidates = self.caps_by_authority.get(authority_of(&key))?;
+        let mut best: Option<(usize, CapId)> = None;
+        for (cap_key, id) in candidates {
+            let id = *id;
+            if is_prefix_at_boundary(cap_key, &key)
+                && best.is_none_or(|(len, _)| cap_key.len() > len)
+            {
+                best = Some((cap_key.len(), id));
+            }
+        }
+        best.map(|(_, id)| self.found(id))
+    }
+
+    /// The cap a token stands for.
+    pub fn lookup_token(&self, token: &str) -> Option<Found> {
+        self.cap_by_token.get(token).map(|&id| self.found(id))
+    }
+
+    fn found(&self, id: CapId) -> Found {
+        let cap = &self.caps[id.0];
+        Found {
+            cap: id,
+            name: cap.name.clone(),
+            kind: cap.kind,
+            region: cap.region,
+            region_label: cap.region.and_then(|r| self.region_label(r)),
+            region_left: cap
+                .region
+                .and_then(|r| self.region(r))
+                .is_some_and(|r| r.left),
+            upstream: cap.upstream.clone(),
+        }
+    }
+}
+
+/// A fresh token of [`TOKEN_BITS`] random bits from the thread-local, OS-seeded CSPRNG, as lowercase
+/// hex.
+pub fn new_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Splits a capscope cap path `/cap/<token>[/rest][?query]` into token, rest (with its leading `/`)
+/// and query. `None` when the path is not a cap path or the token is empty.
+pub fn split_cap_path(path_and_query: &str) -> Option<(&str, &str, Option<&str>)> {
+    let tail = path_and_query.strip_prefix(CAP_PATH_PREFIX)?;
+    let (path, query) = match tail.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (tail, None),
+    };
+    let (token, rest) = match path.find('/') {
+        Some(i) => (&path[..i], &path[i..]),
+        None => (path, ""),
+    };
+    if token.is_empty() {
+        return None;
+    }
+    Some((token, rest, query))
+}
+
+/// The upstream URL a `/cap/<token>` request goes to: the cap's URL with the request's extra path and
+/// query appended (one `/` where both have one, `&` where both have a query).
+pub fn join_upstream(upstream: &str, rest: &str, query: Option<&str>) -> String {
+    let (base, base_query) = match upstream.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (upstream, None),
+    };
+    let mut url = String::with_capacity(upstream.len() + rest.len() + 16);
+    url.push_str(base);
+    if base.ends_with('/') {
+        url.push_str(rest.strip_prefix('/').unwrap_or(rest));
+    } else {
+        url.push_str(rest);
+    }
+    match (base_query, query) {
+        (Some(a), Some(b)) => {
+            url.push('?');
+            url.push_str(a);
+            url.push('&');
+            url.push_str(b);
+        }
+        (Some(q), None) | (None, Some(q)) => {
+            url.push('?');
+            url.push_str(q);
+        }
+        (None, None) => {}
+    }
+    url
+}
+
+/// A URL in the form used for matching: scheme and host lowercased, the default port dropped. Text
+/// that does not parse as an absolute URL is returned as is.
+pub fn normalize_url(url: &str) -> String {
+    let Ok(uri) = url.parse::<Uri>() else {
+        return url.to_owned();
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return url.to_owned();
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let host = authority.host().to_ascii_lowercase();
+    let port = match (scheme.as_str(), authority.port_u16()) {
+        ("http", Some(80)) | ("https", Some(443)) | (_, None) => String::new(),
+        (_, Some(p)) => format!(":{p}"),
+    };
+    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    format!("{scheme}://{host}{port}{pq}")
+}
+
+/// The `host[:port]` of a normalised URL (empty when it has none).
+fn authority_of(normalized: &str) -> &str {
+    let after = normalized
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or("");
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    &after[..end]
+}
+
+fn is_prefix_at_boundary(prefix: &str, url: &str) -> bool {
+    if !url.starts_with(prefix) {
+        return false;
+    }
+    if url.len() == prefix.len() || prefix.ends_with('/') {
+        return true;
+    }
+    matches!(url.as_bytes()[prefix.len()], b'/' | b'?')
+}
+
+fn upstream_path_ends_with_slash(upstream: &str) -> bool {
+    upstream
+        .split_once('?')
+        .map(|(p, _)| p)
+        .unwrap_or(upstream)
+        .ends_with('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = "http://127.0.0.1:9000/CAPS/0f9b1a2e-1111-2222-3333-4444555566660000/";
+    const EQ: &str = "http://127.0.0.1:9000/CE/8a1c2b3d-aaaa-bbbb-cccc-ddddeeeeffff";
+    const FETCH: &str = "http://127.0.0.1:9000/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff/";
+
+    fn opensim() -> (Registry, RegionId) {
+        let mut reg = Registry::new("http://127.0.0.1:8080/");
+        let r = reg.add_region(SEED, Some((256_000u64 << 32) | 256_000), None);
+        reg.grant("EventQueueGet", EQ, Some(r), CapKind::Normal);
+        reg.grant(
+            "FetchInventoryDescendents2",
+            FETCH,
+            Some(r),
+            CapKind::Normal,
+        );
+        (reg, r)
+    }
+
+    #[test]
+    fn longest_prefix_names_opensim_paths() {
+        let (reg, r) = opensim();
+        let cases = [
+            (SEED, Some("Seed")),
+            (EQ, Some("EventQueueGet")),
+            (
+                "http://127.0.0.1:9000/9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff/?x=1",
+                Some("FetchInventoryDescendents2"),
+            ),
+            // Another uuid that merely starts like the event queue's is not it.
+            (
+                "http://127.0.0.1:9000/CE/8a1c2b3d-aaaa-bbbb-cccc-ddddeeeeffff0",
+                None,
+            ),
+            ("http://127.0.0.1:9000/", None),
+            ("http://127.0.0.1:9001/CE/8a1c2b3d", None),
+            // Matching ignores scheme/host case and the default port.
+            (
+                "HTTP://127.0.0.1:9000/CE/8a1c2b3d-aaaa-bbbb-cccc-ddddeeeeffff?q",
+                Some("EventQueueGet"),
+            ),
+        ];
+        for (url, want) in cases {
+            let got = reg.lookup_url(url);
+            assert_eq!(got.as_ref().map(|f| f.name.as_str()), want, "{url}");
+            if let Some(f) = got {
+                assert_eq!(f.region, Some(r));
+                assert_eq!(
+                    f.region_label.as_deref(),
+                    Some("127.0.0.1:9000 (1000, 1000)")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn longer_prefix_wins_over_shorter() {
+        let mut reg = Registry::new("http://p");
+        reg.grant("Short", "https://h.example/cap/", None, CapKind::Normal);
+        reg.grant(
+            "Long",
+            "https://h.example:443/cap/abc",
+            None,
+            CapKind::Normal,
+        );
+        let f = reg.lookup_url("https://h.example/cap/abc/more").unwrap();
+        assert_eq!(f.name, "Long");
+        let f = reg.lookup_url("https://h.example/cap/xyz").unwrap();
+        assert_eq!(f.name, "Short");
+    }
+
+    #[test]
+    fn tokens_are_128_bit_hex_unique_and_stable_per_url() {
+        let (mut reg, r) = opensim();
+        let seed_cap = reg.lookup_url(SEED).unwrap().cap;
+        let eq_cap = reg.lookup_url(EQ).unwrap().cap;
+        let a = reg.proxy_url(seed_cap);
+        let b = reg.proxy_url(eq_cap);
+        assert_ne!(a, b);
+        assert_eq!(a, reg.proxy_url(seed_cap), "same cap, same URL");
+        // The same upstream URL granted again maps to the same proxy URL.
+        assert_eq!(
+            reg.grant_proxied("EventQueueGet", EQ, Some(r), CapKind::Normal),
+            b
+        );
+        let token = b.strip_prefix("http://127.0.0.1:8080/cap/").unwrap();
+        assert_eq!(token.len(), TOKEN_BITS / 4);
+        assert!(token.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            a.ends_with('/'),
+            "seed path ends in / so the proxy URL does"
+        );
+        assert!(!b.ends_with('/'));
+        assert_eq!(reg.lookup_token(token).unwrap().upstream, EQ);
+        assert!(reg.lookup_token("0000").is_none());
+
+        let many: std::collections::HashSet<String> = (0..1000).map(|_| new_token()).collect();
+        assert_eq!(many.len(), 1000);
+    }
+
+    #[test]
+    fn cap_paths_split_and_join() {
+        assert_eq!(split_cap_path("/cap/abc"), Some(("abc", "", None)));
+        assert_eq!(
+            split_cap_path("/cap/abc/x/y?q=1"),
+            Some(("abc", "/x/y", Some("q=1")))
+        );
+        assert_eq!(split_cap_path("/cap/"), None);
+        assert_eq!(split_cap_path("/login"), None);
+        assert_eq!(join_upstream(SEED, "/", None), SEED);
+        assert_eq!(
+            join_upstream("https://h/c/", "/x", Some("a=1")),
+            "https://h/c/x?a=1"
+        );
+        assert_eq!(
+            join_upstream("https://h/c?k=v", "", Some("a=1")),
+            "https://h/c?k=v&a=1"
+        );
+        assert_eq!(join_upstream("https://h/c", "/x", None), "https://h/c/x");
+    }
+
+    #[test]
+    fn leaving_a_region_marks_it_and_keeps_its_caps() {
+        let (mut reg, a) = opensim();
+        reg.enter_region(a);
+        let b = reg.add_region(
+            "http://127.0.0.1:9001/CAPS/b0000/",
+            None,
+            Some("127.0.0.1:9001"),
+        );
+        reg.learn_sim("127.0.0.1:9001", (256_256u64 << 32) | 256_000);
+        assert_eq!(
+            reg.region(b).unwrap().handle,
+            Some((256_256u64 << 32) | 256_000)
+        );
+        reg.enter_region(b);
+        assert!(reg.region(a).unwrap().left);
+        assert!(!reg.region(b).unwrap().left);
+        assert_eq!(reg.lookup_url(EQ).unwrap().region, Some(a), "caps kept");
+        // Seeing a region's seed again (teleport back) clears the mark once entered.
+        reg.enter_region(a);
+        assert!(!reg.region(a).unwrap().left);
+        assert!(reg.region(b).unwrap().left);
+        let c = reg.add_region("http://127.0.0.1:9000/CAPS/c0000/", None, None);
+        let d = reg.add_region(
+            "http://127.0.0.1:9000/CAPS/d0000/",
+            None,
+            Some("127.0.0.1:9005"),
+        );
+        assert_eq!(
+            reg.region_label(c).as_deref(),
+            Some("127.0.0.1:9000 (seed #3)")
+        );
+        assert_eq!(
+            reg.region_label(d).as_deref(),
+            Some("127.0.0.1:9000 (sim 127.0.0.1:9005)")
+        );
+        reg.set_region_name(b, "Sandbox");
+        assert_eq!(reg.region_label(b).as_deref(), Some("Sandbox"));
+    }
+}
