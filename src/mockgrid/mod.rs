@@ -244,6 +244,21 @@ impl MockGridHandle {
         self.grid.current_region()
     }
 
+    /// Waits until `pred` holds (checked whenever a poll arrives or events are written), or `limit`
+    /// passes; returns whether it held. Lets tests wait for the grid without sleeping.
+    pub async fn wait_until(
+        &self,
+        limit: Duration,
+        pred: impl Fn(&MockGridHandle) -> bool,
+    ) -> bool {
+        self.grid.wait_until(limit, |_| pred(self)).await
+    }
+
+    /// How many event-queue polls reached the grid for the latest agent (all regions).
+    pub fn polls_received(&self) -> u64 {
+        self.grid.polls_received()
+    }
+
     /// Every seed and cap URL the grid handed out so far (upstream URLs, as capscope sees them).
     pub fn issued_urls(&self) -> Vec<String> {
         self.grid.issued()

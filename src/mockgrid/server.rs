@@ -344,6 +344,7 @@ async fn event_queue(grid: &Arc<Grid>, entry: CapEntry, body: &[u8]) -> Response
         }
     }
     let first = queue.count_poll();
+    grid.note_change();
     if first && grid.config.stale_first_poll {
         return idle_502();
     }

@@ -124,6 +124,11 @@ impl EventQueue {
         inner.polls == 1
     }
 
+    /// How many polls the queue received.
+    pub fn polls(&self) -> u64 {
+        lock(&self.inner).polls
+    }
+
     /// Takes every pending event under a fresh id, or `None` when there are none.
     fn take(&self) -> Option<(i32, Vec<(String, Value)>)> {
         let mut inner = lock(&self.inner);
@@ -188,6 +193,8 @@ pub struct Grid {
     pub login_port: u16,
     state: Mutex<GridState>,
     broken: [AtomicBool; Breakage::COUNT],
+    /// Woken whenever a poll arrives or events are written, for [`Grid::wait_until`].
+    changed: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -240,6 +247,28 @@ impl Grid {
                 ..GridState::default()
             }),
             broken: Default::default(),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Wakes everyone in [`Grid::wait_until`].
+    pub fn note_change(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `pred` holds, or `limit` passes; returns whether it held.
+    pub async fn wait_until(&self, limit: Duration, pred: impl Fn(&Grid) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if pred(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return pred(self);
+            }
         }
     }
 
@@ -395,14 +424,17 @@ impl Grid {
 
     /// Notes that an answer carrying these events was written.
     pub fn delivered(&self, region: usize, queue_id: i32, events: &[(String, Value)]) {
-        let mut state = lock(&self.state);
-        for (message, _) in events {
-            state.delivered.push(Delivered {
-                region,
-                queue_id,
-                message: message.clone(),
-            });
+        {
+            let mut state = lock(&self.state);
+            for (message, _) in events {
+                state.delivered.push(Delivered {
+                    region,
+                    queue_id,
+                    message: message.clone(),
+                });
+            }
         }
+        self.note_change();
     }
 
     fn facts(&self, idx: usize, region: usize) -> (String, u32, u32, u16) {
@@ -569,6 +601,16 @@ impl Grid {
     pub fn current_region(&self) -> Option<usize> {
         let idx = self.latest().ok()?;
         self.with_session(idx, |s| s.region)
+    }
+
+    /// How many event-queue polls the latest agent's queues received, all regions together.
+    pub fn polls_received(&self) -> u64 {
+        let Ok(idx) = self.latest() else { return 0 };
+        lock(&self.state)
+            .sessions
+            .get(idx)
+            .map(|s| s.queues.iter().map(|q| q.polls()).sum())
+            .unwrap_or(0)
     }
 
     /// Every cap or seed URL handed out so far.
