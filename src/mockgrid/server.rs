@@ -234,12 +234,9 @@ async fn cap(
     parts: &http::request::Parts,
     body: Bytes,
 ) -> Response<GridBody> {
-    let Some((agent_id, session_id)) =
-        grid.with_session(entry.session, |s| (s.agent_id, s.session_id))
-    else {
+    let Some(agent_id) = grid.with_session(entry.session, |s| s.agent_id) else {
         return not_found();
     };
-    let _ = session_id;
     let query = parts.uri.query().unwrap_or("");
     match entry.kind {
         CapKind::Seed => seed(grid, entry, &body),
