@@ -4,6 +4,11 @@
 //! LLSD itself goes through [`crate::llsd`]; this module holds only what that codec does not cover:
 //! a small XML element tree read with quick-xml (bounded depth and size) and XML-RPC calls and
 //! responses on top of it. It must not grow into a second LLSD codec.
+//!
+//! `crate::caps::xmlrpc` reads XML-RPC too, but for in-place rewriting (byte ranges) inside capscope.
+//! The simulated grid and viewer stand for third parties, and the end-to-end tests compare capscope's
+//! rewritten login replies with this reader, so it is kept apart on purpose: a bug in capscope's reader
+//! cannot hide itself by being on both ends of a test.
 
 use std::fmt::Write as _;
 
