@@ -366,6 +366,22 @@ async fn raw_replies_carry_the_grid_quirks() {
         Some("application/llsd+binary")
     );
     assert!(costs.body.starts_with(lite::BINARY_HEADER));
+    // Second Life's "binary/octet-stream" Content-Encoding on a body that is not encoded.
+    let texture = uuid::Uuid::from_u128(7).to_string();
+    let asset = client
+        .send(
+            Method::GET,
+            &format!("{}?texture_id={texture}", caps["ViewerAsset"]),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        asset.header("content-encoding"),
+        Some("binary/octet-stream")
+    );
+    assert_eq!(asset.body[5], asset_byte(&texture, 5));
     // Unknown cap paths are 404s.
     let unknown = client
         .send(

@@ -177,7 +177,7 @@ impl MockGrid {
                 watch_rx.clone(),
             )));
         }
-        tracing::info!(login = %login_addr, "mock grid started");
+        tracing::debug!(login = %login_addr, "mock grid started");
         Ok(MockGridHandle {
             login_url: format!("http://{login_addr}/"),
             login_addr,

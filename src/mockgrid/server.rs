@@ -213,10 +213,10 @@ fn login(grid: &Grid, method: &Method, body: &[u8]) -> Response<GridBody> {
                 now: unix_now(),
             }))
         });
-        tracing::info!(%first, %last, "mock grid: login accepted");
+        tracing::debug!(%first, %last, "mock grid: login accepted");
         facts.unwrap_or_default()
     } else {
-        tracing::info!(%first, %last, "mock grid: login refused (wrong password)");
+        tracing::debug!(%first, %last, "mock grid: login refused (wrong password)");
         lite::rpc_response(&bodies::login_failed())
     };
     let mut bytes = reply_body.into_bytes();
@@ -290,7 +290,7 @@ async fn cap(
             // A one-time cap: gone once used.
             grid.revoke(entry.region, parts.uri.path());
             let asset = random_uuid();
-            tracing::info!(bytes = body.len(), %asset, "mock grid: upload received");
+            tracing::debug!(bytes = body.len(), %asset, "mock grid: upload received");
             llsd(
                 OPENSIM_LLSD,
                 &bodies::upload_complete(
@@ -469,6 +469,11 @@ fn asset(size: usize, query: &str) -> Response<GridBody> {
     let mut response = Response::new(body.boxed());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/x-j2c"));
+    // Second Life labels some bodies with this "encoding" although they are not encoded at all.
+    headers.insert(
+        CONTENT_ENCODING,
+        HeaderValue::from_static("binary/octet-stream"),
+    );
     headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
     response
 }
