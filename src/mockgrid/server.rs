@@ -197,7 +197,7 @@ fn login(grid: &Grid, method: &Method, body: &[u8]) -> Response<GridBody> {
         let idx = grid.login(&first, &last);
         let seed = grid.seed_url(idx, 0);
         let region = &grid.regions[0];
-        let facts = grid.with_session(idx, |s| {
+        let xml = grid.with_session(idx, |s| {
             lite::rpc_response(&bodies::login_ok(&bodies::LoginFacts {
                 first: &s.first,
                 last: &s.last,
@@ -214,7 +214,7 @@ fn login(grid: &Grid, method: &Method, body: &[u8]) -> Response<GridBody> {
             }))
         });
         tracing::debug!(%first, %last, "mock grid: login accepted");
-        facts.unwrap_or_default()
+        xml.unwrap_or_default()
     } else {
         tracing::debug!(%first, %last, "mock grid: login refused (wrong password)");
         lite::rpc_response(&bodies::login_failed())
