@@ -62,17 +62,62 @@ pub(crate) fn push_integer(out: &mut Vec<u8>, i: i32) {
     out.extend_from_slice(buf.format(i).as_bytes());
 }
 
-/// Appends a real the way the reference spells it where it matters for other readers: shortest
-/// round-trip digits, `nan`, `inf`, `-inf` in lowercase.
+/// Appends a real spelled as the reference (Python's `repr`) spells it: shortest round-trip digits,
+/// fixed notation for exponents -4..16 (always with a fraction, `1.0`), otherwise `1e+300` /
+/// `5e-324` with a sign and at least two exponent digits; `nan`, `inf`, `-inf` in lowercase.
 pub(crate) fn push_real(out: &mut Vec<u8>, r: f64) {
-    use std::io::Write as _;
     if r.is_nan() {
         out.extend_from_slice(b"nan");
-    } else if r.is_infinite() {
+        return;
+    }
+    if r.is_infinite() {
         out.extend_from_slice(if r > 0.0 { b"inf" } else { b"-inf" });
+        return;
+    }
+    // LowerExp gives the shortest round-trip digits: "-1.5e-7", "0e0", "1e16".
+    let sci = format!("{r:e}");
+    let (negative, body) = match sci.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, sci.as_str()),
+    };
+    let (mantissa, exp) = body.split_once('e').unwrap_or((body, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    if negative {
+        out.push(b'-');
+    }
+    if (-4..16).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            for i in 0..int_len {
+                out.push(*digits.get(i).unwrap_or(&b'0'));
+            }
+            out.push(b'.');
+            match digits.get(int_len..) {
+                Some(frac) if !frac.is_empty() => out.extend_from_slice(frac),
+                _ => out.push(b'0'),
+            }
+        } else {
+            out.extend_from_slice(b"0.");
+            for _ in 0..(-exp - 1) {
+                out.push(b'0');
+            }
+            out.extend_from_slice(&digits);
+        }
     } else {
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "{r:?}");
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exp < 0 { b'-' } else { b'+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push(b'0');
+        }
+        let mut buf = itoa::Buffer::new();
+        out.extend_from_slice(buf.format(e).as_bytes());
     }
 }
 
@@ -89,26 +134,41 @@ const MIN_ISO_SECS: f64 = -62_135_596_800.0;
 const END_ISO_SECS: f64 = 253_402_300_800.0;
 const SECS_PER_DAY: i64 = 86_400;
 
-/// Whether a date (seconds since the epoch) has an ISO 8601 spelling with a four-digit year.
+/// The whole seconds and the fraction of a date that has an ISO 8601 spelling with a four-digit
+/// year and whose fraction reads back exactly (whole + fraction == secs); `None` otherwise.
+fn iso_parts(secs: f64) -> Option<(i64, f64)> {
+    if !secs.is_finite() {
+        return None;
+    }
+    let whole = secs.floor();
+    if !(MIN_ISO_SECS..END_ISO_SECS).contains(&whole) {
+        return None;
+    }
+    let frac = secs - whole;
+    // For tiny negative dates `frac` rounds up to 1.0: such a date has no exact ISO spelling.
+    if frac >= 1.0 || whole + frac != secs {
+        return None;
+    }
+    // In range by the check above, so the cast is exact.
+    Some((whole as i64, frac))
+}
+
+/// Whether a date (seconds since the epoch) is written in ISO 8601 form (see [`push_date`]).
 pub(crate) fn date_has_iso_form(secs: f64) -> bool {
-    secs.is_finite() && secs.floor() >= MIN_ISO_SECS && secs.floor() < END_ISO_SECS
+    iso_parts(secs).is_some()
 }
 
 /// Appends a date as `YYYY-MM-DDTHH:MM:SS[.f]Z`. The fraction, when there is one, is written with
 /// as many digits as it takes to read back the same f64 exactly (the reference writes 6 digits,
-/// which loses precision; readers accept any number of digits). A date without an ISO spelling
-/// (non-finite, or a year outside 1..=9999) is written as its number of seconds instead; see
-/// docs/llsd.md.
+/// which loses precision; readers accept any number of digits). A date without such a spelling
+/// (non-finite, a year outside 1..=9999, or a fraction too close to a whole second to survive)
+/// is written as its number of seconds instead; see docs/llsd.md.
 pub(crate) fn push_date(out: &mut Vec<u8>, secs: f64) {
     use std::io::Write as _;
-    if !date_has_iso_form(secs) {
+    let Some((whole, frac)) = iso_parts(secs) else {
         push_real(out, secs);
         return;
-    }
-    let whole = secs.floor();
-    let frac = secs - whole;
-    // In range by the check above, so the cast is exact.
-    let whole = whole as i64;
+    };
     let days = whole.div_euclid(SECS_PER_DAY);
     let sod = whole.rem_euclid(SECS_PER_DAY);
     let (y, m, d) = civil_from_days(days);
@@ -260,7 +320,7 @@ mod tests {
             let text = date_text(secs);
             assert_eq!(parse_date(text.as_bytes()), Some(secs), "{text}");
         }
-        for secs in [f64::NAN, f64::INFINITY, -1e300, END_ISO_SECS] {
+        for secs in [f64::NAN, f64::INFINITY, -1e300, END_ISO_SECS, -3.28e-271] {
             let text = date_text(secs);
             let back = parse_date(text.as_bytes()).unwrap();
             assert!(back == secs || (back.is_nan() && secs.is_nan()), "{text}");
@@ -293,6 +353,26 @@ mod tests {
         assert_eq!(text(f64::NEG_INFINITY), "-inf");
         assert_eq!(text(1.5), "1.5");
         assert_eq!(text(-0.0), "-0.0");
+        assert_eq!(text(0.0), "0.0");
+        assert_eq!(text(100.0), "100.0");
+        assert_eq!(text(1e300), "1e+300");
+        assert_eq!(text(5e-324), "5e-324");
+        assert_eq!(text(1e16), "1e+16");
+        assert_eq!(text(1e15), "1000000000000000.0");
+        assert_eq!(text(0.0001), "0.0001");
+        assert_eq!(text(1e-5), "1e-05");
+        assert_eq!(text(-1.25e-7), "-1.25e-07");
+        assert_eq!(text(123_456_789.125), "123456789.125");
+        for r in [1e300, 5e-324, 1e-5, 0.1, 1.0 / 3.0, -2.5e21, 6.02e23] {
+            assert_eq!(
+                parse_real(&{
+                    let mut v = Vec::new();
+                    push_real(&mut v, r);
+                    v
+                }),
+                Some(r)
+            );
+        }
         assert_eq!(parse_real(b"1e+300"), Some(1e300));
         assert_eq!(parse_real(b"-Infinity"), Some(f64::NEG_INFINITY));
         assert!(parse_real(b"NaN").unwrap().is_nan());
