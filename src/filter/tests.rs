@@ -1,0 +1,255 @@
+//! Parser and evaluator tests.
+
+use super::*;
+use crate::record::{Body, EventInfo, Kind, Record, Request, Response, State, TunnelInfo};
+
+/// (input, canonical form): the canonical form must parse back to the same tree.
+const CANONICAL: &[(&str, &str)] = &[
+    ("cap:Seed", "cap:Seed"),
+    ("cap:Fetch*", "cap:Fetch*"),
+    ("CAP:\"Odd Name\"", "cap:\"Odd Name\""),
+    ("event:TeleportFinish", "event:TeleportFinish"),
+    ("method:post", "method:POST"),
+    ("status:200", "status:200"),
+    ("status:5XX", "status:5xx"),
+    ("status:2x4", "status:2x4"),
+    ("host:*.lindenlab.com", "host:*.lindenlab.com"),
+    ("region:'Da Boom'", "region:\"Da Boom\""),
+    ("kind:EVENT", "kind:event"),
+    ("teleport", "teleport"),
+    ("\"two words\"", "\"two words\""),
+    ("'a \\\"q\\\" b'", "\"a \\\"q\\\" b\""),
+    ("\"and\"", "\"and\""),
+    ("\"x:y\"", "\"x:y\""),
+    ("\"42\"", "\"42\""),
+    (
+        "body.Info[0].SimPort == 13005",
+        "body.Info[0].SimPort == 13005",
+    ),
+    (
+        "body.Info[0].SimPort==13005",
+        "body.Info[0].SimPort == 13005",
+    ),
+    (
+        "body.folders[*].items[*].name ~ \"Object 1*\"",
+        "body.folders[*].items[*].name ~ \"Object 1*\"",
+    ),
+    ("req.ack > 40", "req.ack > 40"),
+    ("req.ack>=-1.5e2", "req.ack >= -1.5e2"),
+    ("body.x != 'text'", "body.x != text"),
+    ("body.x == \"13005\"", "body.x == \"13005\""),
+    ("body.a.*.b < 3", "body.a[*].b < 3"),
+    ("body[\"odd key\"][2] <= 1", "body[\"odd key\"][2] <= 1"),
+    ("body.events", "body.events"),
+    ("a b", "a & b"),
+    ("a and b or c", "a & b | c"),
+    ("a & (b | c)", "a & (b | c)"),
+    ("(a | b) | c", "(a | b) | c"),
+    ("a | b & c", "a | b & c"),
+    ("!a", "!a"),
+    ("not a", "!a"),
+    ("!(a & b)", "!(a & b)"),
+    ("! ! a", "!!a"),
+    ("a && b || c", "a & b | c"),
+    ("nothing", "nothing"),
+    ("notable & android", "notable & android"),
+    ("(((cap:x)))", "cap:x"),
+    (
+        "cap:EventQueueGet !status:200 | event:Teleport*",
+        "cap:EventQueueGet & !status:200 | event:Teleport*",
+    ),
+];
+
+#[test]
+fn canonical_forms_round_trip() {
+    for (input, canonical) in CANONICAL {
+        let e = parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        assert_eq!(&e.to_string(), canonical, "canonical form of {input}");
+        let back = parse(&e.to_string()).unwrap_or_else(|e| panic!("{canonical}: {e}"));
+        assert_eq!(back, e, "{input} -> {canonical} parses back differently");
+    }
+}
+
+#[test]
+fn precedence_and_grouping() {
+    let t = |s: &str| Expr::Term(Term::Text(Text::new(s)));
+    assert_eq!(
+        parse("a | b c").unwrap(),
+        Expr::Or(vec![t("a"), Expr::And(vec![t("b"), t("c")])])
+    );
+    assert_eq!(
+        parse("!a b").unwrap(),
+        Expr::And(vec![Expr::Not(Box::new(t("a"))), t("b")])
+    );
+    assert_eq!(
+        parse("(a | b) c").unwrap(),
+        Expr::And(vec![Expr::Or(vec![t("a"), t("b")]), t("c")])
+    );
+    assert_eq!(
+        parse("a or b or c").unwrap(),
+        Expr::Or(vec![t("a"), t("b"), t("c")])
+    );
+}
+
+/// (input, column, part of the message)
+const BAD: &[(&str, usize, &str)] = &[
+    ("", 1, "empty"),
+    ("   ", 4, "empty"),
+    ("cap:", 5, "expected a value after `cap:`"),
+    ("cap: & x", 5, "expected a value"),
+    ("colour:red", 1, "unknown term `colour:`"),
+    ("status:20", 8, "not a status"),
+    ("status:abc", 8, "not a status"),
+    ("kind:packet", 6, "not a kind"),
+    ("method:G-T", 8, "not an HTTP method"),
+    ("(cap:x", 1, "never closed"),
+    ("cap:x)", 6, "without a matching"),
+    ("a & | b", 5, "expected a term, found `|`"),
+    ("a |", 4, "ends"),
+    ("\"open", 1, "never closed"),
+    ("body.", 6, "expected a key name"),
+    ("body.x ==", 10, "expected a value after `==`"),
+    ("body[x]", 6, "expected an index"),
+    ("body[1", 7, "expected `]`"),
+    ("()", 2, "empty parentheses"),
+    ("and x", 1, "needs something on its left"),
+    ("cap:x =", 7, "unexpected `=`"),
+    ("é cap:x )", 9, "without a matching"),
+];
+
+#[test]
+fn bad_expressions_say_where() {
+    for (input, column, message) in BAD {
+        let e = parse(input).expect_err(input);
+        assert_eq!(e.column, *column, "column for {input:?}: {e}");
+        assert!(
+            e.message.contains(message),
+            "message for {input:?}: {}",
+            e.message
+        );
+        let shown = e.to_string();
+        let caret_line = shown.lines().last().unwrap();
+        assert_eq!(
+            caret_line.find('^'),
+            Some(column + 1),
+            "caret under column {column}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn nesting_is_limited() {
+    let deep = format!("{}x{}", "(".repeat(200), ")".repeat(200));
+    assert!(parse(&deep).unwrap_err().message.contains("nested deeper"));
+    assert!(parse(&"!".repeat(500)).is_err());
+}
+
+#[test]
+fn help_lists_every_term_and_operator() {
+    let h = help();
+    for t in TERMS {
+        assert!(h.contains(&format!("{}:{}", t.code, t.arg)), "{}", t.code);
+    }
+    for (sym, _, _) in COMPARISONS {
+        assert!(h.contains(sym), "{sym}");
+    }
+    for (form, _) in FORMS {
+        assert!(h.contains(form), "{form}");
+    }
+}
+
+pub(crate) fn http(id: u64, method: &str, url: &str, status: u16) -> Record {
+    let mut r = Record::new(id, Kind::Http);
+    r.state = State::Done;
+    r.request = Some(Request {
+        method: method.into(),
+        url: url.into(),
+        version: "HTTP/1.1".into(),
+        ..Request::default()
+    });
+    r.response = Some(Response {
+        status,
+        version: "HTTP/1.1".into(),
+        ..Response::default()
+    });
+    r
+}
+
+fn m(f: &str, r: &Record) -> bool {
+    Filter::parse(f)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .matches(r)
+}
+
+#[test]
+fn name_terms_match_their_fields() {
+    let mut r = http(
+        1,
+        "POST",
+        "https://sim1.agni.lindenlab.com:12043/cap/abc?x=1",
+        502,
+    );
+    r.cap = Some("EventQueueGet".into());
+    r.region = Some("Da Boom".into());
+
+    assert!(m("cap:EventQueueGet", &r));
+    assert!(m("cap:eventqueue*", &r), "globs ignore case");
+    assert!(m("cap:Event?ueueGet", &r));
+    assert!(m("cap:*Queue*", &r));
+    assert!(!m("cap:Seed", &r));
+    assert!(!m("cap:EventQueue", &r), "a glob matches the whole name");
+    assert!(m("method:post", &r));
+    assert!(!m("method:GET", &r));
+    assert!(m("status:502", &r) && m("status:5xx", &r) && m("status:50x", &r));
+    assert!(!m("status:2xx", &r));
+    assert!(m("host:*.lindenlab.com", &r));
+    assert!(
+        m("host:sim1.agni.lindenlab.com", &r),
+        "the port is not part of the host"
+    );
+    assert!(!m("host:lindenlab.com", &r));
+    assert!(m("region:da*", &r));
+    assert!(m("kind:http", &r) && !m("kind:event", &r));
+    assert!(m("AGNI", &r), "free text searches the URL, ignoring case");
+    assert!(m("boom", &r), "and the region");
+    assert!(m("\"queueget\"", &r), "and the cap name");
+    assert!(!m("teleport", &r));
+    assert!(m("cap:Seed | status:5xx", &r));
+    assert!(!m("cap:EventQueueGet & !status:5xx", &r));
+    assert!(m("!(cap:Seed | method:GET)", &r));
+
+    let mut ev = Record::new(2, Kind::Event);
+    ev.state = State::Done;
+    ev.parent = Some(1);
+    ev.event = Some(EventInfo {
+        message: "TeleportFinish".into(),
+        index: 0,
+        queue_id: Some(3),
+        body: Body::whole(&b"not llsd, plain words"[..]),
+    });
+    assert!(m("event:Teleport*", &ev) && m("kind:event", &ev));
+    assert!(!m("cap:*", &ev), "no cap, no match");
+    assert!(!m("status:2xx", &ev) && !m("method:GET", &ev));
+    assert!(m("teleportfinish", &ev));
+    assert!(
+        m("PLAIN WORDS", &ev),
+        "free text in a body that is not LLSD"
+    );
+
+    let mut t = Record::new(3, Kind::Tunnel);
+    t.tunnel = Some(TunnelInfo {
+        target: "[::1]:443".into(),
+        bytes_up: 1,
+        bytes_down: 2,
+    });
+    assert!(m("host:::1", &t) == m("host:\"::1\"", &t));
+    assert!(m("host:\"::1\"", &t));
+}
+
+#[test]
+fn free_text_with_non_ascii() {
+    let mut r = http(1, "GET", "https://example.org/Grüße", 200);
+    r.region = Some("ÄRA".into());
+    assert!(m("grüße", &r));
+    assert!(m("ära", &r));
+}
