@@ -702,7 +702,15 @@ fn har_has_every_required_field_and_folds_events_into_their_poll() {
         .map(|e| e["message"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["TeleportFinish", "EnableSimulator"]);
-    assert!(events.iter().all(|e| !e["body"].is_null()));
+    // Event bodies are decoded into LLSD typed JSON (secrets were masked before writing).
+    assert_eq!(
+        events[0]["body"]["map"]["Info"]["array"][0]["map"]["SimPort"],
+        serde_json::json!({"integer": 13005})
+    );
+    assert_eq!(
+        events[1]["body"]["map"]["secure_session_id"],
+        serde_json::json!({"uuid": "ffffffff-ffff-ffff-ffff-ffffffffffff"})
+    );
 
     let failed = &entries[3];
     assert_eq!(failed["response"]["status"], 0);

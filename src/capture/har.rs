@@ -252,7 +252,7 @@ fn har_event(r: &Record) -> Option<HarEvent> {
 /// A body for reading: LLSD as typed JSON, else text (or base64 text).
 fn body_json(b: &Body) -> serde_json::Value {
     match decode_body(b) {
-        Some(v) => serde_json::Value::String(v.to_string()), // TEMPORARY: typed_json at the llsd merge
+        Some(v) => crate::llsd::typed_json::to_json(&v),
         None => match std::str::from_utf8(&b.data) {
             Ok(s) => serde_json::Value::String(s.to_owned()),
             Err(_) => serde_json::json!({ "base64": STANDARD.encode(&b.data) }),

@@ -51,9 +51,19 @@ impl<'r> Ctx<'r> {
             Side::Request => &self.request,
             Side::Response => &self.response,
         };
-        cell.get_or_init(|| self.body(side).and_then(decode_body))
-            .as_ref()
+        cell.get_or_init(|| {
+            #[cfg(test)]
+            DECODES.with(|d| d.set(d.get() + 1));
+            self.body(side).and_then(decode_body)
+        })
+        .as_ref()
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many bodies evaluation decoded on this thread (tests check "once per record").
+    pub(crate) static DECODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The one place bodies are decoded for filtering: LLSD in any of its three encodings, sniffed from
@@ -62,12 +72,7 @@ pub fn decode_body(body: &Body) -> Option<Value> {
     if body.data.is_empty() || body.truncated {
         return None;
     }
-    llsd_from_slice(&body.data)
-}
-
-// TEMPORARY until branch `llsd` lands: replaced by `crate::llsd::from_slice` at the merge.
-fn llsd_from_slice(_: &[u8]) -> Option<Value> {
-    None
+    crate::llsd::from_slice(&body.data).ok()
 }
 
 pub(crate) fn eval(e: &Expr, ctx: &Ctx<'_>, mut out: Option<&mut Vec<Match>>) -> bool {

@@ -253,3 +253,160 @@ fn free_text_with_non_ascii() {
     assert!(m("grüße", &r));
     assert!(m("ära", &r));
 }
+
+fn llsd_xml(v: &crate::llsd::Value) -> Body {
+    Body::whole(crate::llsd::to_vec(v, crate::llsd::Format::Xml))
+}
+
+fn teleport_event() -> Record {
+    let body = "<llsd><map><key>Info</key><array><map>\
+        <key>SimPort</key><integer>13005</integer>\
+        <key>SimIP</key><binary>fwAAAQ==</binary>\
+        <key>SeedCapability</key><uri>http://127.0.0.1:9000/CAPS/s0000/</uri>\
+        <key>AgentID</key><uuid>11111111-2222-3333-4444-555555555555</uuid>\
+        <key>Flag</key><boolean>true</boolean>\
+        <key>Scale</key><real>1.5</real>\
+        </map></array></map></llsd>";
+    let mut ev = Record::new(9, Kind::Event);
+    ev.state = State::Done;
+    ev.event = Some(EventInfo {
+        message: "TeleportFinish".into(),
+        index: 0,
+        queue_id: None,
+        body: Body::whole(body),
+    });
+    ev
+}
+
+#[test]
+fn path_comparisons_on_decoded_bodies() {
+    let ev = teleport_event();
+    let yes = [
+        "body.Info[0].SimPort == 13005",
+        "body.Info[0].SimPort == 13005.0",
+        "body.Info[*].SimPort > 13000",
+        "body.Info[0].SimPort >= 13005",
+        "body.Info[0].SimPort <= 13005",
+        "body.Info[0].SimPort != 1",
+        "body.Info[0].SimPort ~ 130*",
+        "body.Info",
+        "body.*[*].Scale < 2",
+        "body.Info[0].SeedCapability ~ \"*/CAPS/*\"",
+        "body.Info[0].SeedCapability == \"http://127.0.0.1:9000/CAPS/s0000/\"",
+        "body.Info[0].AgentID == 11111111-2222-3333-4444-555555555555",
+        "body.Info[0].AgentID == 11111111-2222-3333-4444-555555555555",
+        "body.Info[0][\"Flag\"] == true",
+        "event:TeleportFinish body.Info[0].SimPort == 13005",
+        "13005",
+        "simport",
+        "\"/CAPS/s0000\"",
+    ];
+    for f in yes {
+        assert!(m(f, &ev), "{f} should match");
+    }
+    let no = [
+        "body.Info[0].SimPort == 13006",
+        "body.Info[0].SimPort < 100",
+        "body.Info[1].SimPort == 13005",
+        "body.Info.SimPort == 13005",
+        "body.Missing",
+        "body.Info[0].SimIP == 1",
+        "body.Info[0].Flag == false",
+        "req.Info",
+        "integer",
+    ];
+    for f in no {
+        assert!(!m(f, &ev), "{f} should not match");
+    }
+}
+
+#[test]
+fn request_paths_and_free_text_in_binary_llsd() {
+    use crate::llsd::{Map, Value};
+    let mut r = http(1, "POST", "https://sim.example/cap/eq", 200);
+    let mut ack = Map::new();
+    ack.push("ack", Value::Integer(41));
+    ack.push("done", Value::Boolean(false));
+    r.request.as_mut().unwrap().body = Body::whole(crate::llsd::to_vec(
+        &Value::Map(ack),
+        crate::llsd::Format::Binary,
+    ));
+    let mut greeting = Map::new();
+    greeting.push("message", Value::String("Hello Avatar".into()));
+    r.response.as_mut().unwrap().body = llsd_xml(&Value::Map(greeting));
+    assert!(m("req.ack > 40", &r));
+    assert!(!m("req.ack > 41", &r));
+    assert!(m("req.done == false", &r));
+    assert!(m("body.message ~ hello*", &r));
+    assert!(m("avatar", &r), "free text in a decoded response");
+    assert!(
+        m("done", &r),
+        "free text finds keys of a binary request body"
+    );
+}
+
+#[test]
+fn matches_detail_reports_every_matched_path() {
+    use crate::llsd::{Map, Value};
+    let item = |name: &str| {
+        let mut m = Map::new();
+        m.push("name", Value::String(name.into()));
+        Value::Map(m)
+    };
+    let folder = |items: Vec<Value>| {
+        let mut m = Map::new();
+        m.push("items", Value::Array(items));
+        Value::Map(m)
+    };
+    let mut root = Map::new();
+    root.push(
+        "folders",
+        Value::Array(vec![
+            folder(vec![item("Object 1"), item("Box")]),
+            folder(vec![item("object 12")]),
+        ]),
+    );
+    let mut r = http(1, "POST", "https://sim.example/cap/fetch", 200);
+    r.response.as_mut().unwrap().body = llsd_xml(&Value::Map(root));
+    let f = Filter::parse("body.folders[*].items[*].name ~ \"Object 1*\"").unwrap();
+    let found = f.matches_detail(&r).expect("matches");
+    let paths: Vec<(&str, &str)> = found
+        .iter()
+        .map(|m| (m.path.as_str(), m.value.as_str()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("body.folders[0].items[0].name", "Object 1"),
+            ("body.folders[1].items[0].name", "object 12")
+        ]
+    );
+    assert_eq!(found[0].side, Side::Response);
+    // A negated or failed branch contributes nothing.
+    let f = Filter::parse("body.folders[*].items[*].name ~ Box & method:GET | cap:x").unwrap();
+    assert_eq!(f.matches_detail(&r), None);
+    let f = Filter::parse("!body.folders[0].items[0].name ~ Nope").unwrap();
+    assert_eq!(f.matches_detail(&r), Some(vec![]));
+}
+
+#[test]
+fn bodies_are_decoded_once_per_record_per_evaluation() {
+    let ev = teleport_event();
+    let f = Filter::parse(
+        "body.Info[0].SimPort == 13005 & body.Info[0].Flag == true & body.Info[*].Scale > 1 \
+         & simport & !body.Missing",
+    )
+    .unwrap();
+    eval::DECODES.with(|d| d.set(0));
+    assert!(f.matches(&ev));
+    // The response (event) body once; the request side once (it has none).
+    assert!(eval::DECODES.with(|d| d.get()) <= 2);
+    eval::DECODES.with(|d| d.set(0));
+    let names_only = Filter::parse("cap:x | event:Teleport* & kind:event").unwrap();
+    assert!(names_only.matches(&ev));
+    assert_eq!(
+        eval::DECODES.with(|d| d.get()),
+        0,
+        "name terms decode nothing"
+    );
+}

@@ -2,7 +2,154 @@
 //! the human view.
 //!
 //! Owns everything about LLSD bytes and values. Knows nothing of the network, HTTP or caps.
+//!
+//! Decoders take a byte slice and return a [`Value`] or an [`Error`] naming the byte offset; they never
+//! panic, never read or allocate from a length the input does not back with bytes, and stop at
+//! [`MAX_DEPTH`] levels of nesting. Encoders are infallible. docs/llsd.md has the details and the
+//! choices made where the format leaves room.
 
+pub mod binary;
+mod detect;
+mod error;
+pub mod notation;
+mod pretty;
+mod reader;
+mod text;
+pub mod typed_json;
 mod value;
+pub mod xml;
 
+use std::fmt;
+
+pub use detect::detect;
+pub use error::{Error, ErrorKind, Found};
+pub use pretty::pretty;
 pub use value::{Date, Map, Value};
+
+/// The deepest nesting of arrays and maps a decoder accepts (the reference stops at 200 levels
+/// below the top value; we allow a little more so anything it writes reads back).
+pub const MAX_DEPTH: usize = 256;
+
+/// The three LLSD wire formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Xml,
+    Binary,
+    Notation,
+}
+
+impl Format {
+    /// All formats, in the order the UI offers them.
+    pub const ALL: [Format; 3] = [Format::Xml, Format::Binary, Format::Notation];
+
+    /// The MIME type of the format (`application/llsd+xml`, ...).
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Xml => "application/llsd+xml",
+            Format::Binary => "application/llsd+binary",
+            Format::Notation => "application/llsd+notation",
+        }
+    }
+
+    /// The format a Content-Type names, parameters ignored (`application/llsd+xml; charset=utf-8`).
+    /// Plain `application/llsd` is XML, as the reference reads it.
+    pub fn from_mime(content_type: &str) -> Option<Format> {
+        let mime = content_type.split(';').next()?.trim();
+        if mime.eq_ignore_ascii_case("application/llsd+xml")
+            || mime.eq_ignore_ascii_case("application/llsd")
+        {
+            Some(Format::Xml)
+        } else if mime.eq_ignore_ascii_case("application/llsd+binary") {
+            Some(Format::Binary)
+        } else if mime.eq_ignore_ascii_case("application/llsd+notation") {
+            Some(Format::Notation)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Xml => "xml",
+            Format::Binary => "binary",
+            Format::Notation => "notation",
+        })
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "xml" => Ok(Format::Xml),
+            "binary" => Ok(Format::Binary),
+            "notation" => Ok(Format::Notation),
+            other => Err(format!(
+                "unknown LLSD format {other:?} (expected xml, binary or notation)"
+            )),
+        }
+    }
+}
+
+/// Decodes a body in whichever format its bytes are in ([`detect`] without a Content-Type).
+pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
+    match detect(None, bytes) {
+        Some(format) => from_slice_as(bytes, format),
+        None if bytes.iter().all(|b| b.is_ascii_whitespace()) => {
+            Err(Error::new(0, ErrorKind::Empty))
+        }
+        None => Err(Error::new(0, ErrorKind::NotLlsd)),
+    }
+}
+
+/// Decodes a body in the given format (a header, if present, is skipped).
+pub fn from_slice_as(bytes: &[u8], format: Format) -> Result<Value, Error> {
+    match format {
+        Format::Xml => xml::from_slice(bytes),
+        Format::Binary => binary::from_slice(bytes),
+        Format::Notation => notation::from_slice(bytes),
+    }
+}
+
+/// Encodes a value: XML and binary with their header, notation without (as the reference does).
+pub fn to_vec(value: &Value, format: Format) -> Vec<u8> {
+    match format {
+        Format::Xml => xml::to_vec(value),
+        Format::Binary => binary::to_vec(value),
+        Format::Notation => notation::to_vec(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_and_mimes() {
+        for f in Format::ALL {
+            assert_eq!(f.to_string().parse::<Format>().unwrap(), f);
+            assert_eq!(Format::from_mime(f.mime()), Some(f));
+        }
+        assert_eq!(
+            Format::from_mime("Application/LLSD+XML; charset=UTF-8"),
+            Some(Format::Xml)
+        );
+        assert_eq!(Format::from_mime("text/html"), None);
+    }
+
+    #[test]
+    fn auto_decoding() {
+        let v = Value::Array(vec![Value::Integer(1), Value::String("x".into())]);
+        for f in Format::ALL {
+            assert_eq!(from_slice(&to_vec(&v, f)).unwrap(), v, "{f}");
+        }
+        assert_eq!(from_slice(b"").unwrap_err().kind(), &ErrorKind::Empty);
+        assert_eq!(
+            from_slice(b"<html/>").unwrap_err().kind(),
+            &ErrorKind::NotLlsd
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! Binary LLSD (`application/llsd+binary`): reading and writing.
+//!
+//! One type tag byte per value; lengths and counts are big-endian i32, integers big-endian i32, reals
+//! big-endian f64, dates *little-endian* f64 seconds (as the reference writes them). The header
+//! `<?llsd/binary?>\n` is optional on reading (any case and spacing) and always written.
+//!
+//! Owns the binary wire form only. Every length is checked against the bytes present before anything
+//! is borrowed or allocated (see [`Reader`]); nesting is limited to [`MAX_DEPTH`].
+
+use super::error::{Error, ErrorKind, Found};
+use super::notation::read_delimited;
+use super::reader::{header_len, Reader};
+use super::{Map, Value, MAX_DEPTH};
+
+/// The header written before every binary body.
+pub const HEADER: &[u8] = b"<?llsd/binary?>\n";
+
+/// The most elements (or entries) preallocated from a count field: a count is only a promise, so the
+/// vector grows past this from the bytes actually present.
+const MAX_PREALLOC: usize = 4096;
+
+/// Decodes one binary LLSD value, with or without the header. Trailing bytes other than whitespace
+/// are an error.
+pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
+    let mut r = Reader::new(bytes);
+    r.advance(header_len(bytes, b"llsd/binary").unwrap_or(0));
+    if r.at_end() {
+        return Err(r.err(ErrorKind::Empty));
+    }
+    let value = parse_value(&mut r, 0)?;
+    r.skip_ws();
+    if !r.at_end() {
+        return Err(r.err(ErrorKind::TrailingData));
+    }
+    Ok(value)
+}
+
+/// Encodes a value as binary LLSD, header included.
+pub fn to_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER.len() + encoded_len(value));
+    out.extend_from_slice(HEADER);
+    write_value(&mut out, value);
+    out
+}
+
+/// Encodes a value as binary LLSD without the header, appending to `out`.
+pub fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Undef => out.push(b'!'),
+        Value::Boolean(b) => out.push(if *b { b'1' } else { b'0' }),
+        Value::Integer(i) => {
+            out.push(b'i');
+            out.extend_from_slice(&i.to_be_bytes());
+        }
+        Value::Real(r) => {
+            out.push(b'r');
+            out.extend_from_slice(&r.to_be_bytes());
+        }
+        Value::Uuid(u) => {
+            out.push(b'u');
+            out.extend_from_slice(u.as_bytes());
+        }
+        Value::String(s) => write_sized(out, b's', s.as_bytes()),
+        // The reference writes uris as strings; we keep the type with the 'l' tag the format defines
+        // (and read both).
+        Value::Uri(s) => write_sized(out, b'l', s.as_bytes()),
+        Value::Date(d) => {
+            out.push(b'd');
+            out.extend_from_slice(&d.0.to_le_bytes());
+        }
+        Value::Binary(b) => write_sized(out, b'b', b),
+        Value::Array(items) => {
+            out.push(b'[');
+            out.extend_from_slice(&wire_len(items.len()).to_be_bytes());
+            for item in items {
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Map(map) => {
+            out.push(b'{');
+            out.extend_from_slice(&wire_len(map.len()).to_be_bytes());
+            for (k, v) in &map.0 {
+                write_sized(out, b'k', k.as_bytes());
+                write_value(out, v);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// Lengths on the wire are i32: longer things (over 2 GiB) cannot be written faithfully; the count is
+/// clamped (documented in docs/llsd.md; nothing that size passes through a proxy body).
+fn wire_len(n: usize) -> u32 {
+    u32::try_from(n.min(i32::MAX as usize)).unwrap_or(i32::MAX as u32)
+}
+
+#[inline]
+fn write_sized(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(&wire_len(bytes.len()).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The exact encoded size of a value (without header), so `to_vec` allocates once.
+fn encoded_len(value: &Value) -> usize {
+    match value {
+        Value::Undef | Value::Boolean(_) => 1,
+        Value::Integer(_) => 5,
+        Value::Real(_) | Value::Date(_) => 9,
+        Value::Uuid(_) => 17,
+        Value::String(s) | Value::Uri(s) => 5 + s.len(),
+        Value::Binary(b) => 5 + b.len(),
+        Value::Array(items) => 6 + items.iter().map(encoded_len).sum::<usize>(),
+        Value::Map(map) => {
+            6 + map
+                .0
+                .iter()
+                .map(|(k, v)| 5 + k.len() + encoded_len(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// Reads a big-endian i32 length and checks it is not negative.
+#[inline]
+fn read_len(r: &mut Reader<'_>, what: &'static str) -> Result<usize, Error> {
+    let at = r.pos();
+    let n = i32::from_be_bytes(r.array(what)?);
+    usize::try_from(n).map_err(|_| Error::new(at, ErrorKind::NegativeLength(i64::from(n))))
+}
+
+/// Reads a length-prefixed byte run, borrowing only bytes that are present.
+#[inline]
+fn read_sized<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8], Error> {
+    let n = read_len(r, what)?;
+    r.take(n, what)
+}
+
+#[inline]
+fn read_str(r: &mut Reader<'_>, what: &'static str) -> Result<String, Error> {
+    let at = r.pos();
+    let bytes = read_sized(r, what)?;
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(e) => Err(Error::new(
+            at + 4 + e.valid_up_to(),
+            ErrorKind::InvalidUtf8(what),
+        )),
+    }
+}
+
+fn parse_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, Error> {
+    let at = r.pos();
+    let tag = r.byte("a value")?;
+    Ok(match tag {
+        b'!' => Value::Undef,
+        b'1' => Value::Boolean(true),
+        b'0' => Value::Boolean(false),
+        b'i' => Value::Integer(i32::from_be_bytes(r.array("an integer")?)),
+        b'r' => Value::Real(f64::from_be_bytes(r.array("a real")?)),
+        b'u' => Value::Uuid(uuid::Uuid::from_bytes(r.array("a uuid")?)),
+        b's' => Value::String(read_str(r, "a string")?),
+        b'l' => Value::Uri(read_str(r, "a uri")?),
+        b'd' => Value::Date(super::Date(f64::from_le_bytes(r.array("a date")?))),
+        b'b' => Value::Binary(read_sized(r, "binary data")?.to_vec()),
+        b'\'' | b'"' => Value::String(read_delimited(r, tag)?),
+        b'[' => parse_array(r, at, depth)?,
+        b'{' => parse_map(r, at, depth)?,
+        other => return Err(Error::new(at, ErrorKind::UnknownTag(Found::Byte(other)))),
+    })
+}
+
+fn check_depth(at: usize, depth: usize) -> Result<(), Error> {
+    if depth >= MAX_DEPTH {
+        return Err(Error::new(at, ErrorKind::TooDeep { limit: MAX_DEPTH }));
+    }
+    Ok(())
+}
+
+fn parse_array(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Error> {
+    check_depth(at, depth)?;
+    let count = read_len(r, "an array count")?;
+    // Every element takes at least one byte.
+    let mut items = Vec::with_capacity(count.min(r.left()).min(MAX_PREALLOC));
+    for _ in 0..count {
+        if r.at_end() {
+            return Err(r.eof("an array"));
+        }
+        items.push(parse_value(r, depth + 1)?);
+    }
+    match r.byte("an array")? {
+        b']' => Ok(Value::Array(items)),
+        _ => {
+            r.back();
+            Err(r.err(ErrorKind::CountMismatch {
+                container: "array",
+                expected: wire_len(count),
+                found: "more follow (no ']' after them)",
+            }))
+        }
+    }
+}
+
+fn parse_map(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Error> {
+    check_depth(at, depth)?;
+    let count = read_len(r, "a map count")?;
+    // Every entry takes at least six bytes ('k', a length, a value tag).
+    let mut entries = Vec::with_capacity(count.min(r.left() / 6).min(MAX_PREALLOC));
+    let mut closed = false;
+    while entries.len() < count {
+        let key_at = r.pos();
+        let key = match r.byte("a map")? {
+            b'k' => read_str(r, "a map key")?,
+            q @ (b'\'' | b'"') => read_delimited(r, q)?,
+            // The reference stops at '}' even when fewer entries than counted came.
+            b'}' => {
+                closed = true;
+                break;
+            }
+            _ => return Err(r.unexpected_at(key_at, "a map", "'k' and a key, or '}'")),
+        };
+        let value = parse_value(r, depth + 1)?;
+        entries.push((key, value));
+    }
+    if !closed {
+        let end_at = r.pos();
+        if r.byte("a map")? != b'}' {
+            return Err(Error::new(
+                end_at,
+                ErrorKind::CountMismatch {
+                    container: "map",
+                    expected: wire_len(count),
+                    found: "more follow (no '}' after them)",
+                },
+            ));
+        }
+    }
+    Ok(Value::Map(Map(entries)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llsd::Date;
+
+    fn bin(body: &[u8]) -> Vec<u8> {
+        [HEADER, body].concat()
+    }
+
+    #[test]
+    fn header_optional_and_any_case() {
+        assert_eq!(from_slice(b"i\0\0\0\x05").unwrap(), Value::Integer(5));
+        assert_eq!(
+            from_slice(b"<? LLSD/Binary ?>\ni\0\0\0\x05").unwrap(),
+            Value::Integer(5)
+        );
+        assert_eq!(from_slice(b"<?llsd/binary?>\n!").unwrap(), Value::Undef);
+    }
+
+    #[test]
+    fn dates_are_little_endian_and_rest_big_endian() {
+        let mut body = vec![b'd'];
+        body.extend_from_slice(&1_138_804_193.0f64.to_le_bytes());
+        assert_eq!(
+            from_slice(&bin(&body)).unwrap(),
+            Value::Date(Date(1_138_804_193.0))
+        );
+        let v = Value::Date(Date(1.5));
+        assert_eq!(&to_vec(&v)[HEADER.len() + 1..], &1.5f64.to_le_bytes());
+        assert_eq!(
+            &to_vec(&Value::Real(1.5))[HEADER.len() + 1..],
+            &1.5f64.to_be_bytes()
+        );
+    }
+
+    #[test]
+    fn uri_written_with_l_and_string_read_too() {
+        let uri = Value::Uri("https://x/".into());
+        let bytes = to_vec(&uri);
+        assert_eq!(bytes[HEADER.len()], b'l');
+        assert_eq!(from_slice(&bytes).unwrap(), uri);
+        assert_eq!(
+            from_slice(&bin(b"s\0\0\0\x03abc")).unwrap(),
+            Value::String("abc".into())
+        );
+    }
+
+    #[test]
+    fn map_may_close_early_like_the_reference() {
+        let v = from_slice(&bin(b"{\0\0\0\x02k\0\0\0\x01ai\0\0\0\x01}")).unwrap();
+        assert_eq!(v.get("a"), Some(&Value::Integer(1)));
+        assert!(from_slice(&bin(b"{\0\0\0\x01k\0\0\0\x01ai\0\0\0\x01!}")).is_err());
+    }
+
+    #[test]
+    fn delimited_strings_and_keys_accepted() {
+        let v = from_slice(&bin(b"{\0\0\0\x01'k\\'ey's\0\0\0\0}")).unwrap();
+        assert_eq!(v.get("k'ey"), Some(&Value::String(String::new())));
+    }
+
+    #[test]
+    fn hostile_lengths_fail_without_allocating() {
+        let e = from_slice(&bin(b"b\x7f\xff\xff\xffabc")).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::UnexpectedEof(_)), "{e}");
+        let e = from_slice(&bin(b"s\xff\xff\xff\xff")).unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::NegativeLength(-1));
+        assert_eq!(e.offset(), HEADER.len() + 1);
+        assert!(from_slice(&bin(b"[\x7f\xff\xff\xff")).is_err());
+        assert!(from_slice(&bin(b"{\x7f\xff\xff\xff")).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_offset() {
+        let e = from_slice(&bin(b"[\0\0\0\x01Z]")).unwrap_err();
+        assert_eq!(e.offset(), HEADER.len() + 5);
+        assert!(e
+            .to_string()
+            .ends_with(&format!("at byte {}", HEADER.len() + 5)));
+        let e = from_slice(&bin(b"s\0\0\0\x02\xff\xfe")).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::InvalidUtf8(_)));
+        assert!(from_slice(&bin(b"!!")).is_err(), "trailing data");
+        assert!(from_slice(b"").is_err());
+    }
+
+    #[test]
+    fn depth_limit() {
+        let mut ok = bin(&b"[\0\0\0\x01".repeat(MAX_DEPTH));
+        ok.push(b'!');
+        ok.extend(std::iter::repeat_n(b']', MAX_DEPTH));
+        assert!(from_slice(&ok).is_ok());
+        let mut deep = bin(&b"[\0\0\0\x01".repeat(MAX_DEPTH + 1));
+        deep.push(b'!');
+        deep.extend(std::iter::repeat_n(b']', MAX_DEPTH + 1));
+        let e = from_slice(&deep).unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::TooDeep { limit: MAX_DEPTH });
+    }
+
+    #[test]
+    fn encoded_len_is_exact() {
+        let v = Value::Map(Map(vec![
+            (
+                "a".into(),
+                Value::Array(vec![Value::Integer(1), Value::Undef]),
+            ),
+            ("bé".into(), Value::Binary(vec![1, 2, 3])),
+            ("u".into(), Value::Uri("x".into())),
+        ]));
+        assert_eq!(to_vec(&v).len(), HEADER.len() + encoded_len(&v));
+    }
+}
