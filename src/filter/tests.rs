@@ -410,3 +410,117 @@ fn bodies_are_decoded_once_per_record_per_evaluation() {
         "name terms decode nothing"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9_*?]{1,8}",
+            "\\PC{0,8}",
+            Just("and".to_owned()),
+            Just("body.x".to_owned()),
+            Just("12".to_owned()),
+            Just("a\"b\\c".to_owned()),
+        ]
+    }
+
+    fn nonempty_text() -> impl Strategy<Value = String> {
+        any_text().prop_filter("non-empty", |s| !s.is_empty())
+    }
+
+    fn literal() -> impl Strategy<Value = Literal> {
+        prop_oneof![
+            any::<i32>().prop_map(|i| Literal::Number {
+                text: i.to_string(),
+                value: f64::from(i)
+            }),
+            (-1.0e6f64..1.0e6).prop_map(|f| Literal::Number {
+                text: format!("{f}"),
+                value: format!("{f}").parse().unwrap()
+            }),
+            any_text().prop_map(Literal::Text),
+        ]
+    }
+
+    fn segment() -> impl Strategy<Value = Segment> {
+        prop_oneof![
+            nonempty_text().prop_map(Segment::Key),
+            Just(Segment::Key(String::new())),
+            (0usize..1000).prop_map(Segment::Index),
+            Just(Segment::Any),
+        ]
+    }
+
+    fn cmp() -> impl Strategy<Value = Cmp> {
+        prop_oneof![
+            Just(Cmp::Eq),
+            Just(Cmp::Ne),
+            Just(Cmp::Lt),
+            Just(Cmp::Le),
+            Just(Cmp::Gt),
+            Just(Cmp::Ge),
+            Just(Cmp::Glob),
+        ]
+    }
+
+    fn term() -> impl Strategy<Value = Term> {
+        prop_oneof![
+            nonempty_text().prop_map(|s| Term::Cap(Glob::new(&s))),
+            nonempty_text().prop_map(|s| Term::Event(Glob::new(&s))),
+            nonempty_text().prop_map(|s| Term::Host(Glob::new(&s))),
+            nonempty_text().prop_map(|s| Term::Region(Glob::new(&s))),
+            "[A-Z]{1,7}".prop_map(Term::Method),
+            prop::array::uniform3(prop::option::of(0u8..10))
+                .prop_map(|p| Term::Status(StatusPattern(p))),
+            prop_oneof![
+                Just(Kind::Http),
+                Just(Kind::Event),
+                Just(Kind::Login),
+                Just(Kind::Tunnel),
+                Just(Kind::Error)
+            ]
+            .prop_map(Term::Kind),
+            any_text().prop_map(|s| Term::Text(Text::new(&s))),
+            (
+                prop_oneof![Just(Side::Request), Just(Side::Response)],
+                prop::collection::vec(segment(), 1..4),
+                prop::option::of((cmp(), literal()))
+            )
+                .prop_map(|(side, path, c)| Term::Path(PathPredicate::new(side, path, c))),
+        ]
+    }
+
+    fn expr() -> impl Strategy<Value = Expr> {
+        term()
+            .prop_map(Expr::Term)
+            .prop_recursive(4, 24, 4, |inner| {
+                prop_oneof![
+                    inner.clone().prop_map(|e| Expr::Not(Box::new(e))),
+                    prop::collection::vec(inner.clone(), 2..4).prop_map(Expr::And),
+                    prop::collection::vec(inner, 2..4).prop_map(Expr::Or),
+                ]
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn display_parses_back_to_the_same_tree(e in expr()) {
+            let text = e.to_string();
+            let back = parse(&text).map_err(|err| TestCaseError::fail(format!("{text:?}: {err}")))?;
+            prop_assert_eq!(back, e, "via {:?}", text);
+        }
+
+        #[test]
+        fn parsing_anything_never_panics_and_errors_point_inside(s in "\\PC{0,40}") {
+            match parse(&s) {
+                Ok(e) => {
+                    let again = parse(&e.to_string()).unwrap();
+                    prop_assert_eq!(again, e);
+                }
+                Err(err) => prop_assert!(err.column >= 1 && err.column <= s.chars().count() + 1),
+            }
+        }
+    }
+}
