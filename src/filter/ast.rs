@@ -44,13 +44,36 @@ pub struct Glob {
     /// The pattern as written.
     pub pattern: String,
     pub(crate) folded: Vec<char>,
+    pub(crate) shape: GlobShape,
+}
+
+/// The pattern's shape, so the common ones skip the general matcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GlobShape {
+    /// No wildcard.
+    Exact,
+    /// One trailing `*` and no `?`.
+    Prefix,
+    General,
 }
 
 impl Glob {
     pub fn new(pattern: &str) -> Self {
+        let folded: Vec<char> = pattern.chars().map(fold).collect();
+        let stars = folded.iter().filter(|c| **c == '*').count();
+        let shape = if folded.contains(&'?') {
+            GlobShape::General
+        } else if stars == 0 {
+            GlobShape::Exact
+        } else if stars == 1 && folded.last() == Some(&'*') {
+            GlobShape::Prefix
+        } else {
+            GlobShape::General
+        };
         Self {
             pattern: pattern.to_owned(),
-            folded: pattern.chars().map(fold).collect(),
+            folded,
+            shape,
         }
     }
 }

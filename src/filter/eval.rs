@@ -4,7 +4,8 @@
 use std::cell::OnceCell;
 
 use super::ast::{
-    fold, push_segment, Cmp, Expr, Glob, Literal, PathPredicate, Segment, Side, Term, Text,
+    fold, push_segment, Cmp, Expr, Glob, GlobShape, Literal, PathPredicate, Segment, Side, Term,
+    Text,
 };
 use crate::llsd::Value;
 use crate::record::{Body, Kind, Record};
@@ -213,14 +214,10 @@ pub(crate) fn contains_folded(hay: &[u8], needle: &str) -> bool {
 /// Wildcard match (`*` any run, `?` one character), case-insensitive.
 pub(crate) fn glob(g: &Glob, text: &str) -> bool {
     let p = &g.folded;
-    // Fast paths for the common shapes.
-    let stars = p.iter().filter(|c| **c == '*').count();
-    let has_q = p.contains(&'?');
-    if !has_q && stars == 0 {
-        return eq_folded(text, p);
-    }
-    if !has_q && stars == 1 && p.last() == Some(&'*') {
-        return starts_with_folded(text, &p[..p.len() - 1]);
+    match g.shape {
+        GlobShape::Exact => return eq_folded(text, p),
+        GlobShape::Prefix => return starts_with_folded(text, &p[..p.len() - 1]),
+        GlobShape::General => {}
     }
     let t: Vec<char> = text.chars().map(fold).collect();
     wildcard(p, &t)

@@ -524,3 +524,32 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn glob_shapes() {
+    let cap = |name: &str| {
+        let mut r = http(1, "GET", "http://h/", 200);
+        r.cap = Some(name.into());
+        r
+    };
+    let table: &[(&str, &str, bool)] = &[
+        ("*", "", true),
+        ("*", "Anything", true),
+        ("a*", "a", true),
+        ("a*", "ba", false),
+        ("*a", "ba", true),
+        ("a*b*c", "aXXbYc", true),
+        ("a*b*c", "aXXbYcd", false),
+        ("a*b*c", "abcbc", true),
+        ("?", "é", true),
+        ("??", "é", false),
+        ("É?", "éx", true),
+        ("*?*", "", false),
+        ("GetMesh?", "getmesh2", true),
+        ("GetMesh", "GetMesh2", false),
+    ];
+    for (pattern, name, want) in table {
+        let f = format!("cap:{}", super::ast::quote(pattern));
+        assert_eq!(m(&f, &cap(name)), *want, "{pattern} vs {name:?}");
+    }
+}
