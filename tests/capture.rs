@@ -450,7 +450,7 @@ fn the_writer_records_only_what_its_filter_matches() {
                 path: Some(path.clone()),
                 data_dir: dir.path().to_path_buf(),
                 keep_secrets: false,
-                filter: Some(Filter::parse("cap:Seed | kind:tunnel").unwrap()),
+                filter: Some(Filter::parse("cap:Seed | kind:tunnel | cap:EventQueueGet").unwrap()),
             },
         )
         .unwrap();
@@ -458,12 +458,18 @@ fn the_writer_records_only_what_its_filter_matches() {
         for r in sample() {
             bus.publish(r);
         }
+        // An event of a poll that was not recorded stays out.
+        bus.publish(event_record(10, 6, 0, "TeleportFinish"));
         handle.finish().await.unwrap();
     });
     let c = Reader::open(&path).unwrap();
     let ids: Vec<u64> = c.records.iter().map(|r| r.id).collect();
-    assert_eq!(ids, vec![2, 8]);
-    assert_eq!(c.header.filter.as_deref(), Some("cap:Seed | kind:tunnel"));
+    // The poll (3) brings its events (4, 5), which match none of the terms themselves.
+    assert_eq!(ids, vec![2, 3, 4, 5, 8]);
+    assert_eq!(
+        c.header.filter.as_deref(),
+        Some("cap:Seed | kind:tunnel | cap:EventQueueGet")
+    );
 }
 
 #[test]

@@ -29,6 +29,10 @@ pub const MAX_BATCH: usize = 256;
 /// The zstd level used for `.zst` captures (fast; captures are mostly text and compress well anyway).
 pub const ZSTD_LEVEL: i32 = 3;
 
+/// How many recently recorded record ids a filtered writer remembers, so that event records whose
+/// poll was recorded are recorded too.
+pub const KEPT_IDS_REMEMBERED: usize = 4096;
+
 /// Size of the in-memory write buffer in front of the file.
 const WRITE_BUFFER: usize = 64 * 1024;
 
@@ -60,6 +64,8 @@ pub struct Writer {
     sink: Sink,
     keep_secrets: bool,
     filter: Option<Filter>,
+    /// With a filter: ids recently recorded (oldest first), to keep events of recorded polls.
+    kept: std::collections::VecDeque<u64>,
     line: Vec<u8>,
 }
 
@@ -99,6 +105,7 @@ impl Writer {
             sink,
             keep_secrets,
             filter: None,
+            kept: std::collections::VecDeque::new(),
             line: Vec::with_capacity(4096),
         };
         let mut line = std::mem::take(&mut writer.line);
@@ -110,7 +117,8 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Records only what `filter` matches from now on.
+    /// Records only what `filter` matches from now on, plus the event records of polls it recorded
+    /// (when the poll finished before its events were published).
     pub fn with_filter(mut self, filter: Filter) -> Self {
         self.filter = Some(filter);
         self
@@ -155,9 +163,15 @@ impl Writer {
             return Ok(false);
         }
         if let Some(f) = &self.filter {
-            if !f.matches(record) {
+            let parent_kept = record.kind == crate::record::Kind::Event
+                && record.parent.is_some_and(|p| self.kept.contains(&p));
+            if !parent_kept && !f.matches(record) {
                 return Ok(false);
             }
+            if self.kept.len() >= KEPT_IDS_REMEMBERED {
+                self.kept.pop_front();
+            }
+            self.kept.push_back(record.id);
         }
         let masked = if self.keep_secrets {
             None
