@@ -395,6 +395,9 @@ fn mask_notation(data: &[u8], field: &str) -> Option<Vec<u8>> {
                 else {
                     continue;
                 };
+                if !matches!(data.get(close + 1), Some(b'"' | b'\'')) {
+                    continue;
+                }
                 let start = close + 2;
                 let Some(end) = start.checked_add(n).filter(|e| *e <= data.len()) else {
                     continue;
