@@ -899,3 +899,35 @@ fn killed_writer_leaves_a_readable_capture() {
         }
     }
 }
+
+/// The HAR of the v1 fixture is kept as a golden file: a change in the mapping shows up as a diff
+/// to review (set CAPSCOPE_UPDATE_GOLDEN=1 to rewrite it after an intended change).
+#[test]
+fn har_of_the_v1_fixture_matches_the_golden_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("v1.har");
+    let cli = <capscope::cli::Cli as clap::Parser>::parse_from([
+        "capscope",
+        "export",
+        "--har",
+        fixture("v1.jsonl").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    capscope::cli::dispatch(cli).unwrap();
+    let mut got: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    // The creator's version follows releases; the mapping is what the golden file pins.
+    got["log"]["creator"]["version"] = serde_json::json!("(any)");
+    let golden = fixture("v1.har");
+    if std::env::var_os("CAPSCOPE_UPDATE_GOLDEN").is_some() {
+        let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
+        std::fs::write(&golden, text).unwrap();
+    }
+    let want: serde_json::Value = serde_json::from_slice(&std::fs::read(&golden).unwrap()).unwrap();
+    assert_eq!(
+        got,
+        want,
+        "HAR of v1.jsonl differs from {}",
+        golden.display()
+    );
+}
