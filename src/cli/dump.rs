@@ -117,7 +117,7 @@ pub fn text_line(r: &Record) -> String {
         .map(|e| e.message.clone())
         .or_else(|| r.cap.clone())
         .or_else(|| r.tunnel.as_ref().map(|t| t.target.clone()))
-        .or_else(|| r.request.as_ref().map(|q| url_path(&q.url).to_owned()))
+        .or_else(|| r.request.as_ref().map(|q| host_and_path(&q.url).to_owned()))
         .unwrap_or_else(|| "-".to_owned());
     let status = match (&r.response, r.state) {
         (Some(resp), _) => resp.status.to_string(),
@@ -155,8 +155,7 @@ pub fn text_line(r: &Record) -> String {
     line
 }
 
-/// The path (and query) of a URL, for records with no cap name.
-fn url_path(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.find('/').map_or("/", |i| &rest[i..])
+/// A URL without its scheme (`127.0.0.1:9000/`), for records with no cap name.
+fn host_and_path(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, r)| r)
 }
