@@ -50,7 +50,7 @@ pub struct LogExtra {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<String>,
     /// Records with no HTTP exchange, by kind (`tunnel`, `error`), not exported as entries.
-    pub skipped: HashMap<String, u64>,
+    pub skipped: std::collections::BTreeMap<String, u64>,
     /// Where the writer lost records.
     pub lagged: Vec<LagMarker>,
     /// Event records whose poll is not in the capture.
