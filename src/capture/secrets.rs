@@ -549,4 +549,50 @@ mod tests {
         assert_eq!(out[1].value, "k=********");
         assert!(mask_headers(&hs[..1]).is_none());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_mask_without_panicking(
+                prefix in proptest::collection::vec(any::<u8>(), 0..64),
+                field in proptest::sample::select(SECRET_FIELDS),
+                suffix in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                // Arbitrary bytes around a secret field name, in each of the shapes the maskers look for.
+                for middle in [
+                    format!("<name>{field}</name>"),
+                    format!("<key>{field}</key>"),
+                    format!("'{field}':"),
+                    format!("k\0\0\0{}{field}", char::from(field.len() as u8)),
+                ] {
+                    let mut body = prefix.clone();
+                    body.extend_from_slice(middle.as_bytes());
+                    body.extend_from_slice(&suffix);
+                    let _ = mask_bytes(&body);
+                }
+            }
+
+            #[test]
+            fn generated_secrets_never_survive(
+                secret in "[A-Za-z0-9$]{8,40}",
+                field in proptest::sample::select(SECRET_FIELDS),
+                ws in "[ \n\t]{0,3}",
+            ) {
+                for body in [
+                    format!("<member>{ws}<name>{field}</name>{ws}<value>{ws}<string>{secret}</string></value></member>"),
+                    format!("<member><name>{field}</name><value>{secret}</value></member>"),
+                    format!("<map><key>{field}</key>{ws}<string>{secret}</string></map>"),
+                    format!("{{'{field}':{ws}'{secret}'}}"),
+                    format!("{{\"{field}\":s({})\"{secret}\"}}", secret.len()),
+                ] {
+                    let out = mask_bytes(body.as_bytes()).expect("masked");
+                    let out = String::from_utf8(out).unwrap();
+                    prop_assert!(!out.contains(&secret), "{body} -> {out}");
+                }
+            }
+        }
+    }
 }
