@@ -258,3 +258,39 @@ fn dedupe(v: Value) -> Value {
         other => other,
     }
 }
+
+/// The deepest accepted nesting, in every format, decodes on a thread with a small stack (tokio's
+/// worker threads have 2 MiB; this checks a quarter of that, even in debug builds).
+#[test]
+fn max_depth_fits_a_small_stack() {
+    const STACK: usize = 512 * 1024;
+    let n = llsd::MAX_DEPTH;
+    let xml = format!(
+        "<llsd>{}{}</llsd>",
+        "<array>".repeat(n),
+        "</array>".repeat(n)
+    );
+    let notation = format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let mut binary = b"[\0\0\0\x01".repeat(n - 1);
+    binary.extend_from_slice(b"[\0\0\0\0]");
+    binary.extend(std::iter::repeat_n(b']', n - 1));
+    let inputs = [
+        (Format::Xml, xml.into_bytes()),
+        (Format::Notation, notation.into_bytes()),
+        (Format::Binary, binary),
+    ];
+    for (format, bytes) in inputs {
+        let handle = std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(move || {
+                let v = llsd::from_slice_as(&bytes, format).map_err(|e| e.to_string())?;
+                let out = llsd::to_vec(&v, format);
+                let _ = llsd::pretty(&v);
+                let _ = typed_json::to_json(&v);
+                llsd::from_slice_as(&out, format).map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let result = handle.join().expect("decoder thread");
+        assert!(result.is_ok(), "{format}: {result:?}");
+    }
+}

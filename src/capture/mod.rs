@@ -1,1 +1,295 @@
-//! Capture files (being built).
+//! Capture files: the on-disk format, the writer that records a session, the reader, and HAR export.
+//!
+//! A capture is JSON Lines: one header line, then one line per finished record (or a marker saying the
+//! writer lost records), appended and flushed as records finish, so a capture killed mid-session is
+//! still readable. Secrets are masked on the way to disk unless the user asked to keep them. The format
+//! is specified in `docs/capture-format.md`; its version ([`FORMAT_VERSION`]) is kept apart from the
+//! crate version and older versions are migrated on reading (see [`reader`]).
+//!
+//! This module owns the file format and everything that reads or writes it. It must not touch the
+//! forwarding path: the writer is a [`Bus`](crate::record::Bus) subscriber on its own task, and never
+//! slows a producer. It knows nothing of how records are produced.
+
+pub mod har;
+pub mod reader;
+pub mod secrets;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
+
+pub use reader::{Capture, Reader, Records, Warning};
+pub use writer::{spawn_writer, Writer, WriterHandle, WriterStats};
+
+/// The format name written in every header line.
+pub const FORMAT_NAME: &str = "capscope-capture";
+
+/// The version of the capture format written by this build. Bump it (and add a migration in
+/// [`reader`]) whenever the meaning or shape of a line changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The file-name suffix that turns on zstd compression.
+pub const ZSTD_SUFFIX: &str = ".zst";
+
+/// The directory under the data directory where sessions are saved by default.
+pub const CAPTURES_DIR: &str = "captures";
+
+/// What can go wrong writing or reading a capture.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot create capture file {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open capture file {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write capture file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read capture file {path} at line {line}: {source}")]
+    Read {
+        path: PathBuf,
+        line: u64,
+        source: std::io::Error,
+    },
+    #[error("{path} is empty: a capture starts with a header line")]
+    Empty { path: PathBuf },
+    #[error("{path} is not a capscope capture: {reason}")]
+    NotACapture { path: PathBuf, reason: String },
+    #[error(
+        "{path} was written in capture format version {found}, newer than this capscope reads \
+         (up to {supported}); upgrade capscope to read it"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{path}, line {line}: {reason}")]
+    BadLine {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("cannot migrate {path}, line {line}, from format version {from}: {reason}")]
+    Migration {
+        path: PathBuf,
+        line: u64,
+        from: u32,
+        reason: String,
+    },
+    #[error("the capture writer task stopped abnormally: {0}")]
+    Task(String),
+}
+
+/// The first line of every capture: what wrote it and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    /// The capture format version, see [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The capscope release that wrote the file (informational; readers dispatch on `format_version`).
+    pub capscope_version: String,
+    /// When the session started, microseconds since the Unix epoch (UTC).
+    pub started_us: i64,
+    /// The same instant as ISO 8601 UTC text, for people reading the file.
+    pub started: String,
+    /// The proxy's listen address (`127.0.0.1:8080`), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The proxy mode (`login`, `proxy`, ...), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The grid (its login URI or name), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<String>,
+    /// Whether secrets were written as seen (`--keep-secrets`) instead of masked.
+    pub secrets_kept: bool,
+    /// The filter that limited what was recorded, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+impl Header {
+    /// A header for a session starting now. `secrets_kept` is set by [`Writer::create`].
+    pub fn new(listen: Option<String>, mode: Option<String>, grid: Option<String>) -> Self {
+        let started_us = crate::record::now_us();
+        Self {
+            format: FORMAT_NAME.to_owned(),
+            format_version: FORMAT_VERSION,
+            capscope_version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_us,
+            started: iso8601(started_us),
+            listen,
+            mode,
+            grid,
+            secrets_kept: false,
+            filter: None,
+        }
+    }
+}
+
+/// A line after the header (current format version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    /// One finished record.
+    Record(Box<Record>),
+    /// The writer fell behind the record stream and lost `dropped` records just before this point.
+    Lagged(LagMarker),
+}
+
+/// Where and how many records the writer lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LagMarker {
+    /// How many records were lost.
+    pub dropped: u64,
+    /// When the writer noticed, microseconds since the Unix epoch (UTC).
+    pub at_us: i64,
+}
+
+/// `<data_dir>/captures/capscope-YYYYMMDD-HHMMSS.jsonl`, named after the current UTC time.
+pub fn default_path(data_dir: &Path) -> PathBuf {
+    let p = utc_parts(crate::record::now_us());
+    data_dir.join(CAPTURES_DIR).join(format!(
+        "capscope-{:04}{:02}{:02}-{:02}{:02}{:02}.jsonl",
+        p.year, p.month, p.day, p.hour, p.minute, p.second
+    ))
+}
+
+/// What the `run` command needs to save a session.
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    /// Where to write; `None` means [`default_path`] under `data_dir`.
+    pub path: Option<PathBuf>,
+    /// capscope's data directory (used when `path` is `None`).
+    pub data_dir: PathBuf,
+    /// Write secrets as seen instead of masking them.
+    pub keep_secrets: bool,
+    /// Record only what matches this filter.
+    pub filter: Option<crate::filter::Filter>,
+}
+
+/// Starts saving everything published on `bus` from now on, as `run` does: creates the file (and its
+/// directory), writes the header, and spawns the writer task. Must be called inside a tokio runtime.
+/// Returns the handle (its counters are for the UI and the log) and the path written.
+pub fn start_saving(
+    bus: &crate::record::Bus,
+    mut header: Header,
+    options: SaveOptions,
+) -> Result<(WriterHandle, PathBuf), CaptureError> {
+    let path = options
+        .path
+        .unwrap_or_else(|| default_path(&options.data_dir));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| CaptureError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    header.filter = options.filter.as_ref().map(|f| f.to_string());
+    let mut writer = Writer::create(&path, header, options.keep_secrets)?;
+    if let Some(filter) = options.filter {
+        writer = writer.with_filter(filter);
+    }
+    // Subscribe only after the file exists, so a failure to create it leaves no idle subscriber.
+    let handle = spawn_writer(writer, bus.subscribe());
+    Ok((handle, path))
+}
+
+/// A UTC instant broken into calendar fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UtcParts {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub micros: u32,
+}
+
+/// Splits microseconds since the Unix epoch into UTC calendar fields (proleptic Gregorian calendar;
+/// the days-to-civil algorithm of Howard Hinnant's date library).
+pub(crate) fn utc_parts(us: i64) -> UtcParts {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    UtcParts {
+        year,
+        month,
+        day,
+        hour: sod / 3600,
+        minute: sod / 60 % 60,
+        second: sod % 60,
+        micros,
+    }
+}
+
+/// ISO 8601 UTC with milliseconds: `2026-11-25T14:02:03.123Z` (what HAR and the header use).
+pub fn iso8601(us: i64) -> String {
+    let p = utc_parts(us);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        p.year,
+        p.month,
+        p.day,
+        p.hour,
+        p.minute,
+        p.second,
+        p.micros / 1000
+    )
+}
+
+/// Whether `path` names a zstd-compressed capture.
+pub fn is_zstd_path(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.ends_with(ZSTD_SUFFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_parts_match_known_instants() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29T12:34:56.789Z (a leap day) = 951827696 s.
+        assert_eq!(iso8601(951_827_696_789_000), "2000-02-29T12:34:56.789Z");
+        // 2026-11-25T14:02:03Z = 1795615323 s.
+        assert_eq!(iso8601(1_795_615_323_000_000), "2026-11-25T14:02:03.000Z");
+        // Before the epoch: 1969-12-31T23:59:59.500Z.
+        assert_eq!(iso8601(-500_000), "1969-12-31T23:59:59.500Z");
+    }
+
+    #[test]
+    fn default_path_is_under_captures_with_a_timestamped_name() {
+        let p = default_path(Path::new("/data"));
+        assert_eq!(p.parent(), Some(Path::new("/data/captures")));
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap();
+        assert!(
+            name.starts_with("capscope-") && name.ends_with(".jsonl"),
+            "{name}"
+        );
+        assert_eq!(name.len(), "capscope-YYYYMMDD-HHMMSS.jsonl".len());
+    }
+}

@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod ca;
 pub mod decode;
+pub mod dump;
+pub mod export;
 pub mod run;
 
 /// capscope: a man-in-the-middle debugging proxy for Second Life and OpenSimulator capabilities.
@@ -30,6 +32,10 @@ pub enum Command {
     Decode(decode::DecodeArgs),
     /// Manage capscope's certificate authority.
     Ca(ca::CaArgs),
+    /// Print a capture file, one line per record (optionally filtered).
+    Dump(dump::DumpArgs),
+    /// Convert a capture file for other tools (HAR 1.2).
+    Export(export::ExportArgs),
 }
 
 /// Where the certificate authority lives; shared by every subcommand that needs it.
@@ -60,5 +66,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Ca(args) => ca::run(args, &ca_dir),
+        Command::Dump(args) => dump::run(args),
+        Command::Export(args) => export::run(args),
     }
 }

@@ -150,7 +150,25 @@ fn read_str(r: &mut Reader<'_>, what: &'static str) -> Result<String, Error> {
     }
 }
 
+/// One value. Only containers recurse, through small frames; scalars are read in a separate,
+/// non-inlined function so deep nesting stays cheap on the stack (even in debug builds).
 fn parse_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, Error> {
+    let at = r.pos();
+    match r.peek() {
+        Some(b'[') => {
+            r.advance(1);
+            parse_array(r, at, depth)
+        }
+        Some(b'{') => {
+            r.advance(1);
+            parse_map(r, at, depth)
+        }
+        _ => parse_scalar(r),
+    }
+}
+
+#[inline(never)]
+fn parse_scalar(r: &mut Reader<'_>) -> Result<Value, Error> {
     let at = r.pos();
     let tag = r.byte("a value")?;
     Ok(match tag {
@@ -165,8 +183,6 @@ fn parse_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, Error> {
         b'd' => Value::Date(super::Date(f64::from_le_bytes(r.array("a date")?))),
         b'b' => Value::Binary(read_sized(r, "binary data")?.to_vec()),
         b'\'' | b'"' => Value::String(read_delimited(r, tag)?),
-        b'[' => parse_array(r, at, depth)?,
-        b'{' => parse_map(r, at, depth)?,
         other => return Err(Error::new(at, ErrorKind::UnknownTag(Found::Byte(other)))),
     })
 }
@@ -191,15 +207,33 @@ fn parse_array(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Err
     }
     match r.byte("an array")? {
         b']' => Ok(Value::Array(items)),
-        _ => {
-            r.back();
-            Err(r.err(ErrorKind::CountMismatch {
-                container: "array",
-                expected: wire_len(count),
-                found: "more follow (no ']' after them)",
-            }))
-        }
+        _ => Err(too_many(r.pos() - 1, "array", count)),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn too_many(at: usize, container: &'static str, count: usize) -> Error {
+    Error::new(
+        at,
+        ErrorKind::CountMismatch {
+            container,
+            expected: wire_len(count),
+            found: "more follow (no closing bracket after them)",
+        },
+    )
+}
+
+/// A map key (`k` and a length, or a quoted string); `None` at the map's `}`.
+#[inline(never)]
+fn map_key(r: &mut Reader<'_>) -> Result<Option<String>, Error> {
+    let key_at = r.pos();
+    Ok(Some(match r.byte("a map")? {
+        b'k' => read_str(r, "a map key")?,
+        q @ (b'\'' | b'"') => read_delimited(r, q)?,
+        b'}' => return Ok(None),
+        _ => return Err(r.unexpected_at(key_at, "a map", "'k' and a key, or '}'")),
+    }))
 }
 
 fn parse_map(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Error> {
@@ -209,32 +243,16 @@ fn parse_map(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Error
     let mut entries = Vec::with_capacity(count.min(r.left() / 6).min(MAX_PREALLOC));
     let mut closed = false;
     while entries.len() < count {
-        let key_at = r.pos();
-        let key = match r.byte("a map")? {
-            b'k' => read_str(r, "a map key")?,
-            q @ (b'\'' | b'"') => read_delimited(r, q)?,
-            // The reference stops at '}' even when fewer entries than counted came.
-            b'}' => {
-                closed = true;
-                break;
-            }
-            _ => return Err(r.unexpected_at(key_at, "a map", "'k' and a key, or '}'")),
+        // The reference stops at '}' even when fewer entries than counted came.
+        let Some(key) = map_key(r)? else {
+            closed = true;
+            break;
         };
         let value = parse_value(r, depth + 1)?;
         entries.push((key, value));
     }
-    if !closed {
-        let end_at = r.pos();
-        if r.byte("a map")? != b'}' {
-            return Err(Error::new(
-                end_at,
-                ErrorKind::CountMismatch {
-                    container: "map",
-                    expected: wire_len(count),
-                    found: "more follow (no '}' after them)",
-                },
-            ));
-        }
+    if !closed && r.byte("a map")? != b'}' {
+        return Err(too_many(r.pos() - 1, "map", count));
     }
     Ok(Value::Map(Map(entries)))
 }

@@ -27,7 +27,7 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
     if r.at_end() {
         return Err(r.err(ErrorKind::Empty));
     }
-    let value = parse_value(&mut r, 0)?;
+    let value = parse_value(&mut r, &mut Scratch::default(), 0)?;
     r.skip_ws();
     if !r.at_end() {
         return Err(r.err(ErrorKind::TrailingData));
@@ -120,12 +120,36 @@ fn write_quoted(out: &mut Vec<u8>, delim: u8, bytes: &[u8]) {
     out.push(delim);
 }
 
-fn parse_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, Error> {
+/// Stacks the containers being read collect their children on, so each finished array or map is
+/// one exact-size allocation instead of a chain of reallocations.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    items: Vec<Value>,
+    entries: Vec<(String, Value)>,
+}
+
+/// One value. Only containers recurse, through small frames; scalars are read in a separate,
+/// non-inlined function so deep nesting stays cheap on the stack (even in debug builds).
+fn parse_value(r: &mut Reader<'_>, scratch: &mut Scratch, depth: usize) -> Result<Value, Error> {
+    let at = r.pos();
+    match r.peek() {
+        Some(b'{') => {
+            r.advance(1);
+            parse_map(r, scratch, at, depth)
+        }
+        Some(b'[') => {
+            r.advance(1);
+            parse_array(r, scratch, at, depth)
+        }
+        _ => parse_scalar(r),
+    }
+}
+
+#[inline(never)]
+fn parse_scalar(r: &mut Reader<'_>) -> Result<Value, Error> {
     let at = r.pos();
     let c = r.byte("a value")?;
     Ok(match c {
-        b'{' => parse_map(r, at, depth)?,
-        b'[' => parse_array(r, at, depth)?,
         b'!' => Value::Undef,
         b'1' => Value::Boolean(true),
         b'0' => Value::Boolean(false),
@@ -176,53 +200,75 @@ fn skip_separators(r: &mut Reader<'_>) {
     }
 }
 
-fn parse_array(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Error> {
+fn parse_array(
+    r: &mut Reader<'_>,
+    scratch: &mut Scratch,
+    at: usize,
+    depth: usize,
+) -> Result<Value, Error> {
     check_depth(at, depth)?;
-    let mut items = Vec::new();
+    let base = scratch.items.len();
     loop {
         skip_separators(r);
         match r.peek() {
             None => return Err(r.eof("an array")),
             Some(b']') => {
                 r.advance(1);
-                return Ok(Value::Array(items));
+                return Ok(Value::Array(scratch.items.drain(base..).collect()));
             }
-            Some(_) => items.push(parse_value(r, depth + 1)?),
+            Some(_) => {
+                let v = parse_value(r, scratch, depth + 1)?;
+                scratch.items.push(v);
+            }
         }
     }
 }
 
-fn parse_map(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Error> {
+fn parse_map(
+    r: &mut Reader<'_>,
+    scratch: &mut Scratch,
+    at: usize,
+    depth: usize,
+) -> Result<Value, Error> {
     check_depth(at, depth)?;
-    let mut entries = Vec::new();
+    let base = scratch.entries.len();
     loop {
-        skip_separators(r);
-        let key_at = r.pos();
-        let key = match r.peek() {
-            None => return Err(r.eof("a map")),
-            Some(b'}') => {
-                r.advance(1);
-                return Ok(Value::Map(Map(entries)));
-            }
-            Some(q @ (b'\'' | b'"')) => {
-                r.advance(1);
-                read_delimited(r, q)?
-            }
-            Some(b's') => {
-                r.advance(1);
-                read_sized_string(r)?
-            }
-            Some(_) => return Err(r.unexpected_at(key_at, "a map", "a quoted key or '}'")),
+        let Some(key) = map_key(r)? else {
+            return Ok(Value::Map(Map(scratch.entries.drain(base..).collect())));
         };
-        r.skip_ws();
-        let colon_at = r.pos();
-        if r.byte("a map")? != b':' {
-            return Err(r.unexpected_at(colon_at, "a map", "':' after the key"));
-        }
-        r.skip_ws();
-        let value = parse_value(r, depth + 1)?;
-        entries.push((key, value));
+        let value = parse_value(r, scratch, depth + 1)?;
+        scratch.entries.push((key, value));
     }
+}
+
+/// A map key and the `:` after it (separators before it skipped); `None` after the map's `}`.
+#[inline(never)]
+fn map_key(r: &mut Reader<'_>) -> Result<Option<String>, Error> {
+    skip_separators(r);
+    let key_at = r.pos();
+    let key = match r.peek() {
+        None => return Err(r.eof("a map")),
+        Some(b'}') => {
+            r.advance(1);
+            return Ok(None);
+        }
+        Some(q @ (b'\'' | b'"')) => {
+            r.advance(1);
+            read_delimited(r, q)?
+        }
+        Some(b's') => {
+            r.advance(1);
+            read_sized_string(r)?
+        }
+        Some(_) => return Err(r.unexpected_at(key_at, "a map", "a quoted key or '}'")),
+    };
+    r.skip_ws();
+    let colon_at = r.pos();
+    if r.byte("a map")? != b':' {
+        return Err(r.unexpected_at(colon_at, "a map", "':' after the key"));
+    }
+    r.skip_ws();
+    Ok(Some(key))
 }
 
 /// `t`/`T`/`f`/`F` alone, or the whole word in the same case (`true`, `TRUE`, ...).

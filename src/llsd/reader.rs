@@ -85,12 +85,6 @@ impl<'a> Reader<'a> {
         self.pos = (self.pos + n).min(self.buf.len());
     }
 
-    /// Steps back one byte (after a `byte()` the caller wants to un-read).
-    #[inline]
-    pub(crate) fn back(&mut self) {
-        self.pos = self.pos.saturating_sub(1);
-    }
-
     /// Skips ASCII whitespace.
     #[inline]
     pub(crate) fn skip_ws(&mut self) {

@@ -14,6 +14,22 @@ use super::{Date, Map, Value, MAX_DEPTH};
 /// The typed JSON of a value. A map with duplicate keys keeps the first position and the last value
 /// of each key (JSON objects have unique keys).
 pub fn to_json(value: &Value) -> Json {
+    // Containers recurse through this small frame; scalars are built in `scalar_json`.
+    let (ty, inner) = match value {
+        Value::Array(items) => ("array", Json::Array(items.iter().map(to_json).collect())),
+        Value::Map(map) => (
+            "map",
+            Json::Object(map.0.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        ),
+        scalar => return scalar_json(scalar),
+    };
+    let mut obj = serde_json::Map::with_capacity(1);
+    obj.insert(ty.to_string(), inner);
+    Json::Object(obj)
+}
+
+#[inline(never)]
+fn scalar_json(value: &Value) -> Json {
     match value {
         Value::Undef => json!({ "undef": null }),
         Value::Boolean(b) => json!({ "boolean": b }),
@@ -26,12 +42,7 @@ pub fn to_json(value: &Value) -> Json {
         Value::Binary(b) => {
             json!({ "binary": base64::engine::general_purpose::STANDARD.encode(b) })
         }
-        Value::Array(items) => json!({ "array": items.iter().map(to_json).collect::<Vec<_>>() }),
-        Value::Map(map) => {
-            let obj: serde_json::Map<String, Json> =
-                map.0.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
-            json!({ "map": obj })
-        }
+        Value::Array(_) | Value::Map(_) => to_json(value),
     }
 }
 
@@ -76,7 +87,45 @@ fn node(json: &Json, depth: usize) -> Result<Value, Bad> {
     let (Some((ty, v)), None) = (entries.next(), entries.next()) else {
         return bad("expected exactly one key, the LLSD type");
     };
-    let value = match (ty.as_str(), v) {
+    match (ty.as_str(), v) {
+        ("array", Json::Array(_)) | ("map", Json::Object(_)) if depth >= MAX_DEPTH => {
+            under(ty, bad(format!("nesting deeper than {MAX_DEPTH} levels")))
+        }
+        ("array", Json::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(under(
+                    ty,
+                    node(item, depth + 1).map_err(|Bad(mut path, p)| {
+                        path.push(format!("[{i}]"));
+                        Bad(path, p)
+                    }),
+                )?);
+            }
+            Ok(Value::Array(out))
+        }
+        ("map", Json::Object(fields)) => {
+            let mut out = Vec::with_capacity(fields.len());
+            for (k, item) in fields {
+                let v = under(
+                    ty,
+                    node(item, depth + 1).map_err(|Bad(mut path, p)| {
+                        path.push(format!(".{k}"));
+                        Bad(path, p)
+                    }),
+                )?;
+                out.push((k.clone(), v));
+            }
+            Ok(Value::Map(Map(out)))
+        }
+        _ => scalar_node(ty, v),
+    }
+}
+
+/// A typed JSON node that is not a container (or is malformed).
+#[inline(never)]
+fn scalar_node(ty: &str, v: &Json) -> Result<Value, Bad> {
+    let value = match (ty, v) {
         ("undef", Json::Null) => Value::Undef,
         ("boolean", Json::Bool(b)) => Value::Boolean(*b),
         ("integer", Json::Number(n)) => match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
@@ -99,36 +148,6 @@ fn node(json: &Json, depth: usize) -> Result<Value, Bad> {
             Some(b) => Value::Binary(b),
             None => return under(ty, bad("invalid base64")),
         },
-        ("array", Json::Array(_)) | ("map", Json::Object(_)) if depth >= MAX_DEPTH => {
-            return under(ty, bad(format!("nesting deeper than {MAX_DEPTH} levels")))
-        }
-        ("array", Json::Array(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                out.push(under(
-                    ty,
-                    node(item, depth + 1).map_err(|Bad(mut path, p)| {
-                        path.push(format!("[{i}]"));
-                        Bad(path, p)
-                    }),
-                )?);
-            }
-            Value::Array(out)
-        }
-        ("map", Json::Object(fields)) => {
-            let mut out = Vec::with_capacity(fields.len());
-            for (k, item) in fields {
-                let v = under(
-                    ty,
-                    node(item, depth + 1).map_err(|Bad(mut path, p)| {
-                        path.push(format!(".{k}"));
-                        Bad(path, p)
-                    }),
-                )?;
-                out.push((k.clone(), v));
-            }
-            Value::Map(Map(out))
-        }
         (
             "undef" | "boolean" | "integer" | "string" | "uri" | "uuid" | "binary" | "array"
             | "map",

@@ -218,6 +218,10 @@ struct Parser<'a> {
     base: usize,
     /// Offset (in the caller's input) where the last event began.
     at: usize,
+    /// Stacks the containers being read collect their children on, so each finished array or map
+    /// is one exact-size allocation instead of a chain of reallocations.
+    items: Vec<Value>,
+    entries: Vec<(String, Value)>,
 }
 
 impl<'a> Parser<'a> {
@@ -227,7 +231,13 @@ impl<'a> Parser<'a> {
         cfg.trim_text(false);
         cfg.expand_empty_elements = false;
         cfg.check_end_names = true;
-        Self { rd, base, at: base }
+        Self {
+            rd,
+            base,
+            at: base,
+            items: Vec::new(),
+            entries: Vec::new(),
+        }
     }
 
     fn err(&self, kind: ErrorKind) -> Error {
@@ -335,50 +345,65 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// One value from its opening tag. Containers recurse through small frames; scalars are read
+    /// in a separate, non-inlined function so deep nesting stays cheap on the stack.
     fn value(
         &mut self,
         open: Open<'a>,
         depth: usize,
         context: &'static str,
     ) -> Result<Value, Error> {
-        let at = open.at;
         match open.tag {
             Tag::Array | Tag::Map if depth >= MAX_DEPTH => {
-                Err(Error::new(at, ErrorKind::TooDeep { limit: MAX_DEPTH }))
+                Err(Error::new(open.at, ErrorKind::TooDeep { limit: MAX_DEPTH }))
             }
-            Tag::Array => {
-                let mut items = Vec::new();
-                if !open.empty {
-                    while let Some(child) = self.next_open("<array>")? {
-                        items.push(self.value(child, depth + 1, "<array>")?);
-                    }
+            Tag::Array => self.array(open.empty, depth),
+            Tag::Map => self.map(open.empty, depth),
+            _ => self.scalar(open, context),
+        }
+    }
+
+    fn array(&mut self, empty: bool, depth: usize) -> Result<Value, Error> {
+        let base = self.items.len();
+        if !empty {
+            while let Some(child) = self.next_open("<array>")? {
+                let v = self.value(child, depth + 1, "<array>")?;
+                self.items.push(v);
+            }
+        }
+        Ok(Value::Array(self.items.drain(base..).collect()))
+    }
+
+    fn map(&mut self, empty: bool, depth: usize) -> Result<Value, Error> {
+        let base = self.entries.len();
+        if !empty {
+            while let Some(key) = self.next_open("<map>")? {
+                if key.tag != Tag::Key {
+                    return Err(Error::new(
+                        key.at,
+                        ErrorKind::UnexpectedElement {
+                            found: snippet(key.start.name().as_ref()),
+                            context: "<map> where a <key> belongs",
+                        },
+                    ));
                 }
-                Ok(Value::Array(items))
+                let name = self.text(&key)?.into_owned();
+                let Some(child) = self.next_open("<map>")? else {
+                    return Err(self.err(ErrorKind::MissingValue(snippet(name.as_bytes()))));
+                };
+                let v = self.value(child, depth + 1, "<map>")?;
+                self.entries.push((name, v));
             }
-            Tag::Map => {
-                let mut entries = Vec::new();
-                if !open.empty {
-                    while let Some(key) = self.next_open("<map>")? {
-                        if key.tag != Tag::Key {
-                            return Err(Error::new(
-                                key.at,
-                                ErrorKind::UnexpectedElement {
-                                    found: snippet(key.start.name().as_ref()),
-                                    context: "<map> where a <key> belongs",
-                                },
-                            ));
-                        }
-                        let name = self.text(&key)?.into_owned();
-                        let Some(child) = self.next_open("<map>")? else {
-                            return Err(self.err(ErrorKind::MissingValue(snippet(name.as_bytes()))));
-                        };
-                        let v = self.value(child, depth + 1, "<map>")?;
-                        entries.push((name, v));
-                    }
-                }
-                Ok(Value::Map(Map(entries)))
-            }
-            Tag::Key | Tag::Llsd => Err(Error::new(
+        }
+        Ok(Value::Map(Map(self.entries.drain(base..).collect())))
+    }
+
+    #[inline(never)]
+    fn scalar(&mut self, open: Open<'a>, context: &'static str) -> Result<Value, Error> {
+        let at = open.at;
+        match open.tag {
+            // Containers are handled by `value`; they and misplaced tags are errors here.
+            Tag::Array | Tag::Map | Tag::Key | Tag::Llsd => Err(Error::new(
                 at,
                 ErrorKind::UnexpectedElement {
                     found: snippet(open.start.name().as_ref()),

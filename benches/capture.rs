@@ -1,0 +1,90 @@
+//! Capture throughput: writing records (masking included) and reading them back, plain and zstd.
+//! Reported as records/s.
+//!
+//! `cargo bench --bench capture`
+
+use capscope::capture::{Header, Reader, Writer};
+use capscope::record::{Body, Header as H, Kind, Record, Request, Response, State};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+/// Records per benchmark iteration.
+const RECORDS: usize = 10_000;
+
+fn records() -> Vec<Record> {
+    (0..RECORDS)
+        .map(|i| {
+            let mut r = Record::new(i as u64, Kind::Http);
+            r.state = State::Done;
+            r.cap = Some("FetchInventoryDescendents2".into());
+            r.region = Some("Da Boom".into());
+            r.request = Some(Request {
+                method: "POST".into(),
+                url: format!("https://sim.example.org:12043/cap/{i:08x}"),
+                version: "HTTP/1.1".into(),
+                headers: vec![
+                    H { name: "Content-Type".into(), value: "application/llsd+xml".into() },
+                    H { name: "Cookie".into(), value: "a=1; b=2".into() },
+                ],
+                body: Body::whole(format!(
+                    "<llsd><map><key>folders</key><array><map><key>folder_id</key><uuid>{:08x}-0000-0000-0000-000000000000</uuid></map></array></map></llsd>",
+                    i
+                )),
+                ..Request::default()
+            });
+            r.response = Some(Response {
+                status: 200,
+                version: "HTTP/1.1".into(),
+                headers: vec![H { name: "Content-Type".into(), value: "application/llsd+xml".into() }],
+                body: Body::whole(format!(
+                    "<llsd><map><key>folders</key><array><map><key>items</key><array>{}</array></map></array></map></llsd>",
+                    (0..8).map(|j| format!("<map><key>name</key><string>Object {i}-{j}</string><key>asset_id</key><uuid>00000000-0000-0000-0000-{j:012}</uuid></map>")).collect::<String>()
+                )),
+            });
+            r
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let recs = records();
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("capture");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.sample_size(10);
+    for name in ["b.jsonl", "b.jsonl.zst"] {
+        let path = dir.path().join(name);
+        // Steady-state writing (batches of 256 flushed as the writer task does); creating and
+        // syncing the file at the end of a session are left out of the timing.
+        group.bench_function(format!("write {name}"), |b| {
+            b.iter_batched(
+                || Writer::create(&path, Header::new(None, None, None), false).unwrap(),
+                |mut w| {
+                    for chunk in recs.chunks(256) {
+                        for r in chunk {
+                            w.write_record(r).unwrap();
+                        }
+                        w.flush().unwrap();
+                    }
+                    w
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        // Leave a finished file for the reader.
+        let mut w = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+        for r in &recs {
+            w.write_record(r).unwrap();
+        }
+        w.finish().unwrap();
+        group.bench_function(format!("read {name}"), |b| {
+            b.iter(|| {
+                let c = Reader::open(&path).unwrap();
+                assert_eq!(c.records.len(), RECORDS);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

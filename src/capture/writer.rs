@@ -1,0 +1,389 @@
+//! The capture writer: appends finished records to a capture file as they complete.
+//!
+//! [`Writer`] is the synchronous file side (header, record lines, lag markers, masking, optional zstd);
+//! [`spawn_writer`] puts it behind a [`Subscriber`] on its own task, where it drains the stream in
+//! batches, writes each batch on tokio's blocking pool and flushes after every batch, so a killed
+//! process leaves every finished batch readable. It never touches the forwarding path: when it falls
+//! behind, the stream drops records for it, and it counts them and writes a marker line.
+//!
+//! This module owns writing; it must not decide what a record contains, nor read captures back.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::{secrets, CaptureError, Header, LagMarker};
+use crate::filter::Filter;
+use crate::record::{now_us, Received, Record, Subscriber};
+
+/// The most records written between two flushes. Small enough that a kill loses little, large enough
+/// that a burst costs few syscalls.
+pub const MAX_BATCH: usize = 256;
+
+/// The zstd level used for `.zst` captures (fast; captures are mostly text and compress well anyway).
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// How many recently recorded record ids a filtered writer remembers, so that event records whose
+/// poll was recorded are recorded too.
+pub const KEPT_IDS_REMEMBERED: usize = 4096;
+
+/// Size of the in-memory write buffer in front of the file.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+enum Sink {
+    Plain(BufWriter<File>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+}
+
+impl Sink {
+    fn out(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Plain(w) => w,
+            Sink::Zstd(w) => w,
+        }
+    }
+}
+
+/// A line as written (borrows the record; the reader's [`super::Line`] owns it).
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum LineRef<'a> {
+    Record(&'a Record),
+    Lagged(LagMarker),
+}
+
+/// A capture file open for appending. Synchronous: use it from [`spawn_writer`] (or a blocking context).
+pub struct Writer {
+    path: PathBuf,
+    sink: Sink,
+    keep_secrets: bool,
+    filter: Option<Filter>,
+    /// With a filter: ids recently recorded (oldest first), to keep events of recorded polls.
+    kept: std::collections::VecDeque<u64>,
+    line: Vec<u8>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("path", &self.path)
+            .field("keep_secrets", &self.keep_secrets)
+            .field("filter", &self.filter.as_ref().map(|f| f.to_string()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Creates (or truncates) `path`, writes the header line and flushes it. A name ending in `.zst`
+    /// selects zstd compression. `keep_secrets` is recorded in the header.
+    pub fn create(
+        path: impl AsRef<Path>,
+        mut header: Header,
+        keep_secrets: bool,
+    ) -> Result<Writer, CaptureError> {
+        let path = path.as_ref().to_path_buf();
+        let create_err = |source| CaptureError::Create {
+            path: path.clone(),
+            source,
+        };
+        let file = File::create(&path).map_err(create_err)?;
+        let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let sink = if super::is_zstd_path(&path) {
+            Sink::Zstd(zstd::stream::write::Encoder::new(buffered, ZSTD_LEVEL).map_err(create_err)?)
+        } else {
+            Sink::Plain(buffered)
+        };
+        header.secrets_kept = keep_secrets;
+        let mut writer = Writer {
+            path,
+            sink,
+            keep_secrets,
+            filter: None,
+            kept: std::collections::VecDeque::new(),
+            line: Vec::with_capacity(4096),
+        };
+        let mut line = std::mem::take(&mut writer.line);
+        serde_json::to_writer(&mut line, &header).map_err(|e| writer.write_err(e.into()))?;
+        line.push(b'\n');
+        writer.put(&line)?;
+        writer.line = line;
+        writer.flush()?;
+        Ok(writer)
+    }
+
+    /// Records only what `filter` matches from now on, plus the event records of polls it recorded
+    /// (when the poll finished before its events were published).
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_err(&self, source: std::io::Error) -> CaptureError {
+        CaptureError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), CaptureError> {
+        let r = self.sink.out().write_all(bytes);
+        r.map_err(|e| self.write_err(e))
+    }
+
+    fn put_line(&mut self, line: &LineRef<'_>) -> Result<(), CaptureError> {
+        let mut buf = std::mem::take(&mut self.line);
+        buf.clear();
+        let r = serde_json::to_writer(&mut buf, line);
+        let r = match r {
+            Ok(()) => {
+                buf.push(b'\n');
+                self.put(&buf)
+            }
+            Err(e) => Err(self.write_err(e.into())),
+        };
+        self.line = buf;
+        r
+    }
+
+    /// Appends `record` if it is finished and passes the filter, masking secrets unless they are kept.
+    /// Returns whether a line was written. Call [`Writer::flush`] to push it to the file.
+    pub fn write_record(&mut self, record: &Record) -> Result<bool, CaptureError> {
+        if !record.is_final() {
+            return Ok(false);
+        }
+        if let Some(f) = &self.filter {
+            let parent_kept = record.kind == crate::record::Kind::Event
+                && record.parent.is_some_and(|p| self.kept.contains(&p));
+            if !parent_kept && !f.matches(record) {
+                return Ok(false);
+            }
+            if self.kept.len() >= KEPT_IDS_REMEMBERED {
+                self.kept.pop_front();
+            }
+            self.kept.push_back(record.id);
+        }
+        let masked = if self.keep_secrets {
+            None
+        } else {
+            secrets::mask_record(record)
+        };
+        self.put_line(&LineRef::Record(masked.as_ref().unwrap_or(record)))?;
+        Ok(true)
+    }
+
+    /// Appends a marker saying `dropped` records were lost here.
+    pub fn write_lag(&mut self, dropped: u64) -> Result<(), CaptureError> {
+        self.put_line(&LineRef::Lagged(LagMarker {
+            dropped,
+            at_us: now_us(),
+        }))
+    }
+
+    /// Pushes everything written so far to the operating system (in zstd mode, ends the current block
+    /// so a reader can decode up to here).
+    pub fn flush(&mut self) -> Result<(), CaptureError> {
+        let r = self.sink.out().flush();
+        r.map_err(|e| self.write_err(e))
+    }
+
+    /// Ends the file cleanly (finishes the zstd frame), flushes it and asks the OS to store it.
+    pub fn finish(self) -> Result<(), CaptureError> {
+        let path = self.path;
+        let err = |source| CaptureError::Write {
+            path: path.clone(),
+            source,
+        };
+        let buffered = match self.sink {
+            Sink::Plain(w) => w,
+            Sink::Zstd(enc) => enc.finish().map_err(err)?,
+        };
+        let file = buffered.into_inner().map_err(|e| err(e.into_error()))?;
+        file.sync_all().map_err(err)
+    }
+
+    /// Writes one batch from the stream and flushes. Returns (records written, records dropped).
+    fn write_batch(&mut self, batch: &[Received]) -> Result<(u64, u64), CaptureError> {
+        let (mut written, mut dropped) = (0, 0);
+        for item in batch {
+            match item {
+                Received::Record(r) => {
+                    if self.write_record(r)? {
+                        written += 1;
+                    }
+                }
+                Received::Lagged(n) => {
+                    tracing::warn!(
+                        lost = n,
+                        path = %self.path.display(),
+                        "capture writer fell behind the record stream; records lost"
+                    );
+                    self.write_lag(*n)?;
+                    dropped += n;
+                }
+            }
+        }
+        self.flush()?;
+        Ok((written, dropped))
+    }
+}
+
+/// What a finished writer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterStats {
+    pub path: PathBuf,
+    /// Records written.
+    pub written: u64,
+    /// Records the stream dropped because the writer fell behind.
+    pub dropped: u64,
+}
+
+/// A running writer task. The counters are live (for the UI and the log); [`WriterHandle::finish`]
+/// stops it after draining what was already published. Dropping the handle leaves the task running
+/// until the stream closes.
+#[derive(Debug)]
+pub struct WriterHandle {
+    /// Records lost because the writer fell behind (each loss is also a marker line in the file).
+    pub dropped: Arc<AtomicU64>,
+    /// Records written and flushed.
+    pub written: Arc<AtomicU64>,
+    path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<WriterStats, CaptureError>>,
+}
+
+impl WriterHandle {
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records written and flushed so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Records lost so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops the writer: writes every record already published, ends the file cleanly and returns
+    /// what was written.
+    pub async fn finish(mut self) -> Result<WriterStats, CaptureError> {
+        if let Some(stop) = self.stop.take() {
+            // The task may already have ended (stream closed, or a write error); that is fine.
+            let _ = stop.send(());
+        }
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(CaptureError::Task(e.to_string())),
+        }
+    }
+}
+
+/// Runs `writer` on its own task, fed by `subscriber`, until the stream closes or
+/// [`WriterHandle::finish`] is called. Must be called inside a tokio runtime.
+pub fn spawn_writer(writer: Writer, subscriber: Subscriber) -> WriterHandle {
+    let dropped = Arc::new(AtomicU64::new(0));
+    let written = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let path = writer.path().to_path_buf();
+    let task = tokio::spawn(run(
+        writer,
+        subscriber,
+        stop_rx,
+        Arc::clone(&dropped),
+        Arc::clone(&written),
+    ));
+    WriterHandle {
+        dropped,
+        written,
+        path,
+        stop: Some(stop_tx),
+        task,
+    }
+}
+
+async fn run(
+    mut writer: Writer,
+    mut sub: Subscriber,
+    mut stop: oneshot::Receiver<()>,
+    dropped: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+) -> Result<WriterStats, CaptureError> {
+    let path = writer.path().to_path_buf();
+    let mut stop_armed = true;
+    loop {
+        let mut batch = Vec::new();
+        let mut last = false;
+        tokio::select! {
+            biased;
+            r = &mut stop, if stop_armed => {
+                if r.is_ok() {
+                    // Drain what was published before the stop, then end.
+                    last = true;
+                    while let Some(item) = sub.try_recv() {
+                        batch.push(item);
+                    }
+                } else {
+                    // The handle was dropped: keep going until the stream closes.
+                    stop_armed = false;
+                    continue;
+                }
+            }
+            item = sub.recv() => match item {
+                None => last = true,
+                Some(first) => {
+                    batch.push(first);
+                    while batch.len() < MAX_BATCH {
+                        match sub.try_recv() {
+                            Some(item) => batch.push(item),
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let joined = tokio::task::spawn_blocking(move || {
+                let r = writer.write_batch(&batch);
+                (writer, r)
+            })
+            .await
+            .map_err(|e| CaptureError::Task(e.to_string()))?;
+            writer = joined.0;
+            match joined.1 {
+                Ok((w, d)) => {
+                    written.fetch_add(w, Ordering::Relaxed);
+                    dropped.fetch_add(d, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "capture writer stopped; the session is no longer saved");
+                    return Err(e);
+                }
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    tokio::task::spawn_blocking(move || writer.finish())
+        .await
+        .map_err(|e| CaptureError::Task(e.to_string()))??;
+    Ok(WriterStats {
+        path,
+        written: written.load(Ordering::Relaxed),
+        dropped: dropped.load(Ordering::Relaxed),
+    })
+}
