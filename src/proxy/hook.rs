@@ -123,7 +123,7 @@ pub struct Handled {
 }
 
 /// Why an upstream exchange failed, in words for the 502 body and the record.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("could not connect to {host}: {reason}")]
     Connect { host: String, reason: String },
