@@ -1,1 +1,29 @@
-//! capscope's certificate authority (being built).
+//! capscope's certificate authority: creates or loads a CA on disk, mints leaf certificates for the
+//! hosts a viewer connects to, and hands out cached rustls server configurations for them.
+//!
+//! Owns: the CA's files (`files`), host name parsing (`host`), certificate contents and TLS server
+//! settings (`authority`), the per-host cache (`cache`). Knows nothing of HTTP or of the proxy:
+//! the proxy peeks the ClientHello and calls [`CertificateAuthority::server_config`] with the SNI
+//! (or CONNECT) host.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), capscope_ca::CaError> {
+//! let ca = capscope_ca::CertificateAuthority::load_or_create(std::path::Path::new("/tmp/ca"))?;
+//! let config = ca.server_config("sim10128.agni.lindenlab.com")?;
+//! # let _ = config; Ok(()) }
+//! ```
+
+mod authority;
+mod cache;
+mod error;
+mod files;
+mod host;
+
+pub use authority::{
+    CertificateAuthority, Leaf, BACKDATE, CA_VALIDITY, DEFAULT_ALPN, LEAF_VALIDITY, ORGANIZATION,
+    SERIAL_BYTES, SESSION_CACHE_SIZE,
+};
+pub use cache::DEFAULT_CACHE_CAPACITY;
+pub use error::{CaError, CertProblem, HostProblem, REGENERATE_HINT};
+pub use files::{CaFiles, BACKUP_SUFFIX, CERT_DER_FILE, CERT_PEM_FILE, KEY_FILE};
+pub use host::{Host, MAX_DNS_NAME_LEN};

@@ -1,0 +1,176 @@
+//! The CA's files on disk: their names, creating the directory (0700) and writing each file so that
+//! it is never seen half-written and the key is never readable by others, not even briefly.
+//! Owns file I/O only; knows nothing of what the bytes mean.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::CaError;
+
+/// The CA certificate, PEM (what viewers, curl and browsers import).
+pub const CERT_PEM_FILE: &str = "ca-cert.pem";
+/// The same certificate, DER (what some platforms' certificate importers want).
+pub const CERT_DER_FILE: &str = "ca-cert.der";
+/// The CA's private key, PKCS#8 PEM, mode 0600.
+pub const KEY_FILE: &str = "ca-key.pem";
+/// Suffix of the previous files kept by a regeneration.
+pub const BACKUP_SUFFIX: &str = ".bak";
+
+/// Mode of the CA directory when capscope creates it.
+#[cfg(unix)]
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the private key file.
+#[cfg(unix)]
+pub const KEY_MODE: u32 = 0o600;
+/// Mode of the certificate files (public data).
+#[cfg(unix)]
+pub const CERT_MODE: u32 = 0o644;
+
+/// The paths of the CA's files inside one directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFiles {
+    /// The directory holding everything below.
+    pub dir: PathBuf,
+    /// [`CERT_PEM_FILE`] in `dir`.
+    pub cert_pem: PathBuf,
+    /// [`CERT_DER_FILE`] in `dir`.
+    pub cert_der: PathBuf,
+    /// [`KEY_FILE`] in `dir`.
+    pub key: PathBuf,
+}
+
+impl CaFiles {
+    /// The file names capscope uses in `dir` (nothing is touched on disk).
+    pub fn in_dir(dir: &Path) -> CaFiles {
+        CaFiles {
+            dir: dir.to_path_buf(),
+            cert_pem: dir.join(CERT_PEM_FILE),
+            cert_der: dir.join(CERT_DER_FILE),
+            key: dir.join(KEY_FILE),
+        }
+    }
+
+    /// All three files, key first.
+    pub fn all(&self) -> [&Path; 3] {
+        [&self.key, &self.cert_pem, &self.cert_der]
+    }
+
+    /// Where a regeneration moves `path` (the file name plus [`BACKUP_SUFFIX`]).
+    pub fn backup_of(path: &Path) -> PathBuf {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(BACKUP_SUFFIX);
+        path.with_file_name(name)
+    }
+}
+
+/// Creates `dir` and its missing parents, mode 0700 on unix. An existing directory is left as is.
+pub fn create_dir(dir: &Path) -> Result<(), CaError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(DIR_MODE);
+    }
+    builder.create(dir).map_err(|source| CaError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a file; `Ok(None)` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, CaError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CaError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Whether the file may be read by a user other than its owner.
+pub enum Secrecy {
+    /// The private key: mode 0600 from the moment the file exists.
+    Private,
+    /// A certificate: mode 0644.
+    Public,
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory that is renamed into
+/// place, so a crash never leaves a truncated file behind. A `Private` file is created with mode
+/// 0600 (unix), so there is no moment at which it is readable by others.
+pub fn write_atomically(path: &Path, bytes: &[u8], secrecy: Secrecy) -> Result<(), CaError> {
+    let wrap = |source| CaError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    // A leftover from a crashed run could carry a wider mode; `create_new` below would then fail,
+    // so clear it first.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(wrap(e)),
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(match secrecy {
+            Secrecy::Private => KEY_MODE,
+            Secrecy::Public => CERT_MODE,
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = secrecy;
+    let result = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = result.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(wrap(e));
+    }
+    Ok(())
+}
+
+/// Moves `path` to its backup name (replacing an older backup). Does nothing if `path` is absent.
+pub fn move_aside(path: &Path) -> Result<(), CaError> {
+    let backup = CaFiles::backup_of(path);
+    match fs::rename(path, &backup) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(CaError::Backup {
+            path: path.to_path_buf(),
+            backup,
+            source,
+        }),
+    }
+}
+
+/// Logs a warning when the key file can be read by other users (unix only).
+pub fn warn_if_key_exposed(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:o}"),
+                    "the CA key is readable by other users; run `chmod 600` on it"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
