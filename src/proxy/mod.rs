@@ -151,3 +151,9 @@ pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Proxy
     }
     Ok(certs)
 }
+
+impl CertIssuer for capscope_ca::CertificateAuthority {
+    fn server_config(&self, host: &str) -> Result<Arc<rustls::ServerConfig>, String> {
+        capscope_ca::CertificateAuthority::server_config(self, host).map_err(|e| e.to_string())
+    }
+}
