@@ -44,13 +44,12 @@ pub fn pattern(len: usize) -> Vec<u8> {
     (0..len as u64).map(pattern_byte).collect()
 }
 
-/// `len` pattern bytes in `chunk`-sized frames, made as they are polled (never held whole). With
-/// `fail_after`, the body errors once that many bytes went out (an upstream that breaks mid-body).
+/// `len` pattern bytes in `chunk`-sized frames, made as they are polled (never held whole); with
+/// `exact` false its length is not announced (chunked on HTTP/1.1).
 pub struct PatternBody {
     pub left: u64,
     pub offset: u64,
     pub chunk: usize,
-    pub fail_after: Option<u64>,
     pub exact: bool,
 }
 
@@ -60,7 +59,6 @@ impl PatternBody {
             left: len,
             offset: 0,
             chunk,
-            fail_after: None,
             exact: true,
         }
     }
@@ -78,11 +76,6 @@ impl Body for PatternBody {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if let Some(limit) = self.fail_after {
-            if self.offset >= limit {
-                return Poll::Ready(Some(Err(std::io::Error::other("test upstream breaks off"))));
-            }
-        }
         if self.left == 0 {
             return Poll::Ready(None);
         }
@@ -95,7 +88,7 @@ impl Body for PatternBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.left == 0 && self.fail_after.is_none()
+        self.left == 0
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
@@ -104,6 +97,27 @@ impl Body for PatternBody {
         } else {
             hyper::body::SizeHint::default()
         }
+    }
+}
+
+/// A body fed through a channel.
+pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+    }
+}
+
+impl ChannelBody {
+    pub fn boxed(self) -> TestBody {
+        BodyExt::boxed(self)
     }
 }
 
@@ -231,9 +245,19 @@ async fn route(
             .body(full(&b"not compressed at all"[..]))
             .unwrap()
     } else if path == "/reset" {
-        let mut body = PatternBody::new(100_000, 1000);
-        body.fail_after = Some(1000);
-        Response::new(body.boxed())
+        // Headers and 1000 bytes go out; then the body breaks off.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(Bytes::from(pattern(1000)))).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = tx
+                .send(Err(std::io::Error::other("test upstream breaks off")))
+                .await;
+        });
+        Response::builder()
+            .header("content-length", "100000")
+            .body(ChannelBody(rx).boxed())
+            .unwrap()
     } else if path == "/count" {
         Response::new(full(connections.load(Ordering::SeqCst).to_string()))
     } else {
