@@ -7,12 +7,14 @@
 //! - [`caps`]: login, seed and event-queue understanding and rewriting, the cap registry.
 //! - [`record`]: the record model and the stream every consumer subscribes to.
 //! - [`capture`]: capture files; [`filter`]: the filter language.
+//! - [`headless`]: the one-line-per-record log `capscope run` prints.
 //! - [`cli`]: the command line, the binary's edge.
 
 pub mod caps;
 pub mod capture;
 pub mod cli;
 pub mod filter;
+pub mod headless;
 pub mod llsd;
 pub mod proxy;
 pub mod record;

@@ -121,6 +121,58 @@ impl ChannelBody {
     }
 }
 
+/// An LLSD XML map of about `len` bytes, like a small cap response.
+pub fn llsd_body(len: usize) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" ?><llsd><map>");
+    let mut i = 0;
+    while out.len() + 24 < len {
+        out.push_str(&format!("<key>k{i}</key><integer>{i}</integer>"));
+        i += 1;
+    }
+    out.push_str("</map></llsd>");
+    out
+}
+
+const REPEAT_BLOCK: usize = 256 * 1024;
+static REPEAT: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+
+/// `left` bytes made of one shared block.
+pub struct RepeatBody {
+    pub left: u64,
+}
+
+impl Body for RepeatBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let block = REPEAT.get_or_init(|| Bytes::from(pattern(REPEAT_BLOCK)));
+        let n = (block.len() as u64).min(self.left);
+        self.left -= n;
+        Poll::Ready(Some(Ok(Frame::data(block.slice(..n as usize)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
+}
+
+impl RepeatBody {
+    pub fn boxed(self) -> TestBody {
+        BodyExt::boxed(self)
+    }
+}
+
 /// A test upstream server. Routes:
 /// - `/echo`: the request body back, with `x-method` and `x-request-bytes`;
 /// - `/bytes/N`: N pattern bytes with a Content-Length; `/chunked/N`: the same, chunked;
@@ -159,6 +211,7 @@ pub async fn start_upstream_as(tls: bool, cert_host: &str) -> Upstream {
                 return;
             };
             count.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.set_nodelay(true);
             let count = count.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
@@ -257,6 +310,14 @@ async fn route(
         Response::builder()
             .header("content-length", "100000")
             .body(ChannelBody(rx).boxed())
+            .unwrap()
+    } else if let Some(n) = number("/repeat/") {
+        // N bytes from one shared block, cheap to serve (for throughput measurements).
+        Response::new(RepeatBody { left: n }.boxed())
+    } else if let Some(n) = number("/llsd/") {
+        Response::builder()
+            .header("content-type", "application/llsd+xml")
+            .body(full(llsd_body(n as usize)))
             .unwrap()
     } else if path == "/count" {
         Response::new(full(connections.load(Ordering::SeqCst).to_string()))
@@ -368,6 +429,7 @@ impl ProxyClient {
     /// Opens a CONNECT tunnel to `authority` and returns the raw stream after the 200.
     pub async fn connect(&self, authority: &str) -> TcpStream {
         let mut tcp = TcpStream::connect(self.proxy).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
         tcp.write_all(
             format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes(),
         )
@@ -393,17 +455,44 @@ impl ProxyClient {
         authority: &str,
         alpn: &[u8],
     ) -> tokio_rustls::client::TlsStream<TcpStream> {
-        let tcp = self.connect(authority).await;
-        let mut config = (*self.tls).clone();
-        config.alpn_protocols = vec![alpn.to_vec()];
         let host = authority
             .rsplit_once(':')
             .map_or(authority, |(h, _)| h)
             .to_owned();
+        self.tls_named(authority, &host, alpn).await
+    }
+
+    /// CONNECT to `authority`, then TLS asking for `sni` (the name the proxy mints a leaf for).
+    pub async fn tls_named(
+        &self,
+        authority: &str,
+        sni: &str,
+        alpn: &[u8],
+    ) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = self.connect(authority).await;
+        let mut config = (*self.tls).clone();
+        config.alpn_protocols = vec![alpn.to_vec()];
         TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from(host).unwrap(), tcp)
+            .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
             .await
             .unwrap()
+    }
+
+    /// TLS + HTTP/1.1 straight to `addr` (no proxy), trusting this client's CA.
+    pub async fn direct_https(&self, addr: SocketAddr) -> H1 {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let mut config = (*self.tls).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from(addr.ip().to_string()).unwrap(), tcp)
+            .await
+            .unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        send
     }
 
     /// CONNECT + TLS (trusting capscope's CA) + HTTP/1.1.

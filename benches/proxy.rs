@@ -1,0 +1,250 @@
+//! The proxy's cost, measured in one run against a direct connection (`cargo bench --bench proxy`).
+//!
+//! Everything runs in this process on 127.0.0.1: a test HTTPS upstream, capscope's proxy (with a
+//! subscriber draining its records, as the headless log would), and clients. Workloads:
+//! - small: GET of a 1 KiB LLSD body over keep-alive HTTPS, 16 connections (requests/s) and
+//!   1 connection (latency p50/p99), direct and through the proxy, and their ratio;
+//! - handshakes: CONNECT + TLS to a host the proxy has not seen (minting a leaf) and to one it has;
+//! - large: one 256 MiB body streamed, direct and through the proxy (MiB/s).
+//!
+//! Client, proxy and upstream share the machine's cores, so the ratios understate what a proxy on
+//! its own core does (see ../shared/bench for the nginx + oha comparison). `CAPSCOPE_BENCH_SECS`
+//! sets the seconds per small workload (default 5).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capscope::record::Received;
+use common::*;
+use http_body_util::BodyExt;
+
+const CONNECTIONS: usize = 16;
+const SMALL_BODY: u64 = 1024;
+const LARGE_BODY: u64 = 256 * 1024 * 1024;
+const HANDSHAKES: usize = 100;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(bench());
+}
+
+struct Small {
+    rps: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+async fn bench() {
+    let secs: u64 = std::env::var("CAPSCOPE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let duration = Duration::from_secs(secs);
+    let up = Arc::new(start_upstream(true).await);
+    let proxy = start_proxy(config_trusting(&up)).await;
+    let TestProxy {
+        handle,
+        ca,
+        mut records,
+    } = proxy;
+    let drained = tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Some(r) = records.recv().await {
+            if let Received::Record(_) = r {
+                n += 1;
+            }
+        }
+        n
+    });
+    let via_proxy = Arc::new(ProxyClient::new(handle.local_addr(), &ca));
+    let direct = Arc::new(ProxyClient::new(handle.local_addr(), &up.ca));
+    let path = format!("/llsd/{SMALL_BODY}");
+
+    println!("capscope proxy bench: {secs} s per small workload, {CONNECTIONS} connections\n");
+    println!(
+        "{:<34} {:>10} {:>10} {:>10}",
+        "workload", "req/s", "p50 ms", "p99 ms"
+    );
+    let mut ratios = Vec::new();
+    for round in 1..=2 {
+        let d = small(&direct, &up, &path, CONNECTIONS, duration, false).await;
+        let p = small(&via_proxy, &up, &path, CONNECTIONS, duration, true).await;
+        row(&format!("direct  c{CONNECTIONS} (round {round})"), &d);
+        row(&format!("capscope c{CONNECTIONS} (round {round})"), &p);
+        ratios.push(p.rps / d.rps);
+    }
+    let d1 = small(&direct, &up, &path, 1, duration, false).await;
+    let p1 = small(&via_proxy, &up, &path, 1, duration, true).await;
+    row("direct   c1", &d1);
+    row("capscope c1", &p1);
+    println!(
+        "small requests: capscope / direct = {} (c{CONNECTIONS}), {:.2} (c1); added p50 latency {:.3} ms\n",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        p1.rps / d1.rps,
+        (p1.p50_us as f64 - d1.p50_us as f64) / 1000.0
+    );
+
+    // Handshakes: a new host each time (the proxy mints a leaf), then one host again and again.
+    let new_host = handshakes(&via_proxy, &up, |i| format!("h{i}.bench.test")).await;
+    let cached = handshakes(&via_proxy, &up, |_| "h0.bench.test".to_string()).await;
+    let direct_tls = {
+        let mut times = Vec::new();
+        for _ in 0..HANDSHAKES {
+            let t = Instant::now();
+            let mut c = direct.direct_https(up.addr).await;
+            c.ready().await.unwrap();
+            times.push(t.elapsed());
+        }
+        median(times)
+    };
+    println!("{:<44} {:>10}", "handshake", "median ms");
+    println!(
+        "{:<44} {:>10.3}",
+        "direct TLS to the upstream",
+        ms(direct_tls)
+    );
+    println!(
+        "{:<44} {:>10.3}",
+        "CONNECT + TLS, new host (mint a leaf)",
+        ms(new_host)
+    );
+    println!("{:<44} {:>10.3}", "CONNECT + TLS, cached host", ms(cached));
+    println!();
+
+    // One large body, streamed.
+    let mut d = direct.direct_https(up.addr).await;
+    let mut p = via_proxy.https(&up.authority()).await;
+    let large = format!("/repeat/{LARGE_BODY}");
+    println!("{:<34} {:>10}", "large body (256 MiB)", "MiB/s");
+    let mut mibs = Vec::new();
+    for round in 1..=2 {
+        let dm = stream_large(&mut d, &up, &large).await;
+        let pm = stream_large(&mut p, &up, &large).await;
+        println!("{:<34} {:>10.0}", format!("direct   (round {round})"), dm);
+        println!("{:<34} {:>10.0}", format!("capscope (round {round})"), pm);
+        mibs.push(pm / dm);
+    }
+    println!(
+        "large body: capscope / direct = {}",
+        mibs.iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    );
+    handle.shutdown().await;
+    let records = tokio::time::timeout(Duration::from_secs(2), drained)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    println!("({records} records published)");
+}
+
+fn row(name: &str, s: &Small) {
+    println!(
+        "{name:<34} {:>10.0} {:>10.3} {:>10.3}",
+        s.rps,
+        s.p50_us as f64 / 1000.0,
+        s.p99_us as f64 / 1000.0
+    );
+}
+
+async fn small(
+    client: &Arc<ProxyClient>,
+    up: &Arc<Upstream>,
+    path: &str,
+    connections: usize,
+    duration: Duration,
+    proxied: bool,
+) -> Small {
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    for _ in 0..connections {
+        let client = client.clone();
+        let up = up.clone();
+        let path = path.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut c = if proxied {
+                client.https(&up.authority()).await
+            } else {
+                client.direct_https(up.addr).await
+            };
+            let mut lat = Vec::new();
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let t = Instant::now();
+                let (resp, body) = send_h1(&mut c, in_tunnel("GET", &path, &up, full(""))).await;
+                assert_eq!(resp.status(), 200);
+                assert!(body.len() as u64 >= SMALL_BODY - 32);
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Small {
+        rps: all.len() as f64 / secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
+}
+
+async fn handshakes(
+    client: &ProxyClient,
+    up: &Upstream,
+    sni: impl Fn(usize) -> String,
+) -> Duration {
+    let mut times = Vec::new();
+    for i in 0..HANDSHAKES {
+        let t = Instant::now();
+        let tls = client
+            .tls_named(&up.authority(), &sni(i), b"http/1.1")
+            .await;
+        times.push(t.elapsed());
+        drop(tls);
+    }
+    median(times)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn stream_large(client: &mut H1, up: &Upstream, path: &str) -> f64 {
+    client.ready().await.unwrap();
+    let t = Instant::now();
+    let resp = client
+        .send_request(in_tunnel("GET", path, up, full("")))
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            n += data.len() as u64;
+        }
+    }
+    assert_eq!(n, LARGE_BODY);
+    n as f64 / (1024.0 * 1024.0) / t.elapsed().as_secs_f64()
+}
