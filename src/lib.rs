@@ -8,6 +8,7 @@
 //! - [`record`]: the record model and the stream every consumer subscribes to.
 //! - [`capture`]: capture files; [`filter`]: the filter language.
 //! - [`headless`]: the one-line-per-record log `capscope run` prints.
+//! - [`paths`]: where capscope keeps its data (the CA, captures).
 //! - [`cli`]: the command line, the binary's edge.
 
 pub mod caps;
@@ -16,5 +17,6 @@ pub mod cli;
 pub mod filter;
 pub mod headless;
 pub mod llsd;
+pub mod paths;
 pub mod proxy;
 pub mod record;

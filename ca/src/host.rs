@@ -12,7 +12,8 @@ pub const MAX_DNS_NAME_LEN: usize = 253;
 /// A host a leaf certificate is minted for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
-    /// A DNS name, lower-case, without a trailing dot.
+    /// A DNS name without a trailing dot, letter case kept as given: the Second Life viewer
+    /// compares the host with the certificate's common name case-sensitively.
     Dns(String),
     /// An IPv4 or IPv6 address (OpenSim grids are often reached by bare address).
     Ip(IpAddr),
@@ -20,8 +21,9 @@ pub enum Host {
 
 impl Host {
     /// Parses what a client sent as SNI or as the CONNECT host: a DNS name, an IPv4 address, an
-    /// IPv6 address with or without `[...]`. A trailing dot is dropped and DNS names are
-    /// lower-cased (names compare case-insensitively). Ports are rejected: pass the bare host.
+    /// IPv6 address with or without `[...]`. A trailing dot is dropped; letter case is kept (the
+    /// viewer compares names case-sensitively, so `Grid.Example` and `grid.example` get separate
+    /// certificates). Ports are rejected: pass the bare host.
     pub fn parse(raw: &str) -> Result<Host, HostProblem> {
         let trimmed = raw.trim();
         let unbracketed = trimmed
@@ -49,7 +51,7 @@ impl Host {
         if name.split('.').any(str::is_empty) {
             return Err(HostProblem::EmptyLabel);
         }
-        Ok(Host::Dns(name.to_ascii_lowercase()))
+        Ok(Host::Dns(name.to_owned()))
     }
 }
 
@@ -68,10 +70,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dns_names_are_lower_cased_and_lose_the_trailing_dot() {
+    fn dns_names_keep_their_case_and_lose_the_trailing_dot() {
         assert_eq!(
             Host::parse("Sim10128.Agni.LindenLab.com.").unwrap(),
-            Host::Dns("sim10128.agni.lindenlab.com".into())
+            Host::Dns("Sim10128.Agni.LindenLab.com".into())
         );
     }
 

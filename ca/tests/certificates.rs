@@ -142,9 +142,10 @@ fn a_leaf_for_an_ipv6_address_names_it_as_an_ip_san() {
 }
 
 #[test]
-fn host_names_are_normalised_before_they_go_in_the_certificate() {
+fn host_names_lose_a_trailing_dot_but_keep_their_case() {
+    // The viewer compares its host with the CN case-sensitively, so the case must survive.
     let ca = CertificateAuthority::generate().unwrap();
-    assert_viewer_accepts(&ca, "Login.OSGrid.org.", "dns:login.osgrid.org");
+    assert_viewer_accepts(&ca, "Login.OSGrid.org.", "dns:Login.OSGrid.org");
 }
 
 #[test]

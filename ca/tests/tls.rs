@@ -173,12 +173,14 @@ fn the_same_host_gets_the_same_config() {
     let a = ca.server_config("grid.example.org").unwrap();
     let b = ca.server_config("grid.example.org").unwrap();
     assert!(Arc::ptr_eq(&a, &b));
-    // The same host spelled differently is the same entry.
-    let c = ca.server_config("GRID.example.org.").unwrap();
+    // A trailing dot changes nothing; letter case does (the viewer compares CNs by case).
+    let c = ca.server_config("grid.example.org.").unwrap();
     assert!(Arc::ptr_eq(&a, &c));
-    let d = ca.server_config("other.example.org").unwrap();
+    let d = ca.server_config("GRID.example.org").unwrap();
     assert!(!Arc::ptr_eq(&a, &d));
-    assert_eq!(ca.cached_hosts(), 2);
+    let e = ca.server_config("other.example.org").unwrap();
+    assert!(!Arc::ptr_eq(&a, &e));
+    assert_eq!(ca.cached_hosts(), 3);
     assert_eq!(a.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
 }
 

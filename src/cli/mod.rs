@@ -16,6 +16,8 @@ pub mod run;
 #[derive(Debug, Parser)]
 #[command(name = "capscope", version, about, long_about = None)]
 pub struct Cli {
+    #[command(flatten)]
+    pub ca_dir: CaDirArg,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,8 +35,8 @@ pub enum Command {
 /// Where the certificate authority lives; shared by every subcommand that needs it.
 #[derive(Debug, Clone, Args)]
 pub struct CaDirArg {
-    /// Directory holding the CA certificate and key [default: $CAPSCOPE_HOME/ca, or the platform's
-    /// data directory, e.g. ~/.local/share/capscope/ca]
+    /// Directory holding the CA certificate and key [default: $CAPSCOPE_HOME/ca, else
+    /// $XDG_DATA_HOME/capscope/ca, else ~/.local/share/capscope/ca]
     #[arg(long, value_name = "DIR", global = true)]
     pub ca_dir: Option<PathBuf>,
 }
@@ -53,9 +55,10 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command line (tests call this with `Cli::parse_from`).
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+    let Cli { ca_dir, command } = cli;
+    match command {
         Command::Run(args) => run::run(args),
         Command::Decode(args) => decode::run(args),
-        Command::Ca(args) => ca::run(args),
+        Command::Ca(args) => ca::run(args, &ca_dir),
     }
 }

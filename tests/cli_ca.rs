@@ -1,0 +1,182 @@
+//! `capscope ca ...` run as the real binary with CAPSCOPE_HOME pointing at a temporary directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
+    fn capscope(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_capscope"))
+            .args(args)
+            .env("CAPSCOPE_HOME", self.dir.path())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.capscope(args);
+        assert!(
+            out.status.success(),
+            "capscope {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+fn certs_in(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+fn only_cert(pem: &[u8]) -> CertificateDer<'static> {
+    let certs = certs_in(pem);
+    assert_eq!(certs.len(), 1, "expected one certificate");
+    certs.into_iter().next().unwrap()
+}
+
+#[test]
+fn path_names_the_directory_and_files_before_and_after_creation() {
+    let home = Home::new();
+    let text = String::from_utf8(home.ok(&["ca", "path"])).unwrap();
+    let ca_dir = home.ca_dir();
+    assert!(text.contains(&ca_dir.display().to_string()), "{text}");
+    for file in ["ca-cert.pem", "ca-cert.der", "ca-key.pem"] {
+        assert!(
+            text.contains(&ca_dir.join(file).display().to_string()),
+            "{text}"
+        );
+    }
+    assert!(text.contains("not created yet"), "{text}");
+    assert!(!ca_dir.exists(), "`ca path` must not create the CA");
+
+    home.ok(&["ca", "export"]);
+    let text = String::from_utf8(home.ok(&["ca", "path"])).unwrap();
+    assert!(text.contains("capscope CA ("), "{text}");
+    assert!(!text.contains("not created yet"), "{text}");
+}
+
+#[test]
+fn export_writes_the_ca_in_pem_and_der_and_reuses_it() {
+    let home = Home::new();
+    let pem = home.ok(&["ca", "export"]);
+    let der = only_cert(&pem);
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    assert!(cert.is_ca());
+
+    assert_eq!(home.ok(&["ca", "export", "--der"]), der.as_ref());
+    assert_eq!(home.ok(&["ca", "export"]), pem, "the CA is reused");
+    assert_eq!(fs::read(home.ca_dir().join("ca-cert.pem")).unwrap(), pem);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&home.ca_dir().join("ca-key.pem")), 0o600);
+        assert_eq!(mode(&home.ca_dir()), 0o700);
+    }
+}
+
+#[test]
+fn the_ca_dir_flag_overrides_the_default_anywhere_on_the_line() {
+    let home = Home::new();
+    let custom = home.dir.path().join("elsewhere");
+    let custom_arg = custom.to_str().unwrap();
+    let before = home.ok(&["--ca-dir", custom_arg, "ca", "export"]);
+    let after = home.ok(&["ca", "export", "--ca-dir", custom_arg]);
+    assert_eq!(before, after);
+    assert!(custom.join("ca-key.pem").is_file());
+    assert!(!home.ca_dir().exists());
+}
+
+#[test]
+fn regenerate_changes_the_certificate_and_keeps_backups() {
+    let home = Home::new();
+    let old = home.ok(&["ca", "export"]);
+    let text = String::from_utf8(home.ok(&["ca", "regenerate"])).unwrap();
+    assert!(text.contains("created a new CA"), "{text}");
+    let new = home.ok(&["ca", "export"]);
+    assert_ne!(only_cert(&old), only_cert(&new));
+    assert_eq!(
+        fs::read(home.ca_dir().join("ca-cert.pem.bak")).unwrap(),
+        old
+    );
+    assert!(home.ca_dir().join("ca-key.pem.bak").is_file());
+}
+
+#[test]
+fn install_viewer_adds_the_ca_once_and_keeps_a_backup() {
+    let home = Home::new();
+    let viewer = home.dir.path().join(".firestorm_x64");
+    let user_settings = viewer.join("user_settings");
+    fs::create_dir_all(&user_settings).unwrap();
+    let store = user_settings.join("CA.pem");
+    // A store as the viewer leaves it: some other authority, no trailing newline.
+    let other = capscope_ca::CertificateAuthority::generate().unwrap();
+    let original = other.cert_pem().trim_end().to_owned();
+    fs::write(&store, &original).unwrap();
+
+    let first =
+        String::from_utf8(home.ok(&["ca", "install-viewer", viewer.to_str().unwrap()])).unwrap();
+    assert!(first.contains("added"), "{first}");
+    let ours = only_cert(&home.ok(&["ca", "export"]));
+    let after_first = fs::read(&store).unwrap();
+    let certs = certs_in(&after_first);
+    assert_eq!(certs.len(), 2, "the other CA and ours");
+    assert_eq!(certs[0].as_ref(), other.cert_der());
+    assert_eq!(certs[1], ours);
+
+    let backup = user_settings.join("CA.pem.capscope-backup");
+    assert_eq!(fs::read_to_string(&backup).unwrap(), original);
+
+    // Again, this time naming the user_settings directory, then the file itself.
+    for target in [&user_settings, &store] {
+        let again = String::from_utf8(home.ok(&["ca", "install-viewer", target.to_str().unwrap()]))
+            .unwrap();
+        assert!(again.contains("already"), "{again}");
+        assert_eq!(fs::read(&store).unwrap(), after_first, "nothing changed");
+    }
+    assert_eq!(fs::read_to_string(&backup).unwrap(), original);
+}
+
+#[test]
+fn install_viewer_refuses_a_directory_that_is_not_a_viewers() {
+    let home = Home::new();
+    let out = home.capscope(&["ca", "install-viewer", home.dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("user_settings"), "{err}");
+}
+
+#[test]
+fn a_corrupt_key_fails_with_the_path_and_the_fix() {
+    let home = Home::new();
+    home.ok(&["ca", "export"]);
+    let key = home.ca_dir().join("ca-key.pem");
+    fs::write(&key, "garbage").unwrap();
+    let out = home.capscope(&["ca", "export"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&key.display().to_string()), "{err}");
+    assert!(err.contains("capscope ca regenerate"), "{err}");
+}
