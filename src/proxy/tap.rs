@@ -349,10 +349,7 @@ impl Tap {
         if self.finishes {
             self.exchange.finish(error);
         } else if let Some(e) = error {
-            self.exchange.update(|r| {
-                r.notes
-                    .push(format!("the {} body broke off: {e}", self.side.word()))
-            });
+            self.exchange.update(|r| r.notes.push(e));
         }
     }
 }
@@ -477,7 +474,7 @@ impl Drop for ProxyBody {
                 tap.end(None);
             } else {
                 let who = match tap.side {
-                    Side::Request => "the client stopped sending the request body",
+                    Side::Request => "the request body was not forwarded whole",
                     Side::Response => "the client went away before the response body ended",
                 };
                 tap.end(Some(who.into()));

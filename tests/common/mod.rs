@@ -133,7 +133,7 @@ pub fn llsd_body(len: usize) -> String {
     out
 }
 
-const REPEAT_BLOCK: usize = 256 * 1024;
+pub const REPEAT_BLOCK: usize = 256 * 1024;
 static REPEAT: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
 
 /// `left` bytes made of one shared block.
@@ -179,6 +179,8 @@ impl RepeatBody {
 /// - `/status/N`: an empty response with status N;
 /// - `/gzip`: a gzip-encoded text body; `/octet`: a body labelled `Content-Encoding: binary/octet-stream`;
 /// - `/reset`: announces 100000 bytes, sends 1000, then breaks off;
+/// - `/repeat/N`: N bytes of one shared block; `/llsd/N`: an LLSD body of about N bytes;
+/// - `/sink`: reads the request body and answers its size;
 /// - `/count`: how many TCP connections this server accepted.
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -319,6 +321,16 @@ async fn route(
             .header("content-type", "application/llsd+xml")
             .body(full(llsd_body(n as usize)))
             .unwrap()
+    } else if path == "/sink" {
+        // Reads the request body frame by frame and answers how many bytes came.
+        let mut body = req.into_body();
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(std::io::Error::other)?.into_data() {
+                n += data.len() as u64;
+            }
+        }
+        Response::new(full(n.to_string()))
     } else if path == "/count" {
         Response::new(full(connections.load(Ordering::SeqCst).to_string()))
     } else {
