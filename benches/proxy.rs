@@ -1,23 +1,27 @@
 //! The proxy's cost, measured in one run against a direct connection (`cargo bench --bench proxy`).
 //!
-//! Everything runs in this process on 127.0.0.1: a test HTTPS upstream, capscope's proxy (with a
-//! subscriber draining its records, as the headless log would), and clients. Workloads:
+//! On 127.0.0.1: a test HTTPS upstream and the clients run in this process; the proxy is the real
+//! `capscope run --headless` binary in a child process (its log to /dev/null). When `taskset` is
+//! there and the machine has two cores or more, the proxy is pinned to CPU 0 and this process to
+//! CPU 1, as in ../shared/bench: "x direct" is then what one proxy core sustains against one
+//! client+upstream core. Workloads:
 //! - small: GET of a 1 KiB LLSD body over keep-alive HTTPS, 16 connections (requests/s) and
 //!   1 connection (latency p50/p99), direct and through the proxy, and their ratio;
 //! - handshakes: CONNECT + TLS to a host the proxy has not seen (minting a leaf) and to one it has;
 //! - large: one 256 MiB body streamed, direct and through the proxy (MiB/s).
 //!
-//! Client, proxy and upstream share the machine's cores, so the ratios understate what a proxy on
-//! its own core does (see ../shared/bench for the nginx + oha comparison). `CAPSCOPE_BENCH_SECS`
-//! sets the seconds per small workload (default 5).
+//! The proxy's CPU seconds per workload are read from /proc. `CAPSCOPE_BENCH_SECS` sets the seconds
+//! per small workload (default 5).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capscope::record::Received;
+use capscope_ca::CertificateAuthority;
 use common::*;
 use http_body_util::BodyExt;
 
@@ -26,12 +30,110 @@ const SMALL_BODY: u64 = 1024;
 const LARGE_BODY: u64 = 256 * 1024 * 1024;
 const HANDSHAKES: usize = 100;
 
+/// The proxy's CPU, and ours, when pinning.
+const PROXY_CPU: &str = "0";
+const CLIENT_CPU: &str = "1";
+
 fn main() {
+    let pinned = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+        && Command::new("taskset")
+            .args(["-p", "-c", CLIENT_CPU, &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if pinned {
+        println!("pinned: proxy on CPU {PROXY_CPU}, client and upstream on CPU {CLIENT_CPU}");
+    } else {
+        println!("not pinned (no taskset or one core): proxy, client and upstream share the cores");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(bench());
+    runtime.block_on(bench(pinned));
+}
+
+/// The proxy binary as a child process.
+struct ProxyProcess {
+    child: Child,
+    addr: SocketAddr,
+    ca: CertificateAuthority,
+    _dir: tempfile::TempDir,
+}
+
+impl ProxyProcess {
+    async fn start(up: &Upstream, pinned: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A private copy: the shared target directory's binary may be rebuilt under our feet.
+        let bin = dir.path().join("capscope");
+        std::fs::copy(env!("CARGO_BIN_EXE_capscope"), &bin).expect("copy the binary");
+        let up_ca = dir.path().join("upstream-ca.pem");
+        std::fs::write(&up_ca, up.ca.cert_pem()).expect("write the upstream CA");
+        let ca_dir = dir.path().join("ca");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let mut cmd = if pinned {
+            let mut c = Command::new("taskset");
+            c.args(["-c", PROXY_CPU]).arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        cmd.arg("--ca-dir")
+            .arg(&ca_dir)
+            .args([
+                "run",
+                "--headless",
+                "--listen",
+                &addr.to_string(),
+                "--upstream-ca",
+            ])
+            .arg(&up_ca)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("start capscope");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("capscope exited: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ca = CertificateAuthority::load_or_create(&ca_dir).expect("the proxy's CA");
+        ProxyProcess {
+            child,
+            addr,
+            ca,
+            _dir: dir,
+        }
+    }
+
+    /// The proxy's CPU seconds so far (user + system, all threads).
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 struct Small {
@@ -40,30 +142,16 @@ struct Small {
     p99_us: u64,
 }
 
-async fn bench() {
+async fn bench(pinned: bool) {
     let secs: u64 = std::env::var("CAPSCOPE_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let duration = Duration::from_secs(secs);
     let up = Arc::new(start_upstream(true).await);
-    let proxy = start_proxy(config_trusting(&up)).await;
-    let TestProxy {
-        handle,
-        ca,
-        mut records,
-    } = proxy;
-    let drained = tokio::spawn(async move {
-        let mut n = 0u64;
-        while let Some(r) = records.recv().await {
-            if let Received::Record(_) = r {
-                n += 1;
-            }
-        }
-        n
-    });
-    let via_proxy = Arc::new(ProxyClient::new(handle.local_addr(), &ca));
-    let direct = Arc::new(ProxyClient::new(handle.local_addr(), &up.ca));
+    let proxy = ProxyProcess::start(&up, pinned).await;
+    let via_proxy = Arc::new(ProxyClient::new(proxy.addr, &proxy.ca));
+    let direct = Arc::new(ProxyClient::new(proxy.addr, &up.ca));
     let path = format!("/llsd/{SMALL_BODY}");
 
     println!("capscope proxy bench: {secs} s per small workload, {CONNECTIONS} connections\n");
@@ -74,15 +162,25 @@ async fn bench() {
     let mut ratios = Vec::new();
     for round in 1..=2 {
         let d = small(&direct, &up, &path, CONNECTIONS, duration, false).await;
+        let cpu = proxy.cpu_seconds();
         let p = small(&via_proxy, &up, &path, CONNECTIONS, duration, true).await;
-        row(&format!("direct  c{CONNECTIONS} (round {round})"), &d);
-        row(&format!("capscope c{CONNECTIONS} (round {round})"), &p);
+        row(
+            &format!("direct   c{CONNECTIONS} (round {round})"),
+            &d,
+            None,
+        );
+        row(
+            &format!("capscope c{CONNECTIONS} (round {round})"),
+            &p,
+            Some(proxy.cpu_seconds() - cpu),
+        );
         ratios.push(p.rps / d.rps);
     }
     let d1 = small(&direct, &up, &path, 1, duration, false).await;
+    let cpu = proxy.cpu_seconds();
     let p1 = small(&via_proxy, &up, &path, 1, duration, true).await;
-    row("direct   c1", &d1);
-    row("capscope c1", &p1);
+    row("direct   c1", &d1, None);
+    row("capscope c1", &p1, Some(proxy.cpu_seconds() - cpu));
     println!(
         "small requests: capscope / direct = {} (c{CONNECTIONS}), {:.2} (c1); added p50 latency {:.3} ms\n",
         ratios
@@ -129,9 +227,15 @@ async fn bench() {
     let mut mibs = Vec::new();
     for round in 1..=2 {
         let dm = stream_large(&mut d, &up, &large).await;
+        let cpu = proxy.cpu_seconds();
         let pm = stream_large(&mut p, &up, &large).await;
         println!("{:<34} {:>10.0}", format!("direct   (round {round})"), dm);
-        println!("{:<34} {:>10.0}", format!("capscope (round {round})"), pm);
+        println!(
+            "{:<34} {:>10.0}   proxy cpu {:.2} s",
+            format!("capscope (round {round})"),
+            pm,
+            proxy.cpu_seconds() - cpu
+        );
         mibs.push(pm / dm);
     }
     println!(
@@ -141,21 +245,15 @@ async fn bench() {
             .collect::<Vec<_>>()
             .join(" / ")
     );
-    handle.shutdown().await;
-    let records = tokio::time::timeout(Duration::from_secs(2), drained)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(0);
-    println!("({records} records published)");
 }
 
-fn row(name: &str, s: &Small) {
+fn row(name: &str, s: &Small, cpu: Option<f64>) {
     println!(
-        "{name:<34} {:>10.0} {:>10.3} {:>10.3}",
+        "{name:<34} {:>10.0} {:>10.3} {:>10.3} {:>12}",
         s.rps,
         s.p50_us as f64 / 1000.0,
-        s.p99_us as f64 / 1000.0
+        s.p99_us as f64 / 1000.0,
+        cpu.map_or(String::new(), |c| format!("{c:.2}"))
     );
 }
 
