@@ -11,7 +11,7 @@
 //! - large: one 256 MiB body streamed, direct and through the proxy (MiB/s).
 //!
 //! The proxy's CPU seconds per workload are read from /proc. `CAPSCOPE_BENCH_SECS` sets the seconds
-//! per small workload (default 5).
+//! per small workload (default 5); `CAPSCOPE_BIN` another capscope binary to measure.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -65,8 +65,11 @@ impl ProxyProcess {
     async fn start(up: &Upstream, pinned: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         // A private copy: the shared target directory's binary may be rebuilt under our feet.
+        // CAPSCOPE_BIN names another binary to measure.
+        let source = std::env::var_os("CAPSCOPE_BIN")
+            .map_or_else(|| env!("CARGO_BIN_EXE_capscope").into(), std::path::PathBuf::from);
         let bin = dir.path().join("capscope");
-        std::fs::copy(env!("CARGO_BIN_EXE_capscope"), &bin).expect("copy the binary");
+        std::fs::copy(&source, &bin).expect("copy the binary");
         let up_ca = dir.path().join("upstream-ca.pem");
         std::fs::write(&up_ca, up.ca.cert_pem()).expect("write the upstream CA");
         let ca_dir = dir.path().join("ca");

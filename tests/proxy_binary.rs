@@ -111,6 +111,7 @@ async fn a_100_mb_body_each_way_streams_through_the_binary_with_bounded_memory()
     assert_eq!(String::from_utf8_lossy(&count), BIG.to_string());
 
     let peak = peak_kib(child.id());
+    eprintln!("capscope peaked at {peak} KiB (VmHWM) with {BIG} bytes each way");
     assert!(
         peak < MAX_PEAK_KIB,
         "the proxy peaked at {peak} KiB while streaming {BIG} bytes"
