@@ -11,7 +11,8 @@
 //! - large: one 256 MiB body streamed, direct and through the proxy (MiB/s).
 //!
 //! The proxy's CPU seconds per workload are read from /proc. `CAPSCOPE_BENCH_SECS` sets the seconds
-//! per small workload (default 5); `CAPSCOPE_BIN` another capscope binary to measure.
+//! per small workload (default 5); `CAPSCOPE_BIN` another capscope binary to measure;
+//! `CAPSCOPE_BENCH_NO_PIN` turns pinning off.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -35,7 +36,8 @@ const PROXY_CPU: &str = "0";
 const CLIENT_CPU: &str = "1";
 
 fn main() {
-    let pinned = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+    let pinned = std::env::var_os("CAPSCOPE_BENCH_NO_PIN").is_none()
+        && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
         && Command::new("taskset")
             .args(["-p", "-c", CLIENT_CPU, &std::process::id().to_string()])
             .stdout(Stdio::null())
@@ -66,8 +68,10 @@ impl ProxyProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         // A private copy: the shared target directory's binary may be rebuilt under our feet.
         // CAPSCOPE_BIN names another binary to measure.
-        let source = std::env::var_os("CAPSCOPE_BIN")
-            .map_or_else(|| env!("CARGO_BIN_EXE_capscope").into(), std::path::PathBuf::from);
+        let source = std::env::var_os("CAPSCOPE_BIN").map_or_else(
+            || env!("CARGO_BIN_EXE_capscope").into(),
+            std::path::PathBuf::from,
+        );
         let bin = dir.path().join("capscope");
         std::fs::copy(&source, &bin).expect("copy the binary");
         let up_ca = dir.path().join("upstream-ca.pem");
@@ -140,6 +144,7 @@ impl Drop for ProxyProcess {
 }
 
 struct Small {
+    requests: usize,
     rps: f64,
     p50_us: u64,
     p99_us: u64,
@@ -233,11 +238,12 @@ async fn bench(pinned: bool) {
         let cpu = proxy.cpu_seconds();
         let pm = stream_large(&mut p, &up, &large).await;
         println!("{:<34} {:>10.0}", format!("direct   (round {round})"), dm);
+        let used = proxy.cpu_seconds() - cpu;
         println!(
-            "{:<34} {:>10.0}   proxy cpu {:.2} s",
+            "{:<34} {:>10.0}   proxy cpu {used:.2} s = {:.0} MiB per proxy cpu second",
             format!("capscope (round {round})"),
             pm,
-            proxy.cpu_seconds() - cpu
+            LARGE_BODY as f64 / (1024.0 * 1024.0) / used.max(0.01)
         );
         mibs.push(pm / dm);
     }
@@ -252,11 +258,15 @@ async fn bench(pinned: bool) {
 
 fn row(name: &str, s: &Small, cpu: Option<f64>) {
     println!(
-        "{name:<34} {:>10.0} {:>10.3} {:>10.3} {:>12}",
+        "{name:<34} {:>10.0} {:>10.3} {:>10.3} {:>12} {:>14}",
         s.rps,
         s.p50_us as f64 / 1000.0,
         s.p99_us as f64 / 1000.0,
-        cpu.map_or(String::new(), |c| format!("{c:.2}"))
+        cpu.map_or(String::new(), |c| format!("{c:.2}")),
+        cpu.map_or(String::new(), |c| format!(
+            "{:.0}",
+            c * 1e6 / s.requests.max(1) as f64
+        ))
     );
 }
 
@@ -300,6 +310,7 @@ async fn small(
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     Small {
+        requests: all.len(),
         rps: all.len() as f64 / secs,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
