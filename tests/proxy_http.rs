@@ -278,3 +278,25 @@ async fn a_response_body_cut_by_the_client_still_finishes_its_record() {
         r.error
     );
 }
+
+#[tokio::test]
+async fn the_hooks_upstream_handle_sends_whole_exchanges() {
+    let up = start_upstream(true).await;
+    let proxy = start_proxy(config_trusting(&up)).await;
+    let upstream = proxy.handle.upstream();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(up.url("/echo"))
+        .body(bytes::Bytes::from_static(b"<llsd><undef /></llsd>"))
+        .unwrap();
+    let resp = upstream.send(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(&resp.body()[..], b"<llsd><undef /></llsd>");
+
+    let relative = http::Request::builder()
+        .uri("/echo")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let err = upstream.send(relative).await.unwrap_err();
+    assert!(err.to_string().contains("not usable"), "{err}");
+}

@@ -379,7 +379,7 @@ async fn forward(
     let resp = match ctx
         .shared
         .upstream
-        .send(Request::from_parts(parts, up_body))
+        .request(Request::from_parts(parts, up_body))
         .await
     {
         Ok(r) => r,

@@ -160,7 +160,7 @@ impl ProxyHandle {
 
     /// The upstream client, as a hook may use it.
     pub fn upstream(&self) -> Upstream {
-        Arc::new(self.shared.upstream.clone())
+        self.shared.upstream_dyn.clone()
     }
 
     /// The record stream.

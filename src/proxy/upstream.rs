@@ -79,7 +79,7 @@ impl UpstreamClient {
     }
 
     /// Sends one request (absolute URL, HTTP/1.1) and returns the response head with its streaming body.
-    pub(crate) async fn send(
+    pub(crate) async fn request(
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
@@ -126,9 +126,9 @@ impl SendUpstream for UpstreamClient {
                 .unwrap_or_default();
             let (mut parts, body) = request.into_parts();
             parts.version = http::Version::HTTP_11;
-            let response =
-                UpstreamClient::send(&this, Request::from_parts(parts, ProxyBody::full(body)))
-                    .await?;
+            let response = this
+                .request(Request::from_parts(parts, ProxyBody::full(body)))
+                .await?;
             let (parts, body) = response.into_parts();
             let body = collect_limited(body, MAX_REWRITE_BODY)
                 .await
