@@ -104,18 +104,15 @@ impl Side {
     }
 }
 
+/// One owned copy of the captured chunks. Always a copy, even of a single chunk: a frame is a slice of
+/// the connection's read buffer, and a record that outlives the exchange must not keep that buffer
+/// alive.
 fn concat(chunks: Vec<Bytes>, len: usize) -> Bytes {
-    match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.into_iter().next().unwrap_or_default(),
-        _ => {
-            let mut out = BytesMut::with_capacity(len);
-            for c in chunks {
-                out.extend_from_slice(&c);
-            }
-            out.freeze()
-        }
+    let mut out = BytesMut::with_capacity(len);
+    for c in chunks {
+        out.extend_from_slice(&c);
     }
+    out.freeze()
 }
 
 enum Decoded {
