@@ -329,3 +329,27 @@ async fn shutdown_lets_an_exchange_in_flight_finish() {
     }
     assert!(done, "the exchange in flight was recorded as done");
 }
+
+#[tokio::test]
+async fn an_oversized_request_head_is_refused_with_431_and_recorded() {
+    let up = start_upstream(true).await;
+    let config = ProxyConfig {
+        max_header_size: 16 * 1024,
+        ..config_trusting(&up)
+    };
+    let mut proxy = start_proxy(config).await;
+    let mut tcp = TcpStream::connect(proxy.addr()).await.unwrap();
+    let big = "x".repeat(64 * 1024);
+    let head = format!(
+        "GET http://{}/bytes/1 HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n",
+        up.authority()
+    );
+    let _ = tcp.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "answered {answer:?}");
+    let r = proxy.next_final().await;
+    assert_eq!(r.kind, Kind::Error);
+    still_serves(&mut proxy, &up).await;
+}
