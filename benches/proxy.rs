@@ -136,6 +136,25 @@ impl ProxyProcess {
     }
 }
 
+/// A process's CPU seconds so far (user + system, all threads; clock ticks of 1/100 s).
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's CPU seconds (the clients and the upstream).
+fn own_cpu_seconds() -> f64 {
+    cpu_seconds_of("self")
+}
+
 impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -163,19 +182,22 @@ async fn bench(pinned: bool) {
     let path = format!("/llsd/{SMALL_BODY}");
 
     println!("capscope proxy bench: {secs} s per small workload, {CONNECTIONS} connections\n");
+    println!("(cpu: the proxy's on capscope rows; the clients' and upstream's on direct rows)");
     println!(
-        "{:<34} {:>10} {:>10} {:>10}",
-        "workload", "req/s", "p50 ms", "p99 ms"
+        "{:<34} {:>10} {:>10} {:>10} {:>12} {:>14}",
+        "workload", "req/s", "p50 ms", "p99 ms", "cpu s", "cpu us/req"
     );
     let mut ratios = Vec::new();
     for round in 1..=2 {
+        let own = own_cpu_seconds();
         let d = small(&direct, &up, &path, CONNECTIONS, duration, false).await;
+        let direct_cpu = own_cpu_seconds() - own;
         let cpu = proxy.cpu_seconds();
         let p = small(&via_proxy, &up, &path, CONNECTIONS, duration, true).await;
         row(
             &format!("direct   c{CONNECTIONS} (round {round})"),
             &d,
-            None,
+            Some(direct_cpu),
         );
         row(
             &format!("capscope c{CONNECTIONS} (round {round})"),
@@ -184,10 +206,12 @@ async fn bench(pinned: bool) {
         );
         ratios.push(p.rps / d.rps);
     }
+    let own = own_cpu_seconds();
     let d1 = small(&direct, &up, &path, 1, duration, false).await;
+    let direct_cpu = own_cpu_seconds() - own;
     let cpu = proxy.cpu_seconds();
     let p1 = small(&via_proxy, &up, &path, 1, duration, true).await;
-    row("direct   c1", &d1, None);
+    row("direct   c1", &d1, Some(direct_cpu));
     row("capscope c1", &p1, Some(proxy.cpu_seconds() - cpu));
     println!(
         "small requests: capscope / direct = {} (c{CONNECTIONS}), {:.2} (c1); added p50 latency {:.3} ms\n",
@@ -234,10 +258,16 @@ async fn bench(pinned: bool) {
     println!("{:<34} {:>10}", "large body (256 MiB)", "MiB/s");
     let mut mibs = Vec::new();
     for round in 1..=2 {
+        let own = own_cpu_seconds();
         let dm = stream_large(&mut d, &up, &large).await;
+        let direct_cpu = own_cpu_seconds() - own;
         let cpu = proxy.cpu_seconds();
         let pm = stream_large(&mut p, &up, &large).await;
-        println!("{:<34} {:>10.0}", format!("direct   (round {round})"), dm);
+        println!(
+            "{:<34} {:>10.0}   client+upstream cpu {direct_cpu:.2} s",
+            format!("direct   (round {round})"),
+            dm
+        );
         let used = proxy.cpu_seconds() - cpu;
         println!(
             "{:<34} {:>10.0}   proxy cpu {used:.2} s = {:.0} MiB per proxy cpu second",
