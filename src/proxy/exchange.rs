@@ -97,17 +97,13 @@ pub(crate) async fn serve(
         headers: req.headers().clone(),
     };
     let decision = shared.hook.decide(&head);
-    let upstream_uri = match &decision.route {
-        Route::To(u) => Some(u.clone()),
-        Route::Pass if head.via != Via::Direct => Some(head.uri.clone()),
-        _ => None,
-    };
     let exchange = Exchange::open(
         shared.bus.clone(),
         shared.config.max_body,
-        open_record(&ctx, &head, &decision, upstream_uri.as_ref()),
+        open_record(&ctx, &head, &decision),
     );
     exchange.set_encoding(Side::Request, content_encoding(&head.headers));
+    let rewrite = decision.rewrite_response;
     let response = match decision.route {
         Route::Respond(resp) => answer_locally(&exchange, resp, &["answered by the hook"]),
         Route::Pass if head.via == Via::Direct => {
@@ -125,31 +121,11 @@ pub(crate) async fn serve(
             )
         }
         Route::Handle => handle(&ctx, exchange, head, req.into_body()).await,
-        Route::Pass | Route::To(_) => {
-            let routed = matches!(decision.route, Route::To(_));
-            match upstream_uri {
-                Some(uri) => {
-                    forward(
-                        &ctx,
-                        exchange,
-                        head,
-                        req,
-                        uri,
-                        routed,
-                        decision.rewrite_response,
-                    )
-                    .await
-                }
-                None => answer_locally(
-                    &exchange,
-                    text_response(
-                        StatusCode::BAD_GATEWAY,
-                        "capscope: no upstream URL\n".into(),
-                    ),
-                    &[],
-                ),
-            }
+        Route::Pass => {
+            let uri = head.uri.clone();
+            forward(&ctx, exchange, head, req, uri, false, rewrite).await
         }
+        Route::To(uri) => forward(&ctx, exchange, head, req, uri, true, rewrite).await,
     };
     Ok(response)
 }
@@ -207,18 +183,13 @@ fn is_self(authority: &str, local: SocketAddr) -> bool {
     }
 }
 
-fn open_record(
-    ctx: &Ctx,
-    head: &RequestHead,
-    decision: &Decision,
-    upstream: Option<&Uri>,
-) -> Record {
+fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
     let mut r = Record::new(head.record_id, Kind::Http);
     r.client = Some(ctx.client.to_string());
-    let (url, client_url) = match (upstream, &decision.route) {
-        (Some(u), Route::To(_)) => (u.to_string(), Some(head.uri.to_string())),
-        (Some(u), _) => (u.to_string(), None),
-        (None, _) => (head.uri.to_string(), None),
+    // Routed elsewhere: the record's URL is where the request went, and it keeps what was asked.
+    let (url, client_url) = match &decision.route {
+        Route::To(u) => (u.to_string(), Some(head.uri.to_string())),
+        _ => (head.uri.to_string(), None),
     };
     r.request = Some(record::Request {
         method: head.method.to_string(),
