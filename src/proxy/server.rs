@@ -135,7 +135,8 @@ fn check_remote(addr: SocketAddr, allowed: bool) -> Result<(), ProxyError> {
     }
 }
 
-/// A running proxy.
+/// A running proxy. Dropping it without [`ProxyHandle::shutdown`] stops accepting new connections
+/// and leaves the ones open to run to their end.
 pub struct ProxyHandle {
     local_addr: SocketAddr,
     shared: Arc<Shared>,
@@ -254,7 +255,10 @@ impl Life {
     /// Resolves once the proxy stops (the grace period is over).
     pub(crate) async fn stopped(&self) {
         let mut phase = self.phase.clone();
-        let _ = phase.wait_for(|p| *p == Phase::Stopped).await;
+        if phase.wait_for(|p| *p == Phase::Stopped).await.is_err() {
+            // The handle was dropped without a shutdown: nothing will ever stop this.
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Resolves once the proxy drains or stops (raw tunnels end then: they have no graceful end).
