@@ -163,6 +163,9 @@ pub trait Hook: Send + Sync + 'static {
     }
 
     /// Rewrites (or only inspects) a buffered response body, when [`Decision::rewrite_response`] was set.
+    /// `body` is the response body with any gzip/deflate/zstd `Content-Encoding` already undone (so a
+    /// rewrite can parse it; `headers` still name the encoding the wire used); `request_body` is as
+    /// the client sent it.
     fn rewrite_response(
         &self,
         head: &RequestHead,
