@@ -353,3 +353,56 @@ async fn an_oversized_request_head_is_refused_with_431_and_recorded() {
     assert_eq!(r.kind, Kind::Error);
     still_serves(&mut proxy, &up).await;
 }
+
+/// Rewrites every response, checking it sees the body decoded.
+struct Decoding;
+
+impl Hook for Decoding {
+    fn decide(&self, _head: &RequestHead) -> Decision {
+        Decision {
+            rewrite_response: true,
+            ..Decision::pass()
+        }
+    }
+
+    fn rewrite_response(
+        &self,
+        _head: &RequestHead,
+        _request_body: &Bytes,
+        _status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Rewrite {
+        assert_eq!(headers["content-encoding"], "gzip");
+        assert_eq!(
+            &body[..],
+            GZIP_TEXT.as_bytes(),
+            "the hook sees the decoded body"
+        );
+        Rewrite {
+            body: Some(Bytes::from_static(b"<llsd><undef /></llsd>")),
+            ..Rewrite::default()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rewrite_sees_the_body_decoded_and_sends_it_plain() {
+    let up = start_upstream(true).await;
+    let ca = Arc::new(capscope_ca::CertificateAuthority::generate().unwrap());
+    let handle = Proxy::builder(config_trusting(&up))
+        .ca(ca.clone())
+        .hook(Arc::new(Decoding))
+        .with_listener(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .start()
+        .await
+        .unwrap();
+    let mut client = ProxyClient::new(handle.local_addr(), &ca)
+        .https(&up.authority())
+        .await;
+    let (resp, body) = send_h1(&mut client, in_tunnel("GET", "/gzip", &up, full(""))).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("content-encoding").is_none());
+    assert_eq!(&body[..], b"<llsd><undef /></llsd>");
+    handle.shutdown().await;
+}
