@@ -7,6 +7,7 @@
 //! - [`caps`]: login, seed and event-queue understanding and rewriting, the cap registry.
 //! - [`record`]: the record model and the stream every consumer subscribes to.
 //! - [`capture`]: capture files; [`filter`]: the filter language.
+//! - [`headless`]: the one-line-per-record log `capscope run` prints.
 //! - [`paths`]: where capscope keeps its data (the CA, captures).
 //! - [`cli`]: the command line, the binary's edge.
 
@@ -14,6 +15,7 @@ pub mod caps;
 pub mod capture;
 pub mod cli;
 pub mod filter;
+pub mod headless;
 pub mod llsd;
 pub mod paths;
 pub mod proxy;
