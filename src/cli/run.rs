@@ -4,8 +4,9 @@
 //! Owns only the command-line side: the engine is [`crate::proxy`], the log [`crate::headless`].
 //! Later features add their flags here: add a field (or a flattened group) to [`RunArgs`].
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,13 @@ use std::time::Duration;
 use anyhow::Context;
 use capscope_ca::CertificateAuthority;
 use clap::{ArgAction, Args};
+use rustls::pki_types::CertificateDer;
+use tokio::net::TcpListener;
 
 use super::CaDirArg;
+use crate::caps::hook::{CapsHook, Mode};
+use crate::capture::{self, Header, SaveOptions};
+use crate::filter::Filter;
 use crate::proxy::{self, Proxy, ProxyConfig, ProxyHandle};
 use crate::record::Bus;
 use crate::{headless, paths};
@@ -35,6 +41,49 @@ pub struct RunArgs {
     /// More detail in the log: -v debug, -vv trace (RUST_LOG, when set, wins).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+
+    #[command(flatten)]
+    pub caps: CapsArgs,
+
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+}
+
+/// Which grid login mode forwards to.
+#[derive(Debug, Clone, Args)]
+pub struct CapsArgs {
+    /// The grid that `http://ADDR/login` forwards to: `agni` (Second Life), `aditi` (its beta grid)
+    /// or a login URL (`http://127.0.0.1:9000/` for an OpenSimulator standalone). HTTP proxy mode
+    /// works on the same port whatever this says.
+    #[arg(long, value_name = "agni|aditi|URL", default_value = "agni")]
+    pub grid: String,
+}
+
+/// Where and what the session is saved.
+#[derive(Debug, Clone, Args)]
+pub struct CaptureArgs {
+    /// Write the capture to FILE (`.jsonl`, or `.jsonl.zst` for zstd) [default: a timestamped file
+    /// in the data directory's captures/]
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        conflicts_with = "no_save"
+    )]
+    pub write: Option<PathBuf>,
+
+    /// Save no capture at all.
+    #[arg(long)]
+    pub no_save: bool,
+
+    /// Keep secrets (the login passwd, secure_session_id, cookies, Authorization) in the capture
+    /// instead of masking them. Cap URLs are bearer secrets whatever this says.
+    #[arg(long)]
+    pub keep_secrets: bool,
+
+    /// Record only what matches this filter expression (see docs/filters.md).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
 }
 
 /// The proxy's own flags.
@@ -133,7 +182,13 @@ pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, ca_dir))?;
+    runtime.block_on(serve(
+        args,
+        ca_dir,
+        Extras::default(),
+        shutdown_signal(),
+        |_| {},
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -153,43 +208,165 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-async fn serve(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<()> {
-    let config = args.proxy.config()?;
+/// What a caller adds to a session beyond its command line (the demo's simulated grid).
+#[derive(Default)]
+pub struct Extras {
+    /// More roots to trust upstream (e.g. the simulated grid's test CA).
+    pub upstream_roots: Vec<CertificateDer<'static>>,
+}
+
+/// A running session, as `on_start` sees it.
+pub struct Session<'a> {
+    /// Where the proxy listens.
+    pub addr: SocketAddr,
+    /// The record stream.
+    pub bus: &'a Arc<Bus>,
+    /// The caps layer (its registry and counters).
+    pub caps: &'a CapsHook,
+    /// The capture being written, if any.
+    pub capture: Option<&'a Path>,
+}
+
+/// Runs a whole session (CA, caps layer, proxy, capture writer, headless log) until `shutdown`
+/// resolves; `capscope run` and `capscope demo` both come through here.
+pub async fn serve(
+    args: RunArgs,
+    ca_dir: &CaDirArg,
+    extras: Extras,
+    shutdown: impl Future<Output = ()>,
+    on_start: impl FnOnce(&Session<'_>),
+) -> anyhow::Result<()> {
+    let mut config = args.proxy.config()?;
+    config.upstream_roots.extend(extras.upstream_roots);
     if config.insecure_upstream {
         tracing::warn!("--insecure-upstream: upstream certificates are NOT checked");
     }
-    if !config.listen.ip().is_loopback() && config.allow_remote {
+    if !config.listen.ip().is_loopback() {
+        if !config.allow_remote {
+            anyhow::bail!(
+                "refusing to listen on {}: other machines could use the proxy and read cap URLs \
+                 (bearer secrets); pass --allow-remote if you mean it",
+                config.listen
+            );
+        }
         tracing::warn!(
             "listening on {}: other machines can use this proxy and read what passes through it",
             config.listen
         );
     }
+    let mode = Mode::login(&args.caps.grid)?;
+    let grid_url = match &mode {
+        Mode::Login { grid } => grid.to_string(),
+        Mode::Proxy => String::new(),
+    };
+    let filter = match &args.capture.filter {
+        Some(expr) => Some(Filter::parse(expr).map_err(|e| anyhow::anyhow!("--filter: {e}"))?),
+        None => None,
+    };
+
     let dir = paths::ca_dir(ca_dir.ca_dir.as_deref())?;
     let ca = Arc::new(
         CertificateAuthority::load_or_create(&dir)
             .with_context(|| format!("cannot load the CA from {}", dir.display()))?,
     );
     let cert_path = capscope_ca::CaFiles::in_dir(&dir).cert_pem;
+
+    // Bind first: the caps layer mints cap URLs on the address actually bound (port 0 included).
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {}", config.listen))?;
     let bus = Arc::new(Bus::default());
+    let caps = CapsHook::new(mode, proxy_base(addr), bus.clone());
+
+    let capture = if args.capture.no_save {
+        None
+    } else {
+        let header = Header::new(
+            Some(addr.to_string()),
+            Some("login+proxy".to_owned()),
+            Some(grid_url.clone()),
+        );
+        let options = SaveOptions {
+            path: args.capture.write.clone(),
+            data_dir: paths::data_dir()?,
+            keep_secrets: args.capture.keep_secrets,
+            filter,
+        };
+        Some(capture::start_saving(&bus, header, options).context("cannot start the capture")?)
+    };
     let log = tokio::spawn(headless::run(bus.subscribe()));
 
-    let builder = Proxy::builder(config).ca(ca).bus(bus.clone());
+    let builder = Proxy::builder(config)
+        .ca(ca)
+        .bus(bus.clone())
+        .hook(Arc::new(caps.clone()))
+        .with_listener(listener);
+    let capture_path = capture.as_ref().map(|(_, path)| path.clone());
     let announce = |handle: &ProxyHandle| {
         let addr = handle.local_addr();
         println!("capscope is listening on {addr}");
-        println!("  CA certificate: {}", cert_path.display());
         println!(
-            "  point a viewer at it: HTTP proxy {} port {} (and make it trust the CA: \
-             `capscope ca install-viewer DIR`)",
+            "  login mode:      set the viewer's login URI to {}/login (forwards to {grid_url})",
+            proxy_base(addr)
+        );
+        println!(
+            "  HTTP proxy mode: set the viewer's HTTP proxy to {} port {} and trust the CA \
+             (`capscope ca install-viewer DIR`)",
             addr.ip(),
             addr.port()
         );
+        println!("  CA certificate:  {}", cert_path.display());
+        match &capture_path {
+            Some(path) => println!("  capture:         {}", path.display()),
+            None => println!("  capture:         none (--no-save)"),
+        }
         println!("  Ctrl-C stops it");
+        on_start(&Session {
+            addr,
+            bus: &bus,
+            caps: &caps,
+            capture: capture_path.as_deref(),
+        });
     };
-    proxy::run_until_shutdown(builder, shutdown_signal(), announce).await?;
+    proxy::run_until_shutdown(builder, shutdown, announce).await?;
+
+    if let Some((writer, path)) = capture {
+        match writer.finish().await {
+            Ok(stats) if stats.dropped > 0 => println!(
+                "capture saved: {} ({} records; {} lost because the writer fell behind)",
+                path.display(),
+                stats.written,
+                stats.dropped
+            ),
+            Ok(stats) => println!(
+                "capture saved: {} ({} records)",
+                path.display(),
+                stats.written
+            ),
+            Err(e) => eprintln!(
+                "capscope: the capture {} may be incomplete: {e}",
+                path.display()
+            ),
+        }
+    }
+    drop(caps);
     drop(bus);
     let _ = tokio::time::timeout(LOG_DRAIN, log).await;
     Ok(())
+}
+
+/// The base of every URL capscope mints: the bound address, with a wildcard address replaced by
+/// loopback (a viewer cannot connect to 0.0.0.0).
+fn proxy_base(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Ctrl-C, or SIGTERM on unix.
