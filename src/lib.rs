@@ -8,6 +8,7 @@
 //! - [`record`]: the record model and the stream every consumer subscribes to.
 //! - [`capture`]: capture files; [`filter`]: the filter language.
 //! - [`mockgrid`]: a simulated grid and a scripted viewer, for `capscope demo` and the tests.
+//! - [`headless`]: the one-line-per-record log `capscope run` prints.
 //! - [`paths`]: where capscope keeps its data (the CA, captures).
 //! - [`cli`]: the command line, the binary's edge.
 
@@ -15,6 +16,7 @@ pub mod caps;
 pub mod capture;
 pub mod cli;
 pub mod filter;
+pub mod headless;
 pub mod llsd;
 pub mod mockgrid;
 pub mod paths;

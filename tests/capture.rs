@@ -496,6 +496,18 @@ fn start_saving_creates_the_default_directory() {
     });
     assert!(path.starts_with(dir.path().join("data").join("captures")));
     assert_eq!(Reader::open(&path).unwrap().records.len(), 1);
+    #[cfg(unix)]
+    {
+        // Captures hold cap URLs (bearer secrets): owner-only, file and new directory alike.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "capture file mode");
+        assert_eq!(
+            mode(path.parent().unwrap()),
+            0o700,
+            "captures directory mode"
+        );
+    }
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -192,7 +192,12 @@ pub fn start_saving(
         .path
         .unwrap_or_else(|| default_path(&options.data_dir));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| CaptureError::Create {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        // A new captures directory is private: its files hold cap URLs (bearer secrets).
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|source| CaptureError::Create {
             path: dir.to_path_buf(),
             source,
         })?;

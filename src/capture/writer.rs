@@ -92,7 +92,7 @@ impl Writer {
             path: path.clone(),
             source,
         };
-        let file = File::create(&path).map_err(create_err)?;
+        let file = create_private(&path).map_err(create_err)?;
         let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
         let sink = if super::is_zstd_path(&path) {
             Sink::Zstd(zstd::stream::write::Encoder::new(buffered, ZSTD_LEVEL).map_err(create_err)?)
@@ -386,4 +386,14 @@ async fn run(
         written: written.load(Ordering::Relaxed),
         dropped: dropped.load(Ordering::Relaxed),
     })
+}
+
+/// Creates (or truncates) a capture file readable by its owner only: captures hold cap URLs, which are
+/// bearer secrets, and with `--keep-secrets` the login's secrets too.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }

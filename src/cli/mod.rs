@@ -63,7 +63,7 @@ pub fn main() -> ExitCode {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli { ca_dir, command } = cli;
     match command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(args, &ca_dir),
         Command::Decode(args) => decode::run(args),
         Command::Ca(args) => ca::run(args, &ca_dir),
         Command::Dump(args) => dump::run(args),

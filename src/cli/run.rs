@@ -1,12 +1,407 @@
-//! `capscope run`. (Being built: see the issue that owns it.)
+//! `capscope run`: parse the proxy's flags, load the CA, start the proxy and the headless log, and stop
+//! cleanly on Ctrl-C (or SIGTERM), finishing the records in flight.
+//!
+//! Owns only the command-line side: the engine is [`crate::proxy`], the log [`crate::headless`].
+//! Later features add their flags here: add a field (or a flattened group) to [`RunArgs`].
 
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Args;
+use anyhow::Context;
+use capscope_ca::CertificateAuthority;
+use clap::{ArgAction, Args};
+use rustls::pki_types::CertificateDer;
+use tokio::net::TcpListener;
+
+use super::CaDirArg;
+use crate::caps::hook::{CapsHook, Mode};
+use crate::capture::{self, Header, SaveOptions};
+use crate::filter::Filter;
+use crate::proxy::{self, Proxy, ProxyConfig, ProxyHandle};
+use crate::record::Bus;
+use crate::{headless, paths};
+
+/// How long, after the proxy stopped, the log gets to print the last records.
+const LOG_DRAIN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 
-pub fn run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("capscope run is not built yet")
+    /// Print one line per finished exchange (mitmdump-style). There is no terminal UI yet, so run
+    /// always behaves as if this were given.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// More detail in the log: -v debug, -vv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(flatten)]
+    pub caps: CapsArgs,
+
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+}
+
+/// Which grid login mode forwards to.
+#[derive(Debug, Clone, Args)]
+pub struct CapsArgs {
+    /// The grid that `http://ADDR/login` forwards to: `agni` (Second Life), `aditi` (its beta grid)
+    /// or a login URL (`http://127.0.0.1:9000/` for an OpenSimulator standalone). HTTP proxy mode
+    /// works on the same port whatever this says.
+    #[arg(long, value_name = "agni|aditi|URL", default_value = "agni")]
+    pub grid: String,
+}
+
+/// Where and what the session is saved.
+#[derive(Debug, Clone, Args)]
+pub struct CaptureArgs {
+    /// Write the capture to FILE (`.jsonl`, or `.jsonl.zst` for zstd) [default: a timestamped file
+    /// in the data directory's captures/]
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        conflicts_with = "no_save"
+    )]
+    pub write: Option<PathBuf>,
+
+    /// Save no capture at all.
+    #[arg(long)]
+    pub no_save: bool,
+
+    /// Keep secrets (the login passwd, secure_session_id, cookies, Authorization) in the capture
+    /// instead of masking them. Cap URLs are bearer secrets whatever this says.
+    #[arg(long)]
+    pub keep_secrets: bool,
+
+    /// Record only what matches this filter expression (see docs/filters.md).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+}
+
+/// The proxy's own flags.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on (the viewer's HTTP proxy setting).
+    #[arg(long, value_name = "ADDR:PORT", default_value_t = proxy::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Allow a listen address that other machines can reach (anyone who reaches it can use the
+    /// proxy and read what passes through it).
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// How much of each body a record keeps, in bytes (suffixes k, M, G); the true size is always
+    /// counted.
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_size)]
+    pub max_body: usize,
+
+    /// Also trust the CA certificates in this PEM file for upstream servers (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
+
+    /// Do not verify upstream certificates at all (testing only: anyone on the path can read and
+    /// change the traffic).
+    #[arg(long)]
+    pub insecure_upstream: bool,
+
+    /// Tunnel hosts matching this glob without intercepting them (repeatable; `*.example.com`).
+    #[arg(long, value_name = "HOST-GLOB")]
+    pub passthrough: Vec<String>,
+
+    /// Seconds to wait for a TCP connection to an upstream server.
+    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    pub connect_timeout: u64,
+
+    /// Seconds an idle connection (upstream pool, raw tunnel) stays open. Responses themselves have
+    /// no time limit: grids hold event-queue polls open on purpose.
+    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
+
+    /// Seconds a client may take to send a request head (also how long an idle HTTP/1 keep-alive
+    /// connection from a client is kept).
+    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    pub header_timeout: u64,
+
+    /// The largest request head a client may send, in bytes (suffixes k, M).
+    #[arg(long, value_name = "SIZE", default_value = "64k", value_parser = parse_size)]
+    pub max_header_size: usize,
+}
+
+impl ProxyArgs {
+    /// The engine's configuration, with the upstream CA files read.
+    pub fn config(&self) -> anyhow::Result<ProxyConfig> {
+        let mut upstream_roots = Vec::new();
+        for path in &self.upstream_ca {
+            upstream_roots.extend(proxy::load_pem_certs(path)?);
+        }
+        Ok(ProxyConfig {
+            listen: self.listen,
+            allow_remote: self.allow_remote,
+            max_body: self.max_body,
+            upstream_roots,
+            insecure_upstream: self.insecure_upstream,
+            passthrough: self.passthrough.clone(),
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            max_header_size: self.max_header_size,
+            ..ProxyConfig::default()
+        })
+    }
+}
+
+/// `4M`, `64k`, `1G`, `1000` (binary multiples).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 4M, 64k, 1000)"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use k, M or G)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
+    init_tracing(args.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(
+        args,
+        ca_dir,
+        Extras::default(),
+        shutdown_signal(),
+        |_| {},
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// What a caller adds to a session beyond its command line (the demo's simulated grid).
+#[derive(Default)]
+pub struct Extras {
+    /// More roots to trust upstream (e.g. the simulated grid's test CA).
+    pub upstream_roots: Vec<CertificateDer<'static>>,
+}
+
+/// A running session, as `on_start` sees it.
+pub struct Session<'a> {
+    /// Where the proxy listens.
+    pub addr: SocketAddr,
+    /// The record stream.
+    pub bus: &'a Arc<Bus>,
+    /// The caps layer (its registry and counters).
+    pub caps: &'a CapsHook,
+    /// The capture being written, if any.
+    pub capture: Option<&'a Path>,
+}
+
+/// Runs a whole session (CA, caps layer, proxy, capture writer, headless log) until `shutdown`
+/// resolves; `capscope run` and `capscope demo` both come through here.
+pub async fn serve(
+    args: RunArgs,
+    ca_dir: &CaDirArg,
+    extras: Extras,
+    shutdown: impl Future<Output = ()>,
+    on_start: impl FnOnce(&Session<'_>),
+) -> anyhow::Result<()> {
+    let mut config = args.proxy.config()?;
+    config.upstream_roots.extend(extras.upstream_roots);
+    if config.insecure_upstream {
+        tracing::warn!("--insecure-upstream: upstream certificates are NOT checked");
+    }
+    if !config.listen.ip().is_loopback() {
+        if !config.allow_remote {
+            anyhow::bail!(
+                "refusing to listen on {}: other machines could use the proxy and read cap URLs \
+                 (bearer secrets); pass --allow-remote if you mean it",
+                config.listen
+            );
+        }
+        tracing::warn!(
+            "listening on {}: other machines can use this proxy and read what passes through it",
+            config.listen
+        );
+    }
+    let mode = Mode::login(&args.caps.grid)?;
+    let grid_url = match &mode {
+        Mode::Login { grid } => grid.to_string(),
+        Mode::Proxy => String::new(),
+    };
+    let filter = match &args.capture.filter {
+        Some(expr) => Some(Filter::parse(expr).map_err(|e| anyhow::anyhow!("--filter: {e}"))?),
+        None => None,
+    };
+
+    let dir = paths::ca_dir(ca_dir.ca_dir.as_deref())?;
+    let ca = Arc::new(
+        CertificateAuthority::load_or_create(&dir)
+            .with_context(|| format!("cannot load the CA from {}", dir.display()))?,
+    );
+    let cert_path = capscope_ca::CaFiles::in_dir(&dir).cert_pem;
+
+    // Bind first: the caps layer mints cap URLs on the address actually bound (port 0 included).
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {}", config.listen))?;
+    let bus = Arc::new(Bus::default());
+    let caps = CapsHook::new(mode, proxy_base(addr), bus.clone());
+
+    let capture = if args.capture.no_save {
+        None
+    } else {
+        let header = Header::new(
+            Some(addr.to_string()),
+            Some("login+proxy".to_owned()),
+            Some(grid_url.clone()),
+        );
+        let options = SaveOptions {
+            path: args.capture.write.clone(),
+            data_dir: paths::data_dir()?,
+            keep_secrets: args.capture.keep_secrets,
+            filter,
+        };
+        Some(capture::start_saving(&bus, header, options).context("cannot start the capture")?)
+    };
+    let log = tokio::spawn(headless::run(bus.subscribe()));
+
+    let builder = Proxy::builder(config)
+        .ca(ca)
+        .bus(bus.clone())
+        .hook(Arc::new(caps.clone()))
+        .with_listener(listener);
+    let capture_path = capture.as_ref().map(|(_, path)| path.clone());
+    let announce = |handle: &ProxyHandle| {
+        let addr = handle.local_addr();
+        println!("capscope is listening on {addr}");
+        println!(
+            "  login mode:      set the viewer's login URI to {}/login (forwards to {grid_url})",
+            proxy_base(addr)
+        );
+        println!(
+            "  HTTP proxy mode: set the viewer's HTTP proxy to {} port {} and trust the CA \
+             (`capscope ca install-viewer DIR`)",
+            addr.ip(),
+            addr.port()
+        );
+        println!("  CA certificate:  {}", cert_path.display());
+        match &capture_path {
+            Some(path) => println!("  capture:         {}", path.display()),
+            None => println!("  capture:         none (--no-save)"),
+        }
+        println!("  Ctrl-C stops it");
+        on_start(&Session {
+            addr,
+            bus: &bus,
+            caps: &caps,
+            capture: capture_path.as_deref(),
+        });
+    };
+    proxy::run_until_shutdown(builder, shutdown, announce).await?;
+
+    if let Some((writer, path)) = capture {
+        match writer.finish().await {
+            Ok(stats) if stats.dropped > 0 => println!(
+                "capture saved: {} ({} records; {} lost because the writer fell behind)",
+                path.display(),
+                stats.written,
+                stats.dropped
+            ),
+            Ok(stats) => println!(
+                "capture saved: {} ({} records)",
+                path.display(),
+                stats.written
+            ),
+            Err(e) => eprintln!(
+                "capscope: the capture {} may be incomplete: {e}",
+                path.display()
+            ),
+        }
+    }
+    drop(caps);
+    drop(bus);
+    let _ = tokio::time::timeout(LOG_DRAIN, log).await;
+    Ok(())
+}
+
+/// The base of every URL capscope mints: the bound address, with a wildcard address replaced by
+/// loopback (a viewer cannot connect to 0.0.0.0).
+fn proxy_base(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Ctrl-C, or SIGTERM on unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("").is_err());
+    }
 }

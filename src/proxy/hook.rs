@@ -123,7 +123,7 @@ pub struct Handled {
 }
 
 /// Why an upstream exchange failed, in words for the 502 body and the record.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("could not connect to {host}: {reason}")]
     Connect { host: String, reason: String },
@@ -163,6 +163,9 @@ pub trait Hook: Send + Sync + 'static {
     }
 
     /// Rewrites (or only inspects) a buffered response body, when [`Decision::rewrite_response`] was set.
+    /// `body` is the response body with any gzip/deflate/zstd `Content-Encoding` already undone (so a
+    /// rewrite can parse it; `headers` still name the encoding the wire used); `request_body` is as
+    /// the client sent it.
     fn rewrite_response(
         &self,
         head: &RequestHead,

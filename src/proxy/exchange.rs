@@ -1,0 +1,438 @@
+//! One request through the proxy: where it was meant to go, what the hook decides, forwarding it
+//! upstream (bodies streaming, or buffered where the hook asked to rewrite), and its record.
+//!
+//! This module owns the per-request path. It must not accept connections or terminate TLS (that is
+//! `server` and `connect`), and knows nothing of caps beyond the [`Hook`](super::hook::Hook).
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HOST};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+
+use super::connect;
+use super::hook::{Decision, RequestHead, Route, UpstreamError, Via, MAX_REWRITE_BODY};
+use super::server::{Life, Shared};
+use super::tap::{decodable, decode_whole, Exchange, ProxyBody, Side};
+use super::upstream::{collect_limited, describe_hyper, Collect};
+use super::wire::{
+    content_encoding, record_headers, split_authority, strip_hop_by_hop, text_response,
+    version_name,
+};
+use crate::record::{self, Kind, Record};
+
+/// Where a connection's requests come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    /// The proxy's listener: absolute-form (forward), CONNECT, or origin-form (to capscope itself).
+    Listener,
+    /// Inside a CONNECT tunnel to `authority`; `tls` when capscope terminated TLS.
+    Tunnel { authority: String, tls: bool },
+}
+
+/// What each request on a connection needs: cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Ctx(Arc<CtxInner>);
+
+pub(crate) struct CtxInner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) life: Life,
+    pub(crate) client: SocketAddr,
+    origin: Origin,
+}
+
+impl Ctx {
+    pub(crate) fn new(shared: Arc<Shared>, life: Life, client: SocketAddr, origin: Origin) -> Self {
+        Ctx(Arc::new(CtxInner {
+            shared,
+            life,
+            client,
+            origin,
+        }))
+    }
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = CtxInner;
+    fn deref(&self) -> &CtxInner {
+        &self.0
+    }
+}
+
+/// The service for one request.
+pub(crate) async fn serve(
+    ctx: Ctx,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    if req.method() == Method::CONNECT {
+        return Ok(match ctx.origin {
+            Origin::Listener => connect::accept(&ctx, req),
+            Origin::Tunnel { .. } => local(text_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "capscope: CONNECT inside a tunnel is not supported\n".into(),
+            )),
+        });
+    }
+    let (via, uri) = match target(&ctx, &req) {
+        Ok(t) => t,
+        Err(reason) => {
+            ctx.shared.error_record(ctx.client, reason.clone());
+            return Ok(local(text_response(
+                StatusCode::BAD_REQUEST,
+                format!("capscope: {reason}\n"),
+            )));
+        }
+    };
+    let shared = &ctx.shared;
+    let head = RequestHead {
+        record_id: shared.bus.next_id(),
+        client: ctx.client,
+        via,
+        method: req.method().clone(),
+        uri,
+        version: req.version(),
+        headers: req.headers().clone(),
+    };
+    let decision = shared.hook.decide(&head);
+    let exchange = Exchange::open(
+        shared.bus.clone(),
+        shared.config.max_body,
+        open_record(&ctx, &head, &decision),
+    );
+    exchange.set_encoding(Side::Request, content_encoding(&head.headers));
+    let rewrite = decision.rewrite_response;
+    let response = match decision.route {
+        Route::Respond(resp) => answer_locally(&exchange, resp, &["answered by the hook"]),
+        Route::Pass if head.via == Via::Direct => {
+            let path = head.uri.path().to_owned();
+            answer_locally(
+                &exchange,
+                text_response(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "capscope: no such endpoint {path}. capscope is an HTTP(S) proxy: point the \
+                         client's proxy setting at this address.\n"
+                    ),
+                ),
+                &["no such capscope endpoint"],
+            )
+        }
+        Route::Handle => handle(&ctx, exchange, head, req.into_body()).await,
+        Route::Pass => {
+            let uri = head.uri.clone();
+            forward(&ctx, exchange, head, req, uri, false, rewrite).await
+        }
+        Route::To(uri) => forward(&ctx, exchange, head, req, uri, true, rewrite).await,
+    };
+    Ok(response)
+}
+
+/// Where a request was meant to go: how it came, and its absolute URL (or, for requests to capscope
+/// itself, the target as sent).
+fn target(ctx: &Ctx, req: &Request<Incoming>) -> Result<(Via, Uri), String> {
+    match &ctx.origin {
+        Origin::Listener => match (req.uri().scheme_str(), req.uri().authority()) {
+            (Some("http" | "https"), Some(authority)) => {
+                if is_self(authority.as_str(), ctx.shared.local_addr) {
+                    let path = req
+                        .uri()
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .parse()
+                        .map_err(|e| format!("bad request target: {e}"))?;
+                    Ok((Via::Direct, path))
+                } else {
+                    Ok((Via::Forward, req.uri().clone()))
+                }
+            }
+            (Some(other), _) => Err(format!("cannot proxy {other}: URLs (only http and https)")),
+            (None, _) => Ok((Via::Direct, req.uri().clone())),
+        },
+        Origin::Tunnel { authority, tls } => {
+            let scheme = if *tls { "https" } else { "http" };
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let uri = format!("{scheme}://{authority}{path}")
+                .parse()
+                .map_err(|e| format!("bad request target in the tunnel to {authority}: {e}"))?;
+            Ok((
+                Via::Tunnel {
+                    authority: authority.clone(),
+                },
+                uri,
+            ))
+        }
+    }
+}
+
+/// Whether an absolute-form request names the proxy itself (a client whose login URI is capscope and
+/// whose proxy is capscope too): serving it is right, forwarding it would loop.
+fn is_self(authority: &str, local: SocketAddr) -> bool {
+    let (host, port) = split_authority(authority, 80);
+    if port != local.port() {
+        return false;
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return local.ip().is_loopback();
+    }
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip == local.ip() || (ip.is_loopback() && local.ip().is_loopback()),
+        Err(_) => false,
+    }
+}
+
+fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
+    let mut r = Record::new(head.record_id, Kind::Http);
+    r.client = Some(ctx.client.to_string());
+    // Routed elsewhere: the record's URL is where the request went, and it keeps what was asked.
+    let (url, client_url) = match &decision.route {
+        Route::To(u) => (u.to_string(), Some(head.uri.to_string())),
+        _ => (head.uri.to_string(), None),
+    };
+    r.request = Some(record::Request {
+        method: head.method.to_string(),
+        url,
+        client_url,
+        version: version_name(head.version).into(),
+        headers: record_headers(&head.headers),
+        body: record::Body::default(),
+    });
+    r.cap = decision.cap.clone();
+    r.region = decision.region.clone();
+    r.notes = decision.notes.clone();
+    r
+}
+
+fn local(resp: Response<Bytes>) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    // hyper sizes a whole body itself; a stale length from a hook would break the connection.
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, ProxyBody::full(body))
+}
+
+fn record_response(
+    exchange: &Exchange,
+    status: StatusCode,
+    version: Version,
+    headers: &http::HeaderMap,
+) {
+    exchange.update(|r| {
+        r.timings.response_headers_us = Some(r.elapsed_us());
+        r.response = Some(record::Response {
+            status: status.as_u16(),
+            version: version_name(version).into(),
+            headers: record_headers(headers),
+            body: record::Body::default(),
+        });
+    });
+}
+
+/// Answers without going upstream, and finishes the record.
+fn answer_locally(
+    exchange: &Exchange,
+    resp: Response<Bytes>,
+    notes: &[&str],
+) -> Response<ProxyBody> {
+    record_response(exchange, resp.status(), resp.version(), resp.headers());
+    exchange.set_body(Side::Response, resp.body().clone(), None);
+    exchange.update(|r| r.notes.extend(notes.iter().map(|n| (*n).to_owned())));
+    exchange.finish(None);
+    local(resp)
+}
+
+/// Fails the exchange with `status` and a reason the client can read.
+fn fail(exchange: &Exchange, status: StatusCode, error: String) -> Response<ProxyBody> {
+    exchange.finish(Some(error.clone()));
+    local(text_response(status, format!("capscope: {error}\n")))
+}
+
+fn upstream_failure(exchange: &Exchange, e: &UpstreamError) -> Response<ProxyBody> {
+    let status = match e {
+        UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        UpstreamError::BadUrl { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    fail(exchange, status, format!("upstream {e}"))
+}
+
+/// The hook runs the exchange: buffer the request body, hand it over, record what comes back.
+async fn handle(
+    ctx: &Ctx,
+    exchange: Arc<Exchange>,
+    head: RequestHead,
+    body: Incoming,
+) -> Response<ProxyBody> {
+    let body = match collect_limited(body, MAX_REWRITE_BODY).await {
+        Ok(b) => b,
+        Err(Collect::TooLarge { .. }) => {
+            return fail(
+                &exchange,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is over {MAX_REWRITE_BODY} bytes, too large to handle"),
+            )
+        }
+        Err(Collect::Failed(e)) => {
+            return fail(
+                &exchange,
+                StatusCode::BAD_REQUEST,
+                format!("the request body broke off: {}", describe_hyper(&e)),
+            )
+        }
+    };
+    exchange.set_body(Side::Request, body.clone(), None);
+    let handled = ctx
+        .shared
+        .hook
+        .handle(head, body, ctx.shared.upstream_dyn.clone())
+        .await;
+    let resp = handled.response;
+    record_response(&exchange, resp.status(), resp.version(), resp.headers());
+    exchange.set_encoding(Side::Response, content_encoding(resp.headers()));
+    exchange.set_body(Side::Response, resp.body().clone(), handled.original_body);
+    exchange.update(|r| r.notes.extend(handled.notes));
+    exchange.finish(None);
+    local(resp)
+}
+
+/// Forwards a request upstream and streams the response back (or buffers it for the hook).
+async fn forward(
+    ctx: &Ctx,
+    exchange: Arc<Exchange>,
+    head: RequestHead,
+    req: Request<Incoming>,
+    uri: Uri,
+    routed: bool,
+    mut rewrite: bool,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = req.into_parts();
+    let client_version = parts.version;
+    strip_hop_by_hop(&mut parts.headers);
+    if routed {
+        // The new target's host, not the one the client addressed.
+        parts.headers.remove(HOST);
+    }
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+
+    let mut request_body = Bytes::new();
+    let up_body = if rewrite {
+        match collect_limited(body, MAX_REWRITE_BODY).await {
+            Ok(b) => {
+                exchange.set_body(Side::Request, b.clone(), None);
+                request_body = b.clone();
+                ProxyBody::full(b)
+            }
+            Err(Collect::TooLarge { prefix, rest }) => {
+                rewrite = false;
+                exchange.update(|r| {
+                    r.notes.push(format!(
+                        "request body over {MAX_REWRITE_BODY} bytes: forwarded untouched, response \
+                         not rewritten"
+                    ))
+                });
+                ProxyBody::stream(Some(prefix), rest).tapped(exchange.clone(), Side::Request, false)
+            }
+            Err(Collect::Failed(e)) => {
+                return fail(
+                    &exchange,
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body broke off: {}", describe_hyper(&e)),
+                )
+            }
+        }
+    } else {
+        ProxyBody::stream(None, body).tapped(exchange.clone(), Side::Request, false)
+    };
+
+    exchange.update(|r| r.timings.request_sent_us = Some(r.elapsed_us()));
+    let resp = match ctx
+        .shared
+        .upstream
+        .request(Request::from_parts(parts, up_body))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return upstream_failure(&exchange, &e),
+    };
+    let (mut parts, body) = resp.into_parts();
+    record_response(&exchange, parts.status, parts.version, &parts.headers);
+    let encoding = content_encoding(&parts.headers);
+    exchange.set_encoding(Side::Response, encoding.clone());
+    strip_hop_by_hop(&mut parts.headers);
+    parts.version = client_version;
+
+    if !rewrite {
+        return Response::from_parts(
+            parts,
+            ProxyBody::stream(None, body).tapped(exchange, Side::Response, true),
+        );
+    }
+    let wire = match collect_limited(body, MAX_REWRITE_BODY).await {
+        Ok(b) => b,
+        Err(Collect::TooLarge { prefix, rest }) => {
+            exchange.update(|r| {
+                r.notes.push(format!(
+                    "response body over {MAX_REWRITE_BODY} bytes: forwarded untouched, not rewritten"
+                ))
+            });
+            return Response::from_parts(
+                parts,
+                ProxyBody::stream(Some(prefix), rest).tapped(exchange, Side::Response, true),
+            );
+        }
+        Err(Collect::Failed(e)) => {
+            return upstream_failure(
+                &exchange,
+                &UpstreamError::Protocol {
+                    host: head
+                        .uri
+                        .authority()
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                    reason: format!("the response body broke off: {}", describe_hyper(&e)),
+                },
+            )
+        }
+    };
+    let mut notes = Vec::new();
+    let readable = match encoding.as_deref().filter(|e| decodable(e)) {
+        Some(enc) => decode_whole(&wire, enc).unwrap_or_else(|reason| {
+            notes.push(format!(
+                "could not undo Content-Encoding {enc} for the rewrite: {reason}"
+            ));
+            wire.clone()
+        }),
+        None => wire.clone(),
+    };
+    let rw = ctx.shared.hook.rewrite_response(
+        &head,
+        &request_body,
+        parts.status,
+        &parts.headers,
+        readable,
+    );
+    notes.extend(rw.notes);
+    let sent = match rw.body {
+        Some(new) => {
+            parts.headers.remove(CONTENT_LENGTH);
+            parts.headers.remove(CONTENT_ENCODING);
+            exchange.set_encoding(Side::Response, None);
+            exchange.set_body(Side::Response, new.clone(), Some(wire));
+            new
+        }
+        None => {
+            exchange.set_body(Side::Response, wire.clone(), None);
+            wire
+        }
+    };
+    exchange.update(|r| {
+        r.notes.extend(notes);
+        if rw.cap.is_some() {
+            r.cap = rw.cap;
+        }
+    });
+    exchange.finish(None);
+    Response::from_parts(parts, ProxyBody::full(sent))
+}

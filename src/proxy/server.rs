@@ -1,0 +1,403 @@
+//! The proxy's outer shell: the builder, the accept loop, serving one client connection, and a graceful
+//! shutdown that lets exchanges in flight finish.
+//!
+//! This module owns connection lifetimes. It must not look inside requests (that is `exchange`) or
+//! handle CONNECT tunnels (that is `connect`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::exchange::{self, Origin};
+use super::hook::{Hook, NoopHook, Upstream};
+use super::upstream::UpstreamClient;
+use super::{CertIssuer, ProxyConfig, ProxyError, MIN_MAX_HEADER_SIZE};
+use crate::record::{Bus, Kind, Record, State};
+
+/// How long, after the grace period, stopped connections get to publish their last records.
+const STOP_SETTLE: Duration = Duration::from_secs(1);
+/// Pause after an accept error (e.g. out of file descriptors) before accepting again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Entry point: `Proxy::builder(config)`.
+#[derive(Debug)]
+pub struct Proxy;
+
+impl Proxy {
+    /// A builder for a proxy with `config`.
+    pub fn builder(config: ProxyConfig) -> ProxyBuilder {
+        ProxyBuilder {
+            config,
+            ca: None,
+            hook: Arc::new(NoopHook),
+            bus: None,
+            listener: None,
+        }
+    }
+}
+
+/// Collects what a proxy needs, then [`ProxyBuilder::start`]s it.
+pub struct ProxyBuilder {
+    config: ProxyConfig,
+    ca: Option<Arc<dyn CertIssuer>>,
+    hook: Arc<dyn Hook>,
+    bus: Option<Arc<Bus>>,
+    listener: Option<TcpListener>,
+}
+
+impl ProxyBuilder {
+    /// The certificate authority that mints leaves for intercepted hosts (required).
+    pub fn ca(mut self, ca: Arc<dyn CertIssuer>) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
+    /// The hook called for every request ([`NoopHook`] unless set).
+    pub fn hook(mut self, hook: Arc<dyn Hook>) -> Self {
+        self.hook = hook;
+        self
+    }
+
+    /// The stream records go to (a fresh one unless set).
+    pub fn bus(mut self, bus: Arc<Bus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Serve on this listener instead of binding `config.listen` (tests bind `127.0.0.1:0`).
+    pub fn with_listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Binds (unless given a listener), builds the upstream client and starts accepting.
+    pub async fn start(self) -> Result<ProxyHandle, ProxyError> {
+        let ca = self.ca.ok_or(ProxyError::NoCa)?;
+        let listener = match self.listener {
+            Some(l) => l,
+            None => {
+                check_remote(self.config.listen, self.config.allow_remote)?;
+                TcpListener::bind(self.config.listen)
+                    .await
+                    .map_err(|source| ProxyError::Bind {
+                        addr: self.config.listen.to_string(),
+                        source,
+                    })?
+            }
+        };
+        let local_addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+            addr: self.config.listen.to_string(),
+            source,
+        })?;
+        check_remote(local_addr, self.config.allow_remote)?;
+        let upstream = UpstreamClient::new(&self.config)?;
+        let bus = self.bus.unwrap_or_default();
+        let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+        let (alive_tx, alive_rx) = mpsc::channel(1);
+        let life = Life {
+            phase: phase_rx,
+            _alive: alive_tx,
+        };
+        let shared = Arc::new(Shared::new(
+            self.config,
+            ca,
+            self.hook,
+            bus,
+            upstream,
+            local_addr,
+        ));
+        let accept = tokio::spawn(accept_loop(listener, shared.clone(), life));
+        Ok(ProxyHandle {
+            local_addr,
+            shared,
+            phase: phase_tx,
+            alive: alive_rx,
+            accept,
+        })
+    }
+}
+
+fn check_remote(addr: SocketAddr, allowed: bool) -> Result<(), ProxyError> {
+    if addr.ip().is_loopback() || allowed {
+        Ok(())
+    } else {
+        Err(ProxyError::RemoteNotAllowed { addr })
+    }
+}
+
+/// A running proxy. Dropping it without [`ProxyHandle::shutdown`] stops accepting new connections
+/// and leaves the ones open to run to their end.
+pub struct ProxyHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    phase: watch::Sender<Phase>,
+    alive: mpsc::Receiver<()>,
+    accept: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ProxyHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyHandle {
+    /// The address the proxy listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The upstream client, as a hook may use it.
+    pub fn upstream(&self) -> Upstream {
+        self.shared.upstream_dyn.clone()
+    }
+
+    /// The record stream.
+    pub fn bus(&self) -> Arc<Bus> {
+        self.shared.bus.clone()
+    }
+
+    /// Stops accepting, lets exchanges in flight finish for up to the grace period, then cuts what is
+    /// left (their records are published as failed).
+    pub async fn shutdown(mut self) {
+        let _ = self.phase.send(Phase::Draining);
+        let grace = self.shared.config.shutdown_grace;
+        let drained = tokio::time::timeout(grace, self.alive.recv()).await.is_ok();
+        if !drained {
+            tracing::info!(
+                "exchanges still in flight after {} s; cutting them off",
+                grace.as_secs()
+            );
+            let _ = self.phase.send(Phase::Stopped);
+            let _ = tokio::time::timeout(STOP_SETTLE, self.alive.recv()).await;
+        }
+        self.accept.abort();
+    }
+}
+
+/// Runs a proxy until `signal` resolves, then shuts it down gracefully (what `capscope run` does).
+pub async fn run_until_shutdown(
+    builder: ProxyBuilder,
+    signal: impl Future<Output = ()>,
+    on_start: impl FnOnce(&ProxyHandle),
+) -> Result<(), ProxyError> {
+    let handle = builder.start().await?;
+    on_start(&handle);
+    signal.await;
+    tracing::info!("shutting down: finishing exchanges in flight");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// The phases of a proxy's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    /// Accept nothing new; let exchanges in flight finish.
+    Draining,
+    /// Cut everything.
+    Stopped,
+}
+
+/// What every connection task holds: the phase to obey, and a token whose drop tells the shutdown
+/// that this task has ended.
+#[derive(Clone)]
+pub(crate) struct Life {
+    phase: watch::Receiver<Phase>,
+    _alive: mpsc::Sender<()>,
+}
+
+impl Life {
+    /// Drives a connection to its end: asks it to finish gracefully when draining starts, drops it
+    /// when the proxy stops. `None` when it was cut.
+    pub(crate) async fn drive<F: Future>(
+        &self,
+        conn: F,
+        graceful: impl Fn(Pin<&mut F>),
+    ) -> Option<F::Output> {
+        let mut conn = pin!(conn);
+        let mut phase = self.phase.clone();
+        let mut asked = false;
+        loop {
+            let now = *phase.borrow_and_update();
+            match now {
+                Phase::Stopped => return None,
+                Phase::Draining if !asked => {
+                    asked = true;
+                    graceful(conn.as_mut());
+                }
+                _ => {}
+            }
+            tokio::select! {
+                out = conn.as_mut() => return Some(out),
+                changed = phase.changed() => {
+                    if changed.is_err() {
+                        // The handle is gone without a shutdown: run to the end.
+                        return Some(conn.await);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resolves once the proxy stops (the grace period is over).
+    pub(crate) async fn stopped(&self) {
+        let mut phase = self.phase.clone();
+        if phase.wait_for(|p| *p == Phase::Stopped).await.is_err() {
+            // The handle was dropped without a shutdown: nothing will ever stop this.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Resolves once the proxy drains or stops (raw tunnels end then: they have no graceful end).
+    pub(crate) async fn ending(&self) {
+        let mut phase = self.phase.clone();
+        let _ = phase.wait_for(|p| *p != Phase::Running).await;
+    }
+}
+
+/// Everything the connection tasks share.
+pub(crate) struct Shared {
+    pub(crate) config: ProxyConfig,
+    pub(crate) ca: Arc<dyn CertIssuer>,
+    pub(crate) hook: Arc<dyn Hook>,
+    pub(crate) bus: Arc<Bus>,
+    pub(crate) upstream: UpstreamClient,
+    /// The hook's view of `upstream`, built once.
+    pub(crate) upstream_dyn: Upstream,
+    pub(crate) local_addr: SocketAddr,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Shared {
+    fn new(
+        config: ProxyConfig,
+        ca: Arc<dyn CertIssuer>,
+        hook: Arc<dyn Hook>,
+        bus: Arc<Bus>,
+        upstream: UpstreamClient,
+        local_addr: SocketAddr,
+    ) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .max_buf_size(config.max_header_size.max(MIN_MAX_HEADER_SIZE))
+            .keep_alive(true);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
+            .keep_alive_interval(config.idle_timeout)
+            .keep_alive_timeout(config.header_timeout);
+        Shared {
+            upstream_dyn: Arc::new(upstream.clone()),
+            config,
+            ca,
+            hook,
+            bus,
+            upstream,
+            local_addr,
+            http1: h1,
+            http2: h2,
+        }
+    }
+
+    /// Publishes a finished error record (a failure that belongs to no exchange).
+    pub(crate) fn error_record(&self, client: SocketAddr, error: String) {
+        let mut r = Record::new(self.bus.next_id(), Kind::Error);
+        r.state = State::Failed;
+        r.client = Some(client.to_string());
+        r.error = Some(error);
+        self.bus.publish(r);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, life: Life) {
+    let ending = life.clone();
+    let mut ending = pin!(ending.ending());
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut ending => break,
+        };
+        match accepted {
+            Ok((stream, client)) => {
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let life = life.clone();
+                tokio::spawn(async move {
+                    serve_http1(shared, life, TokioIo::new(stream), client, Origin::Listener).await
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    tracing::debug!("no longer accepting connections");
+}
+
+/// Serves HTTP/1.1 on a connection (with CONNECT upgrades when it is the listener's).
+pub(crate) async fn serve_http1<I>(
+    shared: Arc<Shared>,
+    life: Life,
+    io: I,
+    client: SocketAddr,
+    origin: Origin,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let ctx = exchange::Ctx::new(shared.clone(), life.clone(), client, origin);
+    let service = service_fn(move |req| exchange::serve(ctx.clone(), req));
+    let conn = shared.http1.serve_connection(io, service).with_upgrades();
+    if let Some(Err(e)) = life.drive(conn, |c| c.graceful_shutdown()).await {
+        connection_error(&shared, client, &e);
+    }
+}
+
+/// Serves HTTP/2 on a TLS connection whose client chose `h2`.
+pub(crate) async fn serve_http2<I>(
+    shared: Arc<Shared>,
+    life: Life,
+    io: I,
+    client: SocketAddr,
+    origin: Origin,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let ctx = exchange::Ctx::new(shared.clone(), life.clone(), client, origin);
+    let service = service_fn(move |req| exchange::serve(ctx.clone(), req));
+    let conn = shared.http2.serve_connection(TokioIo::new(io), service);
+    if let Some(Err(e)) = life.drive(conn, |c| c.graceful_shutdown()).await {
+        connection_error(&shared, client, &e);
+    }
+}
+
+/// A client connection ended with an error: garbage or an oversized head becomes an error record;
+/// a client that simply went away or idled out is only logged.
+fn connection_error(shared: &Shared, client: SocketAddr, e: &hyper::Error) {
+    if e.is_parse() || e.is_parse_too_large() {
+        shared.error_record(
+            client,
+            format!(
+                "the client sent something that is not HTTP: {}",
+                super::upstream::describe_hyper(e)
+            ),
+        );
+    } else {
+        tracing::debug!("connection from {client} ended: {e}");
+    }
+}

@@ -1,0 +1,170 @@
+//! Small HTTP helpers for the forwarding path: hop-by-hop headers, header copies for records, version
+//! names, local responses, and host globs.
+//!
+//! This module owns no state and no I/O. It must not know about records' lifecycle or routing.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode, Version};
+
+use crate::record::Header;
+
+/// Headers that concern one connection only, never forwarded (RFC 9110 section 7.6.1, plus
+/// `Proxy-Connection` and `Proxy-Authorization`, which are meant for the proxy).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Removes the hop-by-hop headers, and any header the `Connection` header names.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The headers as a record keeps them (values that are not UTF-8 are kept lossily).
+pub(crate) fn record_headers(headers: &HeaderMap) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.as_str().to_owned(),
+            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        })
+        .collect()
+}
+
+/// `HTTP/1.1`, `HTTP/2.0`, ...
+pub(crate) fn version_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
+/// A response capscope writes itself, with a plain-text reason.
+pub(crate) fn text_response(status: StatusCode, text: String) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// The `Content-Encoding` of a message, when it has one.
+pub(crate) fn content_encoding(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Whether `host` matches a `--passthrough` glob: `*` is any run of characters, `?` one character,
+/// case does not matter (`*.example.com`, `10.0.0.?`).
+pub(crate) fn glob_matches(glob: &str, host: &str) -> bool {
+    let g: Vec<char> = glob.to_ascii_lowercase().chars().collect();
+    let h: Vec<char> = host.to_ascii_lowercase().chars().collect();
+    // Iterative wildcard match with backtracking to the last `*`.
+    let (mut gi, mut hi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while hi < h.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == h[hi]) {
+            gi += 1;
+            hi += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some((gi, hi));
+            gi += 1;
+        } else if let Some((sg, sh)) = star {
+            gi = sg + 1;
+            hi = sh + 1;
+            star = Some((sg, sh + 1));
+        } else {
+            return false;
+        }
+    }
+    g[gi..].iter().all(|&c| c == '*')
+}
+
+/// Splits `host:port` (or `[v6]:port`), with `default_port` when there is none.
+pub(crate) fn split_authority(authority: &str, default_port: u16) -> (String, u16) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            let port = tail
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(default_port);
+            return (host.to_owned(), port);
+        }
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            (host.to_owned(), port.parse().unwrap_or(default_port))
+        }
+        _ => (authority.to_owned(), default_port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Foo"),
+        );
+        h.insert("x-foo", HeaderValue::from_static("1"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn globs_match_hosts() {
+        assert!(glob_matches("*.example.com", "sim1.Example.com"));
+        assert!(!glob_matches("*.example.com", "example.com"));
+        assert!(glob_matches("10.0.0.?", "10.0.0.7"));
+        assert!(!glob_matches("10.0.0.?", "10.0.0.17"));
+        assert!(glob_matches("*", "anything"));
+        assert!(glob_matches("a*b*c", "aXXbYYc"));
+        assert!(!glob_matches("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn authorities_split_with_default_ports() {
+        assert_eq!(split_authority("h:443", 80), ("h".into(), 443));
+        assert_eq!(split_authority("h", 443), ("h".into(), 443));
+        assert_eq!(split_authority("[::1]:8080", 80), ("::1".into(), 8080));
+        assert_eq!(split_authority("[::1]", 80), ("::1".into(), 80));
+    }
+}
