@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod ca;
 pub mod decode;
+pub mod demo;
 pub mod dump;
 pub mod export;
 pub mod run;
@@ -26,6 +27,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Try capscope with no viewer and no grid: a simulated grid, capscope and a scripted viewer in one
+    /// process (takes `run`'s flags).
+    Demo(demo::DemoArgs),
     /// Run the proxy (HTTP(S) forward proxy and login endpoint on one port).
     Run(run::RunArgs),
     /// Decode an LLSD body (XML, binary or notation) and write it in another form.
@@ -68,5 +72,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ca(args) => ca::run(args, &ca_dir),
         Command::Dump(args) => dump::run(args),
         Command::Export(args) => export::run(args),
+        Command::Demo(args) => demo::run(args, &ca_dir),
     }
 }

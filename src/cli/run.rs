@@ -192,7 +192,8 @@ pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing(verbose: u8) {
+/// Sets up the log (`capscope demo` shares it).
+pub(crate) fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "info",
         1 => "debug",

@@ -234,6 +234,11 @@ impl MockGridHandle {
         self.grid.push_event(message, body)
     }
 
+    /// How long the grid holds an idle event-queue poll.
+    pub fn eq_hold(&self) -> Duration {
+        self.grid.config.eq_hold
+    }
+
     /// Makes the next reply of this kind malformed (once).
     pub fn break_next(&self, what: Breakage) {
         self.grid.break_next(what);
