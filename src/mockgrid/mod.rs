@@ -8,8 +8,9 @@
 //! answers an empty 502, forgets events once an answer is written, and answers a stale first poll with
 //! an empty 502 at once; binary LLSD, gzip and a large streamed body; a one-time uploader cap.
 //!
-//! This module owns the simulated grid and viewer only. It must not reach into the proxy, the caps
-//! layer or the LLSD codec: it talks to capscope over sockets, as a real grid and viewer would.
+//! This module owns the simulated grid and viewer only. It must not reach into the proxy or the caps
+//! layer: it talks to capscope over sockets, as a real grid and viewer would. LLSD bodies go through
+//! the public API of [`crate::llsd`]; XML-RPC through its own small reader ([`lite`]).
 //!
 //! Demo account: any first and last name (e.g. `Demo Resident`) with the password [`DEMO_PASSWORD`].
 
