@@ -275,6 +275,16 @@ async fn every_request_is_recorded_and_named(mode: TestMode) {
         })
         .await;
 
+    // The login exchange is a login record in both modes (by route in login mode, by its
+    // XML-RPC body in HTTP proxy mode), and nothing else is.
+    let logins: Vec<_> = env
+        .records
+        .all()
+        .filter(|r| r.kind == Kind::Login)
+        .collect();
+    assert_eq!(logins.len(), 1, "login records: {logins:#?}");
+    assert_eq!(logins[0].cap.as_deref(), Some("login"));
+
     match mode {
         TestMode::Login => {
             // The viewer never requested nor learnt an upstream URL: everything is capscope's.

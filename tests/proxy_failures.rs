@@ -243,7 +243,7 @@ impl Hook for TestHook {
                 String::from_utf8_lossy(&body)
             ))),
             notes: vec!["rewritten by the test".into()],
-            cap: None,
+            ..Rewrite::default()
         }
     }
 }

@@ -299,6 +299,7 @@ impl Hook for CapsHook {
                         let mut d = Decision::route(Route::To(grid.clone()));
                         d.notes.push(format!("login forwarded to {grid}"));
                         d.cap = Some(LOGIN_CAP.to_owned());
+                        d.kind = Kind::Login;
                         d
                     }
                     None => Decision::pass(),
@@ -402,6 +403,7 @@ impl Hook for CapsHook {
                     return rw;
                 }
                 rw.cap = Some(LOGIN_CAP.to_owned());
+                rw.kind = Some(Kind::Login);
                 let request = login::parse_login_request(request_body).ok();
                 let grid = inner.grid_name(head);
                 let result =
@@ -461,7 +463,7 @@ impl Hook for CapsHook {
                     Ok(out) => Rewrite {
                         body: out.body,
                         notes: out.notes,
-                        cap: None,
+                        ..Rewrite::default()
                     },
                     Err(e) => Rewrite {
                         notes: vec![format!("{what} forwarded unchanged: {e}")],
@@ -669,6 +671,7 @@ impl Inner {
             body: None,
             notes,
             cap: Some("Seed".to_owned()),
+            ..Rewrite::default()
         }
     }
 

@@ -22,7 +22,7 @@ use super::wire::{
     content_encoding, record_headers, split_authority, strip_hop_by_hop, text_response,
     version_name,
 };
-use crate::record::{self, Kind, Record};
+use crate::record::{self, Record};
 
 /// Where a connection's requests come from.
 #[derive(Debug, Clone)]
@@ -184,7 +184,7 @@ fn is_self(authority: &str, local: SocketAddr) -> bool {
 }
 
 fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
-    let mut r = Record::new(head.record_id, Kind::Http);
+    let mut r = Record::new(head.record_id, decision.kind);
     r.client = Some(ctx.client.to_string());
     // Routed elsewhere: the record's URL is where the request went, and it keeps what was asked.
     let (url, client_url) = match &decision.route {
@@ -431,6 +431,9 @@ async fn forward(
         r.notes.extend(notes);
         if rw.cap.is_some() {
             r.cap = rw.cap;
+        }
+        if let Some(kind) = rw.kind {
+            r.kind = kind;
         }
     });
     exchange.finish(None);

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 
+use crate::record::Kind;
+
 /// A boxed, sendable future (what the hook returns where it has to wait).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -76,6 +78,8 @@ pub struct Decision {
     pub region: Option<String>,
     /// Notes for the record.
     pub notes: Vec<String>,
+    /// What the record is: [`Kind::Http`] unless the hook knows better (a login).
+    pub kind: Kind,
     /// Buffer the request body and the response body (each at most [`MAX_REWRITE_BODY`]) and pass them
     /// to [`Hook::rewrite_response`] before the response goes to the client.
     pub rewrite_response: bool,
@@ -91,6 +95,7 @@ impl Decision {
     pub fn route(route: Route) -> Self {
         Self {
             route,
+            kind: Kind::Http,
             cap: None,
             region: None,
             notes: Vec::new(),
@@ -109,6 +114,8 @@ pub struct Rewrite {
     pub notes: Vec<String>,
     /// A cap name learnt only from the body (e.g. a login reply recognised by its content).
     pub cap: Option<String>,
+    /// A record kind learnt only from the body (a login reply seen in HTTP proxy mode).
+    pub kind: Option<Kind>,
 }
 
 /// What [`Hook::handle`] returns.
