@@ -294,6 +294,27 @@ async fn every_request_is_recorded_and_named(mode: TestMode) {
                 assert!(url.starts_with(&env.proxy_base), "the viewer saw {url}");
                 assert!(!upstream.iter().any(|u| url.contains(u.as_str())), "{url}");
             }
+            // Event-queue polls, which capscope runs itself, are recorded like every routed
+            // request: the upstream URL, and the /cap/ URL the viewer asked for.
+            let polls: Vec<_> = env
+                .records
+                .all()
+                .filter(|r| r.cap.as_deref() == Some("EventQueueGet") && r.is_final())
+                .filter_map(|r| r.request.as_ref())
+                .collect();
+            assert!(!polls.is_empty());
+            for req in polls {
+                assert!(
+                    env.grid
+                        .regions
+                        .iter()
+                        .any(|g| req.url.starts_with(&g.base_url)),
+                    "poll recorded at {}",
+                    req.url
+                );
+                let asked = req.client_url.as_deref().unwrap_or_default();
+                assert!(asked.starts_with("/cap/"), "poll asked at {asked:?}");
+            }
             // Rewritten bodies differ from what the grid sent only in the rewritten URLs.
             let rewritten: Vec<_> = env
                 .records

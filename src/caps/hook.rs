@@ -530,6 +530,7 @@ impl Hook for CapsHook {
             client: head.client.to_string(),
             action: inner.action(&head),
         };
+        let upstream_url = (target != head.uri).then(|| target.to_string());
         let request = upstream_request(&head, target, body);
         // Polls that must not be shared (done, or unreadable) run on their own.
         let shareable = poll.filter(|p| !p.done);
@@ -588,6 +589,7 @@ impl Hook for CapsHook {
             *response.headers_mut() = answer.headers.clone();
             Handled {
                 response,
+                upstream_url,
                 original_body: answer.original_body.clone(),
                 notes,
             }
@@ -912,6 +914,7 @@ fn text_response(status: StatusCode, text: &str) -> Response<Bytes> {
 fn handled_now(status: StatusCode, text: &str) -> Handled {
     Handled {
         response: text_response(status, text),
+        upstream_url: None,
         original_body: None,
         notes: vec![text.trim().to_owned()],
     }

@@ -291,7 +291,12 @@ async fn handle(
     record_response(&exchange, resp.status(), resp.version(), resp.headers());
     exchange.set_encoding(Side::Response, content_encoding(resp.headers()));
     exchange.set_body(Side::Response, resp.body().clone(), handled.original_body);
-    exchange.update(|r| r.notes.extend(handled.notes));
+    exchange.update(|r| {
+        r.notes.extend(handled.notes);
+        if let (Some(url), Some(req)) = (handled.upstream_url, r.request.as_mut()) {
+            req.client_url = Some(std::mem::replace(&mut req.url, url));
+        }
+    });
     exchange.finish(None);
     local(resp)
 }

@@ -123,6 +123,9 @@ pub struct Rewrite {
 pub struct Handled {
     /// What the client gets.
     pub response: Response<Bytes>,
+    /// Where the hook sent the request upstream, when it did and the URL differs from what the
+    /// client asked (the record shows it as the request's URL, like a [`Route::To`]).
+    pub upstream_url: Option<String>,
     /// When the hook rewrote the upstream body: what upstream sent (kept in the record).
     pub original_body: Option<Bytes>,
     /// Notes for the record.
@@ -200,6 +203,7 @@ pub trait Hook: Send + Sync + 'static {
             *response.status_mut() = StatusCode::NOT_IMPLEMENTED;
             Handled {
                 response,
+                upstream_url: None,
                 original_body: None,
                 notes: Vec::new(),
             }
