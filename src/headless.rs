@@ -6,16 +6,21 @@
 
 use time::OffsetDateTime;
 
+use crate::filter::Filter;
 use crate::record::{Kind, Received, Record, State, Subscriber};
 
 /// The `tracing` target of the log lines (so `RUST_LOG` can pick them out).
 pub const TARGET: &str = "capscope::headless";
 
-/// Logs every finished record until the stream ends.
-pub async fn run(mut records: Subscriber) {
+/// Logs every finished record (every one that `filter` matches, when there is one) until the stream
+/// ends.
+pub async fn run(mut records: Subscriber, filter: Option<Filter>) {
     while let Some(received) = records.recv().await {
         match received {
             Received::Record(r) => {
+                if filter.as_ref().is_some_and(|f| !f.matches(&r)) {
+                    continue;
+                }
                 if let Some(line) = line(&r) {
                     tracing::info!(target: TARGET, "{line}");
                 }

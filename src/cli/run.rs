@@ -81,7 +81,7 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub keep_secrets: bool,
 
-    /// Record only what matches this filter expression (see docs/filters.md).
+    /// Record and log only what matches this filter expression (see docs/filters.md).
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
 }
@@ -282,6 +282,7 @@ pub async fn serve(
     let bus = Arc::new(Bus::default());
     let caps = CapsHook::new(mode, proxy_base(addr), bus.clone());
 
+    let log_filter = filter.clone();
     let capture = if args.capture.no_save {
         None
     } else {
@@ -298,7 +299,7 @@ pub async fn serve(
         };
         Some(capture::start_saving(&bus, header, options).context("cannot start the capture")?)
     };
-    let log = tokio::spawn(headless::run(bus.subscribe()));
+    let log = tokio::spawn(headless::run(bus.subscribe(), log_filter));
 
     let builder = Proxy::builder(config)
         .ca(ca)
