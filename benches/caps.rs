@@ -3,10 +3,6 @@
 //!
 //! Run: `cargo bench --bench caps`.
 
-/// The allocator the `capscope` binary uses (src/main.rs), so the bench measures what it does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::hint::black_box;
 
 use capscope::caps::event_queue::rewrite_events;

@@ -3,10 +3,6 @@
 //!
 //! `cargo bench --bench capture`
 
-/// The allocator the `capscope` binary uses (src/main.rs), so the bench measures what it does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use capscope::capture::{Header, Reader, Writer};
 use capscope::record::{Body, Header as H, Kind, Record, Request, Response, State};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

@@ -3,10 +3,6 @@
 //!
 //! `cargo bench --bench filter`
 
-/// The allocator the `capscope` binary uses (src/main.rs), so the bench measures what it does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use capscope::filter::Filter;
 use capscope::record::{Body, EventInfo, Kind, Record, Request, Response, State};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};

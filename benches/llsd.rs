@@ -5,10 +5,6 @@
 //!
 //! Run: `cargo bench --bench llsd -- --measurement-time 3 --warm-up-time 1`
 
-/// The allocator the `capscope` binary uses (src/main.rs), so the bench measures what it does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use capscope::llsd::{self, Date, Format, Map, Value};

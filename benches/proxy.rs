@@ -14,10 +14,6 @@
 //! per small workload (default 5); `CAPSCOPE_BIN` another capscope binary to measure;
 //! `CAPSCOPE_BENCH_NO_PIN` turns pinning off.
 
-/// The allocator the `capscope` binary uses (src/main.rs), so the bench measures what it does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[path = "../tests/common/mod.rs"]
 mod common;
 
