@@ -52,6 +52,8 @@ fn spawn(args: &[&str], ca_dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_capscope"))
         .args(["--ca-dir", ca_dir.to_str().unwrap(), "run", "--headless"])
         .args(args)
+        // The session's capture goes under the test's own directory, never the user's home.
+        .env("CAPSCOPE_HOME", ca_dir)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
