@@ -11,7 +11,7 @@
 
 mod body;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,10 @@ use tokio::sync::broadcast;
 
 /// How many records the stream holds for a subscriber that has not caught up yet.
 pub const DEFAULT_BUS_CAPACITY: usize = 16 * 1024;
+
+/// How many bytes of tapped bodies published records may hold at once (while a slow subscriber has
+/// not read them yet). Past it, new records are published without their bodies, and say so.
+pub const DEFAULT_BODY_BUDGET: usize = 256 * 1024 * 1024;
 
 /// What a record describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +198,30 @@ pub struct Record {
     /// Short flags worth a user's eye: `idle poll`, `ack gap 41 -> 43`, `rewritten`, decode errors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The stream's accounting of the body bytes this record holds; not part of the data.
+    #[serde(skip)]
+    charge: Option<Arc<Charge>>,
+}
+
+/// Body bytes a published record holds against the [`Bus`]'s budget, given back when the last copy
+/// of the record is dropped.
+#[derive(Debug)]
+struct Charge {
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for Charge {
+    /// Accounting is not data: two records are equal whatever their charges.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
 }
 
 impl Record {
@@ -215,7 +243,37 @@ impl Record {
             parent: None,
             tunnel: None,
             notes: Vec::new(),
+            charge: None,
         }
+    }
+
+    /// The tapped body bytes this record holds (request, response, original bodies, event body).
+    pub fn body_bytes(&self) -> usize {
+        let body = |b: &Body| b.data.len() + b.original.as_ref().map_or(0, Bytes::len);
+        self.request.as_ref().map_or(0, |r| body(&r.body))
+            + self.response.as_ref().map_or(0, |r| body(&r.body))
+            + self.event.as_ref().map_or(0, |e| body(&e.body))
+    }
+
+    /// Drops the tapped bodies (keeping their true sizes), noting why.
+    fn shed_bodies(&mut self, why: &str) {
+        let shed = |b: &mut Body| {
+            if !b.data.is_empty() || b.original.is_some() {
+                b.data = Bytes::new();
+                b.original = None;
+                b.truncated = true;
+            }
+        };
+        if let Some(r) = self.request.as_mut() {
+            shed(&mut r.body);
+        }
+        if let Some(r) = self.response.as_mut() {
+            shed(&mut r.body);
+        }
+        if let Some(e) = self.event.as_mut() {
+            shed(&mut e.body);
+        }
+        self.notes.push(why.to_owned());
     }
 
     /// Whether the record will not change again.
@@ -242,6 +300,10 @@ pub fn now_us() -> i64 {
 pub struct Bus {
     tx: broadcast::Sender<Arc<Record>>,
     next_id: AtomicU64,
+    /// Body bytes held by published records not yet dropped by every subscriber.
+    held: Arc<AtomicUsize>,
+    budget: usize,
+    shed: AtomicU64,
 }
 
 impl Default for Bus {
@@ -251,13 +313,32 @@ impl Default for Bus {
 }
 
 impl Bus {
-    /// A stream that holds up to `capacity` records for each lagging subscriber.
+    /// A stream that holds up to `capacity` records for each lagging subscriber, and at most
+    /// [`DEFAULT_BODY_BUDGET`] bytes of their bodies.
     pub fn new(capacity: usize) -> Self {
+        Self::with_body_budget(capacity, DEFAULT_BODY_BUDGET)
+    }
+
+    /// Like [`Bus::new`] with a body budget of `budget` bytes.
+    pub fn with_body_budget(capacity: usize, budget: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Self {
             tx,
             next_id: AtomicU64::new(1),
+            held: Arc::new(AtomicUsize::new(0)),
+            budget,
+            shed: AtomicU64::new(0),
         }
+    }
+
+    /// Body bytes that published records hold right now.
+    pub fn body_bytes_held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// How many records were published without their bodies because the budget was spent.
+    pub fn bodies_shed(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     /// A fresh record id.
@@ -267,8 +348,33 @@ impl Bus {
 
     /// Publishes a record (a new one, or a new state of one already published). Never waits; with no
     /// subscriber the record is simply not kept.
+    ///
+    /// A record's bodies count against the body budget until every subscriber has dropped it; a
+    /// record that would overspend it is published without its bodies (sizes kept, a note says
+    /// why), so a subscriber that falls behind on large bodies costs bounded memory.
     pub fn publish(&self, record: impl Into<Arc<Record>>) {
-        let _ = self.tx.send(record.into());
+        let mut record = record.into();
+        let bytes = record.body_bytes();
+        if bytes > 0 && self.tx.receiver_count() > 0 {
+            let r = Arc::make_mut(&mut record);
+            let held = self.held.fetch_add(bytes, Ordering::Relaxed);
+            if held.saturating_add(bytes) > self.budget {
+                self.held.fetch_sub(bytes, Ordering::Relaxed);
+                self.shed.fetch_add(1, Ordering::Relaxed);
+                r.charge = None;
+                r.shed_bodies(&format!(
+                    "bodies not kept: {} MiB of earlier records were still waiting for a slow \
+                     consumer (capture writer or UI)",
+                    held >> 20
+                ));
+            } else {
+                r.charge = Some(Arc::new(Charge {
+                    bytes,
+                    held: Arc::clone(&self.held),
+                }));
+            }
+        }
+        let _ = self.tx.send(record);
     }
 
     /// A new subscriber that sees every record published from now on.
@@ -332,6 +438,62 @@ mod tests {
             Some(Received::Record(r)) => assert_eq!(r.id, 4),
             other => panic!("expected record 4, got {other:?}"),
         }
+    }
+
+    fn with_body(id: u64, n: usize) -> Record {
+        let mut r = Record::new(id, Kind::Http);
+        r.state = State::Done;
+        r.response = Some(Response {
+            status: 200,
+            body: Body::whole(vec![7u8; n]),
+            ..Response::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_slow_subscriber_costs_at_most_the_body_budget() {
+        let bus = Bus::with_body_budget(64, 1000);
+        let mut slow = bus.subscribe();
+        for id in 1..=5 {
+            bus.publish(with_body(id, 400));
+        }
+        // Two records fit (800 bytes); the other three are published without their bodies.
+        assert_eq!(bus.body_bytes_held(), 800);
+        assert_eq!(bus.bodies_shed(), 3);
+        let mut got = Vec::new();
+        while let Some(Received::Record(r)) = slow.try_recv() {
+            got.push(r);
+        }
+        assert_eq!(got.len(), 5, "no record is lost, only bodies");
+        let kept: Vec<usize> = got.iter().map(|r| r.body_bytes()).collect();
+        assert_eq!(kept, [400, 400, 0, 0, 0]);
+        let shed = &got[4];
+        assert_eq!(
+            shed.response.as_ref().unwrap().body.size,
+            400,
+            "the true size stays"
+        );
+        assert!(shed.response.as_ref().unwrap().body.truncated);
+        assert!(
+            shed.notes.iter().any(|n| n.contains("slow consumer")),
+            "{:?}",
+            shed.notes
+        );
+        // Once the subscriber (and the channel) let go of the records, the budget is free again.
+        drop(got);
+        drop(slow);
+        let mut fresh = bus.subscribe();
+        for id in 6..=70 {
+            bus.publish(with_body(id, 1)); // overwrite every slot of the ring
+        }
+        while fresh.try_recv().is_some() {}
+        assert!(
+            bus.body_bytes_held() <= 64,
+            "held {}",
+            bus.body_bytes_held()
+        );
+        assert_eq!(bus.bodies_shed(), 3);
     }
 
     #[test]
