@@ -717,7 +717,6 @@ impl Inner {
         let (parts, body) = response.into_parts();
         answer.status = parts.status;
         answer.headers = parts.headers;
-        strip_hop_by_hop(&mut answer.headers);
         answer.body = body.clone();
         set_length(&mut answer.headers, body.len());
         if is_idle(parts.status) {
@@ -841,7 +840,6 @@ fn events_summary(events: &event_queue::EventsRewritten) -> String {
 /// and `Accept-Encoding`, so the answer comes back readable) and body.
 fn upstream_request(head: &RequestHead, target: Uri, body: Bytes) -> Request<Bytes> {
     let mut headers = head.headers.clone();
-    strip_hop_by_hop(&mut headers);
     headers.remove(HOST);
     headers.remove(http::header::ACCEPT_ENCODING);
     if let Some(authority) = target.authority() {
@@ -855,34 +853,6 @@ fn upstream_request(head: &RequestHead, target: Uri, body: Bytes) -> Request<Byt
     *request.uri_mut() = target;
     *request.headers_mut() = headers;
     request
-}
-
-/// The hop-by-hop headers (RFC 9110 section 7.6.1), and any header `Connection` names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for name in named {
-        headers.remove(name.as_str());
-    }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
-        headers.remove(name);
-    }
 }
 
 fn set_length(headers: &mut HeaderMap, len: usize) {

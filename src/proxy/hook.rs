@@ -152,7 +152,8 @@ pub enum UpstreamError {
 /// The proxy's upstream client as the hook may use it: one whole exchange with bodies buffered.
 pub trait SendUpstream: Send + Sync {
     /// Sends `request` (absolute URL) upstream and returns the whole response (body at most
-    /// [`MAX_REWRITE_BODY`]). The future owns everything it needs, so a hook can `tokio::spawn` it and
+    /// [`MAX_REWRITE_BODY`]). Hop-by-hop headers are removed both ways, so neither side's
+    /// connection or framing headers leak into the other. The future owns everything it needs, so a hook can `tokio::spawn` it and
     /// keep it running after the client went away.
     fn send(
         &self,

@@ -31,7 +31,7 @@ use tokio_rustls::TlsConnector;
 
 use super::hook::{BoxFuture, SendUpstream, UpstreamError, MAX_REWRITE_BODY};
 use super::tap::ProxyBody;
-use super::wire::split_authority;
+use super::wire::{split_authority, strip_hop_by_hop};
 use super::{ProxyConfig, ProxyError};
 
 /// How the upstream side is set up (taken from [`ProxyConfig`]).
@@ -126,10 +126,13 @@ impl SendUpstream for UpstreamClient {
                 .unwrap_or_default();
             let (mut parts, body) = request.into_parts();
             parts.version = http::Version::HTTP_11;
+            strip_hop_by_hop(&mut parts.headers);
             let response = this
                 .request(Request::from_parts(parts, ProxyBody::full(body)))
                 .await?;
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
+            // The body is handed over whole: its framing headers are this hop's, not the caller's.
+            strip_hop_by_hop(&mut parts.headers);
             let body = collect_limited(body, MAX_REWRITE_BODY)
                 .await
                 .map_err(|e| match e {
