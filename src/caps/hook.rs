@@ -28,7 +28,9 @@ use super::body::decode_content;
 use super::event_queue::{
     self, check_id, is_idle, parse_poll_request, Answer, PollPlan, QueueState, EVENT_QUEUE_CAP,
 };
+use super::grid_info::{self, GRID_INFO_PATH};
 use super::login::{self, LOGIN_CAP};
+use super::login_llsd;
 use super::registry::{self, normalize_url, Found, Registry};
 use super::seed::{self, is_upload_cap};
 use super::{Action, CapsError};
@@ -45,6 +47,9 @@ pub const ADITI_LOGIN: &str = "https://login.aditi.lindenlab.com/cgi-bin/login.c
 
 /// The path of capscope's login endpoint in login mode.
 pub const LOGIN_PATH: &str = "/login";
+
+/// The cap name `get_grid_info` requests are recorded under.
+pub const GRID_INFO_CAP: &str = "get_grid_info";
 
 /// How many event names a poll's note lists before "and N more".
 const MAX_EVENT_NAMES_IN_NOTE: usize = 8;
@@ -128,6 +133,11 @@ enum Target {
     },
     /// `/login` while running in proxy mode.
     LoginUnavailable,
+    /// `/get_grid_info` or `/login/get_grid_info` in login mode: the grid's own answer with `login`
+    /// pointing at capscope, or one made up.
+    GridInfo {
+        grid: Uri,
+    },
     /// A known cap; `url` is where the request goes upstream.
     Cap {
         found: Found,
@@ -218,6 +228,13 @@ impl Inner {
 
     fn classify_direct(&self, head: &RequestHead) -> Target {
         let path = head.uri.path();
+        let grid_info = path.strip_prefix(LOGIN_PATH).unwrap_or(path);
+        if grid_info == GRID_INFO_PATH || grid_info == "/get_grid_info/" {
+            return match &self.mode {
+                Mode::Proxy => Target::LoginUnavailable,
+                Mode::Login { grid } => Target::GridInfo { grid: grid.clone() },
+            };
+        }
         if path == LOGIN_PATH || path.starts_with("/login/") {
             return match &self.mode {
                 Mode::Proxy => Target::LoginUnavailable,
@@ -249,18 +266,25 @@ impl Inner {
         if head.method != Method::POST {
             return false;
         }
-        let xml = head
+        let content_type = head
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/xml"));
+            .map(|ct| ct.trim_start().to_ascii_lowercase())
+            .unwrap_or_default();
+        let xml = content_type.starts_with("text/xml");
+        // An LLSD login (LibreMetaverse) goes to the grid's login URI: OpenSim's is the port's root,
+        // Second Life's a login.cgi. Other LLSD POSTs are caps and stream untouched.
+        let path = head.uri.path().to_ascii_lowercase();
+        let llsd_login = content_type.starts_with("application/llsd+")
+            && (path == "/" || path.contains("login"));
         let grid = match &self.mode {
             Mode::Login { grid } => {
                 normalize_url(&grid.to_string()) == normalize_url(&head.uri.to_string())
             }
             Mode::Proxy => false,
         };
-        xml || grid || head.uri.path().ends_with("login.cgi")
+        xml || llsd_login || grid || head.uri.path().ends_with("login.cgi")
     }
 
     fn action(&self, head: &RequestHead) -> Action {
@@ -280,6 +304,79 @@ impl Inner {
             "login.aditi.lindenlab.com" => format!("aditi ({host})"),
             _ => host,
         }
+    }
+}
+
+impl Inner {
+    /// Reads a login reply, XML-RPC or LLSD (decided by the bytes), learns what it tells and, in login
+    /// mode, rewrites its URLs. `direct`: the request was surely a login (capscope's `/login`, a
+    /// redirect); otherwise it was only guessed to be one and a reply that is not a login is left
+    /// alone without a word.
+    fn rewrite_login(
+        &self,
+        head: &RequestHead,
+        direct: bool,
+        request_body: &Bytes,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Rewrite {
+        let action = self.action(head);
+        let mut rw = Rewrite {
+            cap: direct.then(|| LOGIN_CAP.to_owned()),
+            ..Rewrite::default()
+        };
+        if !status.is_success() {
+            if direct {
+                rw.notes
+                    .push(format!("the grid answered the login with HTTP {status}"));
+            }
+            return rw;
+        }
+        let decoded = match decode_content(headers, body, "login reply") {
+            Ok(d) => d,
+            Err(e) => {
+                rw.notes
+                    .push(format!("login reply forwarded unchanged: {e}"));
+                return rw;
+            }
+        };
+        let grid = self.grid_name(head);
+        let result = if login::is_xml_rpc(&decoded.bytes) {
+            let request = login::parse_login_request(request_body).ok();
+            login::rewrite_login_reply(&decoded.bytes, &mut self.registry(), action)
+                .map(|r| Some((request, r, "XML-RPC")))
+        } else {
+            let request = login_llsd::parse_login_request(request_body).ok();
+            match login_llsd::rewrite_login_reply(&decoded.bytes, &mut self.registry(), action) {
+                Ok(r) => Ok(r.map(|r| (request, r, "LLSD"))),
+                // Only guessed to be a login, and not LLSD either: not ours.
+                Err(_) if !direct => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        match result {
+            Ok(Some((request, (out, reply), form))) => {
+                rw.cap = Some(LOGIN_CAP.to_owned());
+                rw.kind = Some(Kind::Login);
+                rw.notes = login::login_notes(request.as_ref(), &grid, &reply);
+                rw.notes.push(format!("{form} login"));
+                rw.notes.extend(out.notes);
+                rw.body = out.body;
+            }
+            Ok(None) => {
+                if direct {
+                    rw.notes.push(
+                        "login reply forwarded unchanged: it is neither XML-RPC nor an LLSD login"
+                            .to_owned(),
+                    );
+                }
+            }
+            Err(e) => rw
+                .notes
+                .push(format!("login reply forwarded unchanged: {e}")),
+        }
+        rw
     }
 }
 
@@ -318,6 +415,11 @@ impl Hook for CapsHook {
                     .push("login mode is off: /login answered 404".to_owned());
                 d
             }
+            Target::GridInfo { .. } => {
+                let mut d = Decision::route(Route::Handle);
+                d.cap = Some(GRID_INFO_CAP.to_owned());
+                d
+            }
             Target::UnknownToken(token) => {
                 let mut d = Decision::route(Route::Respond(text_response(
                     StatusCode::NOT_FOUND,
@@ -349,7 +451,13 @@ impl Hook for CapsHook {
                 let mut d = Decision::route(route);
                 // Uploaders themselves are not read: their requests carry the (large) upload.
                 d.rewrite_response = found.name == "Seed"
+                    || found.name == LOGIN_CAP
                     || (is_upload_cap(&found.name) && found.kind != super::CapKind::Temporary);
+                if found.name == LOGIN_CAP {
+                    d.kind = Kind::Login;
+                    d.notes
+                        .push("login retry at the next_url of an earlier reply".to_owned());
+                }
                 if found.kind == super::CapKind::Temporary {
                     d.notes.push("temporary cap (one-time URL)".to_owned());
                 }
@@ -375,50 +483,11 @@ impl Hook for CapsHook {
         let action = inner.action(head);
         match inner.classify(head) {
             Target::Login { to } => {
-                let direct = to.is_some();
-                let mut rw = Rewrite {
-                    cap: direct.then(|| LOGIN_CAP.to_owned()),
-                    ..Rewrite::default()
-                };
-                if !status.is_success() {
-                    if direct {
-                        rw.notes
-                            .push(format!("the grid answered the login with HTTP {status}"));
-                    }
-                    return rw;
-                }
-                let decoded = match decode_content(headers, body, "login reply") {
-                    Ok(d) => d,
-                    Err(e) => {
-                        rw.notes
-                            .push(format!("login reply forwarded unchanged: {e}"));
-                        return rw;
-                    }
-                };
-                if !login::is_xml_rpc(&decoded.bytes) {
-                    if direct {
-                        rw.notes
-                            .push("login reply forwarded unchanged: it is not XML-RPC".to_owned());
-                    }
-                    return rw;
-                }
-                rw.cap = Some(LOGIN_CAP.to_owned());
-                rw.kind = Some(Kind::Login);
-                let request = login::parse_login_request(request_body).ok();
-                let grid = inner.grid_name(head);
-                let result =
-                    login::rewrite_login_reply(&decoded.bytes, &mut inner.registry(), action);
-                match result {
-                    Ok((out, reply)) => {
-                        rw.notes = login::login_notes(request.as_ref(), &grid, &reply);
-                        rw.notes.extend(out.notes);
-                        rw.body = out.body;
-                    }
-                    Err(e) => rw
-                        .notes
-                        .push(format!("login reply forwarded unchanged: {e}")),
-                }
-                rw
+                inner.rewrite_login(head, to.is_some(), request_body, status, headers, body)
+            }
+            // A login redirect's `next_url` (login mode): the retry is a login.
+            Target::Cap { found, .. } if found.name == LOGIN_CAP => {
+                inner.rewrite_login(head, true, request_body, status, headers, body)
             }
             Target::Cap { found, .. } if status.is_success() => {
                 let seed = found.name == "Seed";
@@ -487,6 +556,10 @@ impl Hook for CapsHook {
         let inner = Arc::clone(&self.inner);
         let (found, url) = match inner.classify(&head) {
             Target::Cap { found, url } => (found, url),
+            Target::GridInfo { grid } => {
+                let login = format!("{}{LOGIN_PATH}", inner.registry().proxy_base());
+                return Box::pin(fetch_grid_info(grid, login, head, upstream));
+            }
             _ => {
                 return Box::pin(async {
                     handled_now(
@@ -801,6 +874,74 @@ impl Inner {
             })
             .collect();
         (answer, records)
+    }
+}
+
+/// Answers `get_grid_info`: Second Life serves none, so capscope makes one up; any other grid is
+/// asked at `/get_grid_info` on its login host (where OpenSimulator serves it, whatever the login
+/// path), and its answer is passed on with `login` pointing at capscope. If the grid has none (or
+/// cannot be reached), a made-up one still lets the viewer add the grid and log in through capscope.
+async fn fetch_grid_info(
+    grid: Uri,
+    login: String,
+    head: RequestHead,
+    upstream: Upstream,
+) -> Handled {
+    let host = grid.host().unwrap_or("the grid").to_owned();
+    let mut fetched = None;
+    let info = if grid_info::second_life_grid(&host).is_some() {
+        grid_info::made_up(&host, &login, "Second Life serves no grid info")
+    } else {
+        let url = format!(
+            "{}://{}{GRID_INFO_PATH}",
+            grid.scheme_str().unwrap_or("http"),
+            grid.authority().map(|a| a.as_str()).unwrap_or(&host)
+        );
+        match url.parse::<Uri>() {
+            Err(e) => grid_info::made_up(&host, &login, &format!("{url} is not usable: {e}")),
+            Ok(target) => {
+                let mut request = upstream_request(&head, target, Bytes::new());
+                *request.method_mut() = Method::GET;
+                request.headers_mut().remove(CONTENT_LENGTH);
+                // The answer is rewritten: it must come whole, never a 304 (Firestorm sends
+                // If-Modified-Since from its saved grid list).
+                request
+                    .headers_mut()
+                    .remove(http::header::IF_MODIFIED_SINCE);
+                fetched = Some(url.clone());
+                match upstream.send(request).await {
+                    Err(e) => grid_info::made_up(&host, &login, &format!("{url}: {e}")),
+                    Ok(r) if !r.status().is_success() => {
+                        grid_info::made_up(&host, &login, &format!("{url} answered {}", r.status()))
+                    }
+                    Ok(r) => {
+                        let (parts, body) = r.into_parts();
+                        let rewritten = decode_content(&parts.headers, body, "grid info")
+                            .and_then(|d| grid_info::rewrite(&d.bytes, &login));
+                        match rewritten {
+                            Ok(mut info) => {
+                                info.notes.push(format!("from {url}"));
+                                info
+                            }
+                            Err(e) => grid_info::made_up(&host, &login, &format!("{url}: {e}")),
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let mut response = Response::new(Bytes::from(info.body));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    let len = response.body().len();
+    set_length(response.headers_mut(), len);
+    Handled {
+        response,
+        upstream_url: fetched,
+        original_body: None,
+        notes: info.notes,
     }
 }
 

@@ -154,6 +154,9 @@ async fn handle(
         Err(why) => return bad_request(why),
     };
     match region {
+        None if parts.method == Method::GET && parts.uri.path() == "/get_grid_info" => {
+            grid_info(&grid)
+        }
         None => login(&grid, &parts.method, &body),
         Some(r) => {
             let path = parts.uri.path();
@@ -163,6 +166,19 @@ async fn handle(
             }
         }
     }
+}
+
+/// `/get_grid_info` as OpenSimulator writes it: one element per setting, no declaration, text escaped,
+/// `application/xml` (opensim/opensim OpenSim/Server/Handlers/Grid/GridInfoHandlers.cs).
+fn grid_info(grid: &Grid) -> Response<GridBody> {
+    let login = format!("http://127.0.0.1:{}/", grid.login_port);
+    let body = format!(
+        "<gridinfo><platform>OpenSim</platform><login>{login}</login>\
+<gridname>capscope mock grid</gridname><gridnick>mockgrid</gridnick>\
+<welcome>{login}welcome</welcome><economy>{login}</economy>\
+<register>{login}register?a=1&amp;b=2</register></gridinfo>"
+    );
+    reply(StatusCode::OK, "application/xml", body)
 }
 
 /// `login_to_simulator`, at any path.

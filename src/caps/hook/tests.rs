@@ -716,3 +716,98 @@ fn grid_arguments() {
     assert!(Mode::login("ftp://x").is_err());
     assert!(Mode::login("not a url").is_err());
 }
+
+fn body_text(handled: &Handled) -> String {
+    String::from_utf8(handled.response.body().to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn get_grid_info_is_the_grids_own_with_login_pointing_at_capscope() {
+    let (hook, _bus) = login_hook();
+    for path in ["/login/get_grid_info", "/get_grid_info"] {
+        let h = head(1, Via::Direct, Method::GET, path);
+        let d = hook.decide(&h);
+        assert!(matches!(d.route, Route::Handle), "{path}: {:?}", d.route);
+        assert_eq!(d.cap.as_deref(), Some(GRID_INFO_CAP));
+        let (fake, mut answers) = FakeUpstream::new(1);
+        let opensim =
+            "<gridinfo><login>http://127.0.0.1:9000/</login><gridname>Mock &amp; Co</gridname>\
+<gridnick>mock</gridnick></gridinfo>";
+        let mut h2 = h.clone();
+        h2.headers.insert(
+            http::header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("Mon, 30 Nov 2026 10:00:00 GMT"),
+        );
+        let fut = hook.handle(h2, Bytes::new(), fake.clone());
+        answers.pop_front().unwrap().send(ok(opensim)).unwrap();
+        let handled = fut.await;
+        let (url, headers, _) = fake.requests.lock().unwrap()[0].clone();
+        assert_eq!(url, "http://127.0.0.1:9000/get_grid_info");
+        assert!(headers.get(http::header::IF_MODIFIED_SINCE).is_none());
+        assert_eq!(handled.response.status(), StatusCode::OK);
+        assert_eq!(
+            body_text(&handled),
+            opensim.replace("http://127.0.0.1:9000/<", &format!("{BASE}/login<"))
+        );
+        assert_eq!(
+            handled.upstream_url.as_deref(),
+            Some("http://127.0.0.1:9000/get_grid_info")
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_grid_info_is_made_up_for_second_life_and_for_grids_without_one() {
+    let bus = Arc::new(Bus::default());
+    let hook = CapsHook::new(Mode::login("agni").unwrap(), BASE.into(), bus);
+    let (fake, _answers) = FakeUpstream::new(0);
+    let handled = hook
+        .handle(
+            head(1, Via::Direct, Method::GET, "/login/get_grid_info"),
+            Bytes::new(),
+            fake.clone(),
+        )
+        .await;
+    assert_eq!(fake.sent_count(), 0, "Second Life is not asked");
+    let text = body_text(&handled);
+    assert!(
+        text.contains(&format!("<login>{BASE}/login</login>")),
+        "{text}"
+    );
+    assert!(text.contains("<platform>SecondLife</platform>"), "{text}");
+
+    let (hook, _bus) = login_hook();
+    let (fake, mut answers) = FakeUpstream::new(1);
+    let fut = hook.handle(
+        head(1, Via::Direct, Method::GET, "/get_grid_info"),
+        Bytes::new(),
+        fake,
+    );
+    answers
+        .pop_front()
+        .unwrap()
+        .send(status(404, "<html>no</html>"))
+        .unwrap();
+    let handled = fut.await;
+    let text = body_text(&handled);
+    assert_eq!(handled.response.status(), StatusCode::OK);
+    assert!(
+        text.contains(&format!("<login>{BASE}/login</login>")),
+        "{text}"
+    );
+    assert!(
+        handled.notes.join(" ").contains("404"),
+        "{:?}",
+        handled.notes
+    );
+}
+
+#[test]
+fn get_grid_info_in_proxy_mode_is_a_404_that_explains() {
+    let (hook, _bus) = proxy_hook();
+    let d = hook.decide(&head(1, Via::Direct, Method::GET, "/login/get_grid_info"));
+    match d.route {
+        Route::Respond(r) => assert_eq!(r.status(), StatusCode::NOT_FOUND),
+        other => panic!("{other:?}"),
+    }
+}
