@@ -471,6 +471,55 @@ impl Hook for CapsHook {
         }
     }
 
+    fn rewrite_response_headers(
+        &self,
+        head: &RequestHead,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) -> Vec<String> {
+        let inner = &self.inner;
+        if !status.is_redirection() || inner.action(head) != Action::Rewrite {
+            return Vec::new();
+        }
+        let Some(location) = headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        else {
+            return Vec::new();
+        };
+        let (from, name, region) = match inner.classify(head) {
+            Target::Login { to: Some(grid) } => (grid.to_string(), LOGIN_CAP.to_owned(), None),
+            Target::Cap { found, url } => (url, found.name, found.region),
+            _ => return Vec::new(),
+        };
+        let target = resolve_location(&from, &location);
+        let proxy = {
+            let mut reg = inner.registry();
+            if name == LOGIN_CAP {
+                // A login that moves is still a login, wherever it goes.
+                Some(reg.grant_proxied(LOGIN_CAP, &target, None, super::CapKind::Normal))
+            } else {
+                reg.proxy_for_redirect(&target, &name, region)
+            }
+        };
+        let Some(proxy) = proxy else {
+            return vec![format!(
+                "redirect to {target} left as sent (not a host of this grid)"
+            )];
+        };
+        match HeaderValue::from_str(&proxy) {
+            Ok(v) => {
+                headers.insert(http::header::LOCATION, v);
+                vec![format!(
+                    "rewrote redirect Location {location} -> {proxy} (the follow-up comes back \
+                     through capscope)"
+                )]
+            }
+            Err(e) => vec![format!("redirect Location not rewritten: {e}")],
+        }
+    }
+
     fn rewrite_response(
         &self,
         head: &RequestHead,
@@ -943,6 +992,30 @@ async fn fetch_grid_info(
         original_body: None,
         notes: info.notes,
     }
+}
+
+/// A `Location` made absolute against the URL the request went to (absolute, scheme-relative,
+/// absolute-path and relative-path forms).
+fn resolve_location(from: &str, location: &str) -> String {
+    let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return location.to_owned();
+    }
+    let (scheme, rest) = from.split_once("://").unwrap_or(("http", from));
+    if let Some(tail) = location.strip_prefix("//") {
+        return format!("{scheme}://{tail}");
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    let path = rest[authority_end..].split('?').next().unwrap_or("");
+    let dir = match path.rfind('/') {
+        Some(i) => &path[..=i],
+        None => "/",
+    };
+    format!("{scheme}://{authority}{dir}{location}")
 }
 
 /// Whether a path looks like a seed capability: OpenSim's `/CAPS/<uuid>0000/`, Second Life's

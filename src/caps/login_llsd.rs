@@ -270,4 +270,31 @@ mod tests {
         assert!(!format!("{req:?}").contains("5f4dcc3b"));
         assert!(parse_login_request(b"<llsd><array /></llsd>").is_err());
     }
+
+    /// The capture writer masks an LLSD login's secrets as it does XML-RPC's (src/capture/secrets.rs).
+    #[test]
+    fn an_llsd_logins_secrets_are_masked_in_captures() {
+        use crate::capture::secrets::{mask_bytes, MASK};
+        let passwd = "$1$5f4dcc3b5aa765d61d8327deb882cf99";
+        let request = Value::Map(Map(vec![
+            ("first".into(), Value::String("Ann".into())),
+            ("passwd".into(), Value::String(passwd.into())),
+            ("mfa_hash".into(), Value::String("abcdef0123".into())),
+        ]));
+        for format in [Format::Xml, Format::Binary, Format::Notation] {
+            let masked = mask_bytes(&llsd::to_vec(&request, format)).unwrap();
+            let v = llsd::from_slice_as(&masked, format).unwrap();
+            // Binary keeps each string's length (the mask is as long as the secret).
+            let masked_as = |k: &str| {
+                let s = v.get(k).and_then(Value::as_str).unwrap_or_default();
+                s == MASK
+                    || (format == Format::Binary && !s.is_empty() && s.bytes().all(|b| b == b'*'))
+            };
+            assert!(masked_as("passwd"), "{format}: {v:?}");
+            assert!(masked_as("mfa_hash"), "{format}: {v:?}");
+            assert_eq!(v.get("first").and_then(Value::as_str), Some("Ann"));
+        }
+        let masked = mask_bytes(&reply(Format::Xml, false)).unwrap();
+        assert!(!String::from_utf8_lossy(&masked).contains("99999999-8888"));
+    }
 }

@@ -371,6 +371,43 @@ impl Registry {
         best.map(|(_, id)| self.found(id))
     }
 
+    /// Whether any cap lives on this URL's `host[:port]` (a host capscope knows as the grid's).
+    pub fn knows_host_of(&self, url: &str) -> bool {
+        self.caps_by_authority
+            .contains_key(authority_of(&normalize_url(url)))
+    }
+
+    /// Login mode: the capscope URL a redirect's target becomes, when it is on a host the registry
+    /// knows. A URL under a known cap becomes that cap's proxy URL plus the rest of the path and query
+    /// (so the follow-up is recorded under that cap); any other URL on a known host becomes a
+    /// temporary cap named `name`. `None` for a host capscope does not know (the redirect leaves the
+    /// grid and goes on as sent).
+    pub fn proxy_for_redirect(
+        &mut self,
+        url: &str,
+        name: &str,
+        region: Option<RegionId>,
+    ) -> Option<String> {
+        if !self.knows_host_of(url) {
+            return None;
+        }
+        let key = normalize_url(url);
+        if let Some(found) = self.lookup_url(url) {
+            let cap_key = normalize_url(&found.upstream);
+            if !found.upstream.contains('?') && key.starts_with(&cap_key) {
+                let rest = &key[cap_key.len()..];
+                let proxy = self.proxy_url(found.cap);
+                let rest = if proxy.ends_with('/') {
+                    rest.strip_prefix('/').unwrap_or(rest)
+                } else {
+                    rest
+                };
+                return Some(format!("{proxy}{rest}"));
+            }
+        }
+        Some(self.grant_proxied(name, url, region, CapKind::Temporary))
+    }
+
     /// The cap a token stands for.
     pub fn lookup_token(&self, token: &str) -> Option<Found> {
         self.cap_by_token.get(token).map(|&id| self.found(id))
@@ -655,5 +692,59 @@ mod tests {
         );
         reg.set_region_name(b, "Sandbox");
         assert_eq!(reg.region_label(b).as_deref(), Some("Sandbox"));
+    }
+
+    #[test]
+    fn redirects_on_known_hosts_come_back_through_capscope() {
+        let mut reg = Registry::new("http://127.0.0.1:8080");
+        let seed = "https://127.0.0.1:9000/CAPS/11111111-2222-3333-4444-5555555555550000/";
+        let r = reg.add_region(seed, None, None);
+        let slash = reg.grant_proxied(
+            "ViewerAsset",
+            "https://127.0.0.1:9000/aaaa/",
+            Some(r),
+            CapKind::Normal,
+        );
+        let bare = reg.grant_proxied(
+            "GetMesh",
+            "https://127.0.0.1:9000/mesh",
+            Some(r),
+            CapKind::Normal,
+        );
+        // Under a known cap: that cap's URL plus the rest, which routes back to the same upstream.
+        for (target, proxy) in [
+            ("https://127.0.0.1:9000/aaaa/?texture_id=1", &slash),
+            ("https://127.0.0.1:9000/aaaa/sub/x?y=1", &slash),
+            ("https://127.0.0.1:9000/mesh/2?z", &bare),
+        ] {
+            let got = reg.proxy_for_redirect(target, "R", Some(r)).unwrap();
+            assert!(got.starts_with(proxy.as_str()), "{got} under {proxy}");
+            let pq = got.strip_prefix("http://127.0.0.1:8080").unwrap();
+            let (token, rest, query) = split_cap_path(pq).unwrap();
+            let found = reg.lookup_token(token).unwrap();
+            assert_eq!(join_upstream(&found.upstream, rest, query), target);
+        }
+        // Elsewhere on a known host: a temporary cap of its own.
+        let got = reg
+            .proxy_for_redirect(
+                "https://127.0.0.1:9000/other",
+                "ViewerAsset redirect",
+                Some(r),
+            )
+            .unwrap();
+        let found = reg.lookup_url("https://127.0.0.1:9000/other").unwrap();
+        assert_eq!(
+            (found.name.as_str(), found.kind),
+            ("ViewerAsset redirect", CapKind::Temporary)
+        );
+        assert_eq!(
+            reg.cap(found.cap).unwrap().proxy_url.as_deref(),
+            Some(got.as_str())
+        );
+        // Off the grid: left alone.
+        assert_eq!(
+            reg.proxy_for_redirect("https://example.org/x", "R", None),
+            None
+        );
     }
 }

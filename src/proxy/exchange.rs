@@ -367,6 +367,13 @@ async fn forward(
     exchange.set_encoding(Side::Response, encoding.clone());
     strip_hop_by_hop(&mut parts.headers);
     parts.version = client_version;
+    let header_notes =
+        ctx.shared
+            .hook
+            .rewrite_response_headers(&head, parts.status, &mut parts.headers);
+    if !header_notes.is_empty() {
+        exchange.update(|r| r.notes.extend(header_notes));
+    }
 
     if !rewrite {
         return Response::from_parts(

@@ -189,6 +189,20 @@ pub trait Hook: Send + Sync + 'static {
         Rewrite::default()
     }
 
+    /// Adjusts a forwarded response's headers before they go to the client (login mode: a redirect's
+    /// `Location` pointing back at capscope). Called for every forwarded response, streamed or
+    /// buffered, after hop-by-hop headers are gone and before any body byte moves; must be quick (no
+    /// I/O). Returns notes for the record (the record keeps the headers as upstream sent them).
+    fn rewrite_response_headers(
+        &self,
+        head: &RequestHead,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) -> Vec<String> {
+        let _ = (head, status, headers);
+        Vec::new()
+    }
+
     /// Runs a whole exchange, when the route was [`Route::Handle`]. `head.uri` is as the client sent it.
     fn handle(
         &self,

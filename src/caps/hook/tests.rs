@@ -811,3 +811,84 @@ fn get_grid_info_in_proxy_mode_is_a_404_that_explains() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_redirect_to_a_grid_host_comes_back_as_a_capscope_url_in_login_mode_only() {
+    let (hook, _bus) = login_hook();
+    let asset = "http://127.0.0.1:9000/asset/";
+    let proxy = hook.with_registry(|reg| {
+        let r = reg.add_region(SEED, None, None);
+        reg.grant_proxied("ViewerAsset", asset, Some(r), super::super::CapKind::Normal)
+    });
+    let h = head(
+        1,
+        Via::Direct,
+        Method::GET,
+        &path_of(&format!("{proxy}?texture_id=1")),
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::LOCATION,
+        HeaderValue::from_static("/asset/moved?texture_id=1"),
+    );
+    let notes = hook.rewrite_response_headers(&h, StatusCode::FOUND, &mut headers);
+    let location = headers[http::header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("{proxy}moved?texture_id=1"), "{notes:?}");
+    // The follow-up is recorded under the same cap and goes to the redirect's target.
+    let follow = head(2, Via::Direct, Method::GET, &path_of(&location));
+    let d = hook.decide(&follow);
+    assert_eq!(d.cap.as_deref(), Some("ViewerAsset"));
+    match d.route {
+        Route::To(u) => assert_eq!(
+            u.to_string(),
+            "http://127.0.0.1:9000/asset/moved?texture_id=1"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // Off the grid: left alone, with a note.
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::LOCATION,
+        HeaderValue::from_static("https://example.org/elsewhere"),
+    );
+    let notes = hook.rewrite_response_headers(&h, StatusCode::FOUND, &mut headers);
+    assert_eq!(
+        headers[http::header::LOCATION],
+        "https://example.org/elsewhere"
+    );
+    assert!(notes[0].contains("left as sent"), "{notes:?}");
+
+    // A login that redirects stays a login.
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::LOCATION,
+        HeaderValue::from_static("http://127.0.0.1:9100/login2"),
+    );
+    let login = head(3, Via::Direct, Method::POST, "/login");
+    hook.rewrite_response_headers(&login, StatusCode::TEMPORARY_REDIRECT, &mut headers);
+    let location = headers[http::header::LOCATION].to_str().unwrap().to_owned();
+    let d = hook.decide(&head(4, Via::Direct, Method::POST, &path_of(&location)));
+    assert_eq!(d.kind, Kind::Login);
+    assert!(d.rewrite_response);
+
+    // HTTP proxy mode rewrites nothing.
+    let (hook, _bus) = proxy_hook();
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::LOCATION, HeaderValue::from_static("/asset/x"));
+    let h = head(1, Via::Forward, Method::GET, "http://127.0.0.1:9000/asset/");
+    assert!(hook
+        .rewrite_response_headers(&h, StatusCode::FOUND, &mut headers)
+        .is_empty());
+    assert_eq!(headers[http::header::LOCATION], "/asset/x");
+}
+
+#[test]
+fn locations_are_resolved_against_the_request_url() {
+    let from = "https://h:1/a/b?q=1";
+    assert_eq!(resolve_location(from, "https://x/y"), "https://x/y");
+    assert_eq!(resolve_location(from, "//x/y"), "https://x/y");
+    assert_eq!(resolve_location(from, "/c"), "https://h:1/c");
+    assert_eq!(resolve_location(from, "c?d"), "https://h:1/a/c?d");
+    assert_eq!(resolve_location("http://h", "c"), "http://h/c");
+}
