@@ -61,7 +61,16 @@ pub struct MockGridConfig {
     pub stale_first_poll: bool,
     /// The size of the ViewerAsset body, in bytes.
     pub asset_size: usize,
+    /// Answer a login at any path but [`LOGIN_RETRY_PATH`] with `login` = `indeterminate` and a
+    /// `next_url` there (the redirect the Linden viewer follows in lllogin.cpp).
+    pub login_redirect: bool,
+    /// Second Life style MFA: a login without this `token` is answered `login` = `false`, `reason` =
+    /// `mfa_challenge` (the viewer asks for the code and logs in again with `token`).
+    pub mfa_token: Option<String>,
 }
+
+/// Where the mock grid's login redirect points.
+pub const LOGIN_RETRY_PATH: &str = "/login-retry";
 
 impl Default for MockGridConfig {
     fn default() -> Self {
@@ -69,6 +78,8 @@ impl Default for MockGridConfig {
             eq_hold: Duration::from_secs(20),
             stale_first_poll: true,
             asset_size: 4 * 1024 * 1024,
+            login_redirect: false,
+            mfa_token: None,
         }
     }
 }
@@ -80,6 +91,8 @@ impl MockGridConfig {
             eq_hold: Duration::from_secs(2),
             stale_first_poll: true,
             asset_size: 3 * 1024 * 1024 + 17,
+            login_redirect: false,
+            mfa_token: None,
         }
     }
 }

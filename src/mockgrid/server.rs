@@ -29,7 +29,7 @@ use super::bodies::random_uuid;
 use super::bodies;
 use super::lite::{self, Rpc};
 use super::state::{CapEntry, CapKind, Grid, PollAnswer};
-use super::{unix_now, Breakage, DEMO_PASSWORD};
+use super::{unix_now, Breakage, DEMO_PASSWORD, LOGIN_RETRY_PATH};
 use crate::llsd::{self, Value};
 
 /// The largest request body the grid reads (uploads included).
@@ -157,7 +157,7 @@ async fn handle(
         None if parts.method == Method::GET && parts.uri.path() == "/get_grid_info" => {
             grid_info(&grid)
         }
-        None => login(&grid, &parts.method, &body),
+        None => login(&grid, &parts, &body),
         Some(r) => {
             let path = parts.uri.path();
             match grid.cap(r, path) {
@@ -181,23 +181,63 @@ fn grid_info(grid: &Grid) -> Response<GridBody> {
     reply(StatusCode::OK, "application/xml", body)
 }
 
-/// `login_to_simulator`, at any path.
-fn login(grid: &Grid, method: &Method, body: &[u8]) -> Response<GridBody> {
-    if method != Method::POST {
+/// `login_to_simulator`, at any path: XML-RPC, or an LLSD map (LibreMetaverse's form, which OpenSim
+/// answers with an LLSD map of the same members: opensim/opensim
+/// OpenSim/Server/Handlers/Login/LLLoginHandlers.cs `HandleLLSDLogin`).
+fn login(grid: &Grid, parts: &http::request::Parts, body: &[u8]) -> Response<GridBody> {
+    if parts.method != Method::POST {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
-            "the mock grid's login server takes XML-RPC POSTs\n",
+            "the mock grid's login server takes XML-RPC or LLSD POSTs\n",
         );
     }
-    let (name, params) = match lite::rpc_parse(body) {
-        Ok(parsed) => parsed,
-        Err(e) => return bad_request(format!("not an XML-RPC call: {e}\n")),
+    let llsd_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/llsd+"));
+    let params = if llsd_form {
+        match llsd::from_slice(body) {
+            Ok(v @ Value::Map(_)) => lite::llsd_to_rpc(&v),
+            Ok(other) => {
+                return bad_request(format!(
+                    "an LLSD login is a map, not {}\n",
+                    other.type_name()
+                ))
+            }
+            Err(e) => return bad_request(format!("not LLSD: {e}\n")),
+        }
+    } else {
+        let (name, params) = match lite::rpc_parse(body) {
+            Ok(parsed) => parsed,
+            Err(e) => return bad_request(format!("not an XML-RPC call: {e}\n")),
+        };
+        if name.as_deref() != Some("login_to_simulator") {
+            return bad_request(format!("unknown XML-RPC method {name:?}\n"));
+        }
+        params
     };
-    if name.as_deref() != Some("login_to_simulator") {
-        return bad_request(format!("unknown XML-RPC method {name:?}\n"));
+    let answer = login_answer(grid, parts.uri.path(), &params);
+    let mut bytes = if llsd_form {
+        llsd::xml::to_vec(&lite::rpc_to_llsd(&answer))
+    } else {
+        lite::rpc_response(&answer).into_bytes()
+    };
+    if grid.take_breakage(Breakage::LoginReply) {
+        bytes.truncate(bytes.len() * 2 / 3);
     }
+    // Second Life labels its XML-RPC login reply as LLSD XML; OpenSim its LLSD one too.
+    reply(StatusCode::OK, LLSD_XML, bytes)
+}
+
+/// The login reply's members: a redirect, an MFA challenge, a refusal or the way in.
+fn login_answer(grid: &Grid, path: &str, params: &Rpc) -> Rpc {
     let text = |k: &str| params.member(k).and_then(Rpc::as_str).unwrap_or("");
+    if grid.config.login_redirect && path != LOGIN_RETRY_PATH {
+        let next = format!("http://127.0.0.1:{}{LOGIN_RETRY_PATH}", grid.login_port);
+        return bodies::login_redirect(&next);
+    }
     let (first, last) = match params.member("username").and_then(Rpc::as_str) {
         Some(user) => {
             let mut it = user.splitn(2, ['.', ' ']);
@@ -209,38 +249,37 @@ fn login(grid: &Grid, method: &Method, body: &[u8]) -> Response<GridBody> {
         None => (text("first").to_owned(), text("last").to_owned()),
     };
     let expected = format!("$1${:x}", md5::compute(DEMO_PASSWORD));
-    let reply_body = if text("passwd") == expected && !first.is_empty() {
-        let idx = grid.login(&first, &last);
-        let seed = grid.seed_url(idx, 0);
-        let region = &grid.regions[0];
-        let xml = grid.with_session(idx, |s| {
-            lite::rpc_response(&bodies::login_ok(&bodies::LoginFacts {
-                first: &s.first,
-                last: &s.last,
-                agent_id: s.agent_id,
-                session_id: s.session_id,
-                secure_session_id: s.secure_session_id,
-                circuit_code: s.circuit_code,
-                sim_port: region.port,
-                region_x: region.grid_x * 256,
-                region_y: region.grid_y * 256,
-                seed_capability: &seed,
-                http_port: grid.login_port,
-                now: unix_now(),
-            }))
-        });
-        tracing::debug!(%first, %last, "mock grid: login accepted");
-        xml.unwrap_or_default()
-    } else {
+    if text("passwd") != expected || first.is_empty() {
         tracing::debug!(%first, %last, "mock grid: login refused (wrong password)");
-        lite::rpc_response(&bodies::login_failed())
-    };
-    let mut bytes = reply_body.into_bytes();
-    if grid.take_breakage(Breakage::LoginReply) {
-        bytes.truncate(bytes.len() * 2 / 3);
+        return bodies::login_failed();
     }
-    // Second Life labels its XML-RPC login reply as LLSD XML.
-    reply(StatusCode::OK, LLSD_XML, bytes)
+    if let Some(token) = &grid.config.mfa_token {
+        if text("token") != token {
+            tracing::debug!(%first, %last, "mock grid: MFA challenge");
+            return bodies::mfa_challenge();
+        }
+    }
+    let idx = grid.login(&first, &last);
+    let seed = grid.seed_url(idx, 0);
+    let region = &grid.regions[0];
+    let answer = grid.with_session(idx, |s| {
+        bodies::login_ok(&bodies::LoginFacts {
+            first: &s.first,
+            last: &s.last,
+            agent_id: s.agent_id,
+            session_id: s.session_id,
+            secure_session_id: s.secure_session_id,
+            circuit_code: s.circuit_code,
+            sim_port: region.port,
+            region_x: region.grid_x * 256,
+            region_y: region.grid_y * 256,
+            seed_capability: &seed,
+            http_port: grid.login_port,
+            now: unix_now(),
+        })
+    });
+    tracing::debug!(%first, %last, "mock grid: login accepted");
+    answer.unwrap_or_else(bodies::login_failed)
 }
 
 /// One cap request.

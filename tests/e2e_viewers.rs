@@ -1,0 +1,276 @@
+//! How real viewers connect, end to end over 127.0.0.1: the simulated grid, capscope and the scripted
+//! viewer behaving as Firestorm (get_grid_info first), LibreMetaverse (LLSD login) and the Linden
+//! viewer against Second Life's MFA and login redirects.
+//!
+//! - Firestorm's grid manager gets the grid's own grid info with `login` pointing at capscope, and the
+//!   login it then makes goes through capscope.
+//! - An LLSD login is rewritten in login mode (the viewer never sees an upstream URL) and recorded as
+//!   a Login in both modes, and its caps are named.
+//! - A login redirected with `indeterminate` comes back through capscope, and an MFA challenge and
+//!   its answer are both recorded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use capscope::caps::{CapsHook, Mode};
+use capscope::mockgrid::viewer::{Journal, LoginForm, Viewer, ViewerConfig};
+use capscope::mockgrid::{MockGrid, MockGridConfig, MockGridHandle};
+use capscope::proxy::{Proxy, ProxyConfig, ProxyHandle};
+use capscope::record::{Bus, Kind, Received, Record, State, Subscriber};
+use capscope_ca::CertificateAuthority;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use tokio::net::TcpListener;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Env {
+    grid: MockGridHandle,
+    _proxy: ProxyHandle,
+    proxy_base: String,
+    viewer: Viewer,
+    sub: Subscriber,
+    records: BTreeMap<u64, Arc<Record>>,
+}
+
+impl Env {
+    /// Waits until `pred` holds over the records seen so far (latest version of each).
+    async fn wait_for(&mut self, what: &str, pred: impl Fn(&BTreeMap<u64, Arc<Record>>) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            while let Some(r) = self.sub.try_recv() {
+                self.take(r);
+            }
+            if pred(&self.records) {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.sub.recv()).await {
+                Ok(Some(r)) => self.take(r),
+                Ok(None) => panic!("the bus closed while waiting for {what}"),
+                Err(_) => panic!(
+                    "waited too long for {what}; records: {:#?}",
+                    self.records.values().collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    fn take(&mut self, r: Received) {
+        match r {
+            Received::Record(r) => {
+                self.records.insert(r.id, r);
+            }
+            Received::Lagged(n) => panic!("the test subscriber lost {n} records"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestMode {
+    Login,
+    HttpProxy,
+}
+
+async fn setup(
+    mode: TestMode,
+    grid_config: MockGridConfig,
+    viewer: impl FnOnce(&mut ViewerConfig),
+) -> Env {
+    let grid = MockGrid::start(grid_config).await.unwrap();
+    let ca = Arc::new(CertificateAuthority::generate().unwrap());
+    let bus = Arc::new(Bus::default());
+    let sub = bus.subscribe();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let proxy_base = format!("http://{addr}");
+    let config = ProxyConfig {
+        upstream_roots: CertificateDer::pem_slice_iter(grid.ca_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap(),
+        ..ProxyConfig::default()
+    };
+    let caps_mode = match mode {
+        TestMode::Login => Mode::login(&grid.login_url).unwrap(),
+        TestMode::HttpProxy => Mode::Proxy,
+    };
+    let hook = CapsHook::new(caps_mode, proxy_base.clone(), bus.clone());
+    let proxy = Proxy::builder(config)
+        .ca(ca.clone())
+        .bus(bus)
+        .hook(Arc::new(hook))
+        .with_listener(listener)
+        .start()
+        .await
+        .unwrap();
+    let mut viewer_config = match mode {
+        TestMode::Login => ViewerConfig::new(format!("{proxy_base}/login"), ca.cert_pem()),
+        TestMode::HttpProxy => {
+            let mut c = ViewerConfig::new(grid.login_url.clone(), ca.cert_pem());
+            c.http_proxy = Some(addr);
+            c
+        }
+    };
+    viewer(&mut viewer_config);
+    Env {
+        grid,
+        _proxy: proxy,
+        proxy_base,
+        viewer: Viewer::new(viewer_config).unwrap(),
+        sub,
+        records: BTreeMap::new(),
+    }
+}
+
+/// In login mode every URL the viewer learnt is a capscope URL.
+fn assert_only_capscope_urls(j: &Journal, proxy_base: &str) {
+    assert!(!j.learnt_urls.is_empty());
+    for url in &j.learnt_urls {
+        assert!(
+            url.starts_with(proxy_base),
+            "the viewer learnt an upstream URL: {url}"
+        );
+    }
+}
+
+fn logins(records: &BTreeMap<u64, Arc<Record>>) -> Vec<&Arc<Record>> {
+    records
+        .values()
+        .filter(|r| r.kind == Kind::Login && r.state != State::Open)
+        .collect()
+}
+
+#[tokio::test]
+async fn firestorm_adds_the_grid_from_get_grid_info_and_logs_in_through_capscope() {
+    let mut env = setup(TestMode::Login, MockGridConfig::for_tests(), |c| {
+        c.grid_info = true;
+    })
+    .await;
+    let running = env.viewer.start().await.unwrap();
+    let j = env.viewer.journal();
+    // The grid info's login is capscope's; the grid's own other fields are kept.
+    let info_url = format!("{}/login/get_grid_info", env.proxy_base);
+    assert_eq!(j.requests[0].url, info_url);
+    assert_eq!(j.learnt_urls[0], format!("{}/login", env.proxy_base));
+    assert_eq!(j.requests[1].url, format!("{}/login", env.proxy_base));
+    assert_only_capscope_urls(&j, &env.proxy_base);
+    env.wait_for("the grid info record and the login", |r| {
+        r.values().any(|r| {
+            r.cap.as_deref() == Some("get_grid_info")
+                && r.state == State::Done
+                && r.response.as_ref().is_some_and(|resp| {
+                    let text = String::from_utf8_lossy(&resp.body.data);
+                    text.contains("<gridname>capscope mock grid</gridname>")
+                        && text.contains("a=1&amp;b=2")
+                })
+        }) && !logins(r).is_empty()
+    })
+    .await;
+    drop(running);
+}
+
+async fn llsd_login(mode: TestMode) {
+    let mut env = setup(mode, MockGridConfig::for_tests(), |c| {
+        c.login_form = LoginForm::Llsd;
+    })
+    .await;
+    let running = env.viewer.start().await.unwrap();
+    assert_eq!(
+        env.viewer
+            .activity_round(running.login.inventory_root)
+            .await,
+        0,
+        "{:?}",
+        env.viewer.journal().errors
+    );
+    let j = env.viewer.journal();
+    if mode == TestMode::Login {
+        assert_only_capscope_urls(&j, &env.proxy_base);
+    } else {
+        assert!(j
+            .learnt_urls
+            .iter()
+            .all(|u| !u.starts_with(&env.proxy_base)));
+    }
+    let inventory = j.caps["FetchInventoryDescendents2"].clone();
+    env.wait_for("an LLSD Login record and named caps", |r| {
+        let login = logins(r).into_iter().any(|l| {
+            l.cap.as_deref() == Some("login")
+                && l.notes.iter().any(|n| n.contains("LLSD login"))
+                && l.notes.iter().any(|n| n.contains("succeeded"))
+        });
+        let named = r.values().any(|rec| {
+            rec.cap.as_deref() == Some("FetchInventoryDescendents2")
+                && rec.request.as_ref().is_some_and(|q| {
+                    q.url.starts_with(inventory.as_str())
+                        || q.client_url
+                            .as_deref()
+                            .is_some_and(|c| inventory.ends_with(c))
+                })
+        });
+        login && named
+    })
+    .await;
+    drop(running);
+}
+
+#[tokio::test]
+async fn an_llsd_login_is_rewritten_in_login_mode() {
+    llsd_login(TestMode::Login).await;
+}
+
+#[tokio::test]
+async fn an_llsd_login_is_read_in_http_proxy_mode() {
+    llsd_login(TestMode::HttpProxy).await;
+}
+
+async fn redirect_and_mfa(form: LoginForm) {
+    let grid_config = MockGridConfig {
+        login_redirect: true,
+        mfa_token: Some("123456".into()),
+        ..MockGridConfig::for_tests()
+    };
+    let mut env = setup(TestMode::Login, grid_config, |c| {
+        c.login_form = form;
+        c.mfa_token = Some("123456".into());
+    })
+    .await;
+    let running = env.viewer.start().await.unwrap();
+    let j = env.viewer.journal();
+    assert_eq!(j.login_steps, ["indeterminate", "mfa_challenge", "true"]);
+    // The retry went to capscope, not to the grid's next_url.
+    assert_only_capscope_urls(&j, &env.proxy_base);
+    let retry = &j.requests[1].url;
+    assert!(
+        retry.starts_with(&format!("{}/cap/", env.proxy_base)),
+        "{retry}"
+    );
+    env.wait_for("three Login records", |r| logins(r).len() == 3)
+        .await;
+    let notes: Vec<String> = logins(&env.records)
+        .iter()
+        .map(|r| r.notes.join(" | "))
+        .collect();
+    assert!(notes[0].contains("login=indeterminate"), "{notes:?}");
+    assert!(notes[0].contains("rewrote next_url"), "{notes:?}");
+    assert!(notes[1].contains("mfa_challenge"), "{notes:?}");
+    assert!(notes[2].contains("succeeded"), "{notes:?}");
+    let upstream = env.grid.login_url.trim_end_matches('/').to_owned();
+    let went = logins(&env.records)[1]
+        .request
+        .as_ref()
+        .map(|q| q.url.clone())
+        .unwrap_or_default();
+    assert!(went.starts_with(&upstream), "{went}");
+    drop(running);
+}
+
+#[tokio::test]
+async fn a_redirected_login_with_mfa_comes_back_through_capscope_xmlrpc() {
+    redirect_and_mfa(LoginForm::XmlRpc).await;
+}
+
+#[tokio::test]
+async fn a_redirected_login_with_mfa_comes_back_through_capscope_llsd() {
+    redirect_and_mfa(LoginForm::Llsd).await;
+}
