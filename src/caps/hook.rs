@@ -343,6 +343,9 @@ impl Inner {
         };
         let grid = self.grid_name(head);
         let result = if login::is_xml_rpc(&decoded.bytes) {
+            // XML-RPC by its bytes: a login even when it does not parse further.
+            rw.cap = Some(LOGIN_CAP.to_owned());
+            rw.kind = Some(Kind::Login);
             let request = login::parse_login_request(request_body).ok();
             login::rewrite_login_reply(&decoded.bytes, &mut self.registry(), action)
                 .map(|r| Some((request, r, "XML-RPC")))
@@ -384,6 +387,12 @@ impl Hook for CapsHook {
     fn decide(&self, head: &RequestHead) -> Decision {
         let inner = &self.inner;
         match inner.classify(head) {
+            // A grid manager asking a grid about itself through the proxy: named, not rewritten.
+            Target::NotMine if head.uri.path().ends_with(GRID_INFO_PATH) => {
+                let mut d = Decision::pass();
+                d.cap = Some(GRID_INFO_CAP.to_owned());
+                d
+            }
             Target::NotMine => Decision::pass(),
             Target::MaybeSeed => {
                 let mut d = Decision::pass();
