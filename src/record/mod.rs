@@ -186,6 +186,10 @@ pub struct Record {
     /// The region the cap belongs to (its name or sim host), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The agent the exchange belongs to (`First Last` from its login), when several may share one
+    /// capscope. Absent in captures written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// For [`Kind::Event`]: the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<EventInfo>,
@@ -239,6 +243,7 @@ impl Record {
             error: None,
             cap: None,
             region: None,
+            agent: None,
             event: None,
             parent: None,
             tunnel: None,
