@@ -274,3 +274,92 @@ async fn a_redirected_login_with_mfa_comes_back_through_capscope_xmlrpc() {
 async fn a_redirected_login_with_mfa_comes_back_through_capscope_llsd() {
     redirect_and_mfa(LoginForm::Llsd).await;
 }
+
+/// Two agents through one capscope in login mode: each gets its own caps, every record says whose it
+/// is, `agent:` tells them apart, and one agent's teleport leaves the other's region alone.
+#[tokio::test]
+async fn two_agents_through_one_capscope_are_told_apart() {
+    let mut env = setup(TestMode::Login, MockGridConfig::for_tests(), |c| {
+        c.first = "Ann".into();
+        c.last = "Tester".into();
+    })
+    .await;
+    let ann = env.viewer.clone();
+    let ann_run = ann.start().await.unwrap();
+    let mut bob_config =
+        ViewerConfig::new(format!("{}/login", env.proxy_base), env.grid.ca_pem.clone());
+    bob_config.first = "Bob".into();
+    bob_config.last = "Tester".into();
+    bob_config.login_form = LoginForm::Llsd;
+    let bob = Viewer::new(bob_config).unwrap();
+    let bob_run = bob.start().await.unwrap();
+
+    // Each has its own caps, all of them capscope URLs.
+    let (a, b) = (ann.journal(), bob.journal());
+    assert_only_capscope_urls(&a, &env.proxy_base);
+    assert_only_capscope_urls(&b, &env.proxy_base);
+    assert_ne!(a.current_seed, b.current_seed);
+    for (name, url) in &a.caps {
+        assert_ne!(b.caps.get(name), Some(url), "{name} shared");
+    }
+
+    // Bob (the latest login) teleports; Ann stays and keeps working.
+    env.grid.trigger_teleport(1).unwrap();
+    assert!(
+        bob.wait_until(WAIT, |j| j.region_switches.len() == 1).await,
+        "{:?}",
+        bob.journal()
+    );
+    assert_eq!(ann.activity_round(ann_run.login.inventory_root).await, 0);
+    assert_eq!(bob.activity_round(bob_run.login.inventory_root).await, 0);
+    let ann_inventory = a.caps["FetchInventoryDescendents2"].clone();
+
+    env.wait_for("both agents' logins, caps and Bob's teleport", |r| {
+        let has = |agent: &str, pred: &dyn Fn(&Record) -> bool| {
+            r.values()
+                .any(|rec| rec.agent.as_deref() == Some(agent) && pred(rec))
+        };
+        has("Ann Tester", &|rec| rec.kind == Kind::Login)
+            && has("Bob Tester", &|rec| rec.kind == Kind::Login)
+            && has("Bob Tester", &|rec| {
+                rec.event
+                    .as_ref()
+                    .is_some_and(|e| e.message == "TeleportFinish")
+            })
+            && has("Ann Tester", &|rec| {
+                rec.state == State::Done && rec.cap.as_deref() == Some("FetchInventoryDescendents2")
+            })
+            && has("Bob Tester", &|rec| {
+                rec.state == State::Done && rec.cap.as_deref() == Some("FetchInventoryDescendents2")
+            })
+    })
+    .await;
+
+    // Every named record belongs to one of them, and the filter tells them apart.
+    let filter = capscope::filter::Filter::parse("agent:\"ann *\"").unwrap();
+    for rec in env.records.values() {
+        if rec.cap.is_some() && rec.cap.as_deref() != Some("get_grid_info") {
+            assert!(rec.agent.is_some(), "no agent: {rec:#?}");
+        }
+        let is_ann = rec.agent.as_deref() == Some("Ann Tester");
+        assert_eq!(filter.matches(rec), is_ann, "{rec:#?}");
+        // Bob's teleport did not make Ann's region one "the avatar left".
+        if is_ann {
+            assert!(
+                !rec.notes
+                    .iter()
+                    .any(|n| n.contains("region the avatar left")),
+                "{rec:#?}"
+            );
+        }
+    }
+    assert!(env.records.values().any(|rec| {
+        rec.agent.as_deref() == Some("Ann Tester")
+            && rec
+                .request
+                .as_ref()
+                .and_then(|q| q.client_url.as_deref())
+                .is_some_and(|c| ann_inventory.ends_with(c))
+    }));
+    drop((ann_run, bob_run));
+}

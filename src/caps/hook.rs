@@ -363,6 +363,12 @@ impl Inner {
                 rw.cap = Some(LOGIN_CAP.to_owned());
                 rw.kind = Some(Kind::Login);
                 rw.notes = login::login_notes(request.as_ref(), &grid, &reply);
+                rw.agent = reply.agent().or_else(|| {
+                    request
+                        .as_ref()
+                        .filter(|q| q.first.is_some() || q.username.is_some())
+                        .map(login::LoginRequest::who)
+                });
                 rw.notes.push(format!("{form} login"));
                 rw.notes.extend(out.notes);
                 rw.body = out.body;
@@ -475,6 +481,7 @@ impl Hook for CapsHook {
                 }
                 d.cap = Some(found.name);
                 d.region = found.region_label;
+                d.agent = found.agent;
                 d
             }
         }
@@ -657,6 +664,7 @@ impl Hook for CapsHook {
             queue: normalize_url(&found.upstream),
             region: found.region,
             region_label: found.region_label.clone(),
+            agent: found.agent.clone(),
             record_id: head.record_id,
             client: head.client.to_string(),
             action: inner.action(&head),
@@ -734,6 +742,7 @@ struct PollContext {
     queue: String,
     region: Option<super::RegionId>,
     region_label: Option<String>,
+    agent: Option<String>,
     record_id: u64,
     client: String,
     action: Action,
@@ -921,6 +930,7 @@ impl Inner {
                 record.parent = Some(ctx.record_id);
                 record.cap = Some(EVENT_QUEUE_CAP.to_owned());
                 record.region = ctx.region_label.clone();
+                record.agent = ctx.agent.clone();
                 record.notes = event.notes;
                 record.event = Some(EventInfo {
                     message: event.message,

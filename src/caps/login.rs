@@ -78,6 +78,17 @@ impl LoginReply {
         Some(handle_from_metres(self.region_x?, self.region_y?))
     }
 
+    /// The agent in words, for records: `First Last` as the reply names them (Second Life and
+    /// OpenSim quote the first name), else the agent id.
+    pub fn agent(&self) -> Option<String> {
+        let unquote = |s: &String| s.trim().trim_matches('"').trim().to_owned();
+        match (&self.first_name, &self.last_name) {
+            (Some(f), Some(l)) => Some(format!("{} {}", unquote(f), unquote(l))),
+            (Some(f), None) => Some(unquote(f)),
+            _ => self.agent_id.clone(),
+        }
+    }
+
     /// The simulator's UDP address, `ip:port`.
     pub fn sim_udp(&self) -> Option<String> {
         Some(format!("{}:{}", self.sim_ip.as_ref()?, self.sim_port?))
@@ -221,6 +232,7 @@ pub(crate) fn learn_reply(
     if let Some(seed) = seed {
         let udp = reply.sim_udp();
         let region = registry.add_region(&seed, reply.handle(), udp.as_deref());
+        registry.set_region_agent(region, reply.agent().as_deref());
         registry.enter_region(region);
         reply.region = Some(region);
         notes.push(format!(

@@ -62,6 +62,9 @@ pub struct Region {
     pub granted_us: i64,
     /// Whether the avatar left this region (teleport or crossing away). Its caps are kept.
     pub left: bool,
+    /// The agent whose seed this is (`First Last` from the login), when known. Seeds are per agent,
+    /// so two viewers on one capscope never share a region entry.
+    pub agent: Option<String>,
 }
 
 impl Region {
@@ -114,6 +117,8 @@ pub struct Found {
     pub region_label: Option<String>,
     /// Whether the avatar left the cap's region.
     pub region_left: bool,
+    /// The agent the cap's region belongs to.
+    pub agent: Option<String>,
     /// The upstream URL of the cap itself (a request may extend it with a path or query).
     pub upstream: String,
 }
@@ -131,7 +136,10 @@ pub struct Registry {
     cap_by_token: HashMap<String, CapId>,
     /// Simulator UDP `ip:port` -> region handle, from EnableSimulator and the login reply.
     sims: HashMap<String, u64>,
-    current: Option<RegionId>,
+    /// The region each agent is in (`None`: an agent capscope could not name).
+    current: HashMap<Option<String>, RegionId>,
+    /// The region entered last, by any agent.
+    last_entered: Option<RegionId>,
 }
 
 impl Registry {
@@ -175,6 +183,7 @@ impl Registry {
                     sim_udp: None,
                     granted_us: now_us(),
                     left: false,
+                    agent: None,
                 });
                 self.region_by_seed.insert(key, id);
                 id
@@ -212,10 +221,27 @@ impl Registry {
         }
     }
 
-    /// The avatar is now in `region` (login, teleport, crossing): the region it was in before, if any
-    /// and different, is marked left.
+    /// Names the agent a region's seed belongs to (the login's, or inherited by a seed an event of
+    /// that agent's queue carried). A region already named keeps its agent.
+    pub fn set_region_agent(&mut self, region: RegionId, agent: Option<&str>) {
+        if let (Some(r), Some(agent)) = (self.regions.get_mut(region.0), agent) {
+            if r.agent.is_none() {
+                r.agent = Some(agent.to_owned());
+            }
+        }
+    }
+
+    /// The agent a region belongs to.
+    pub fn region_agent(&self, region: RegionId) -> Option<&str> {
+        self.regions.get(region.0).and_then(|r| r.agent.as_deref())
+    }
+
+    /// The avatar of `region`'s agent is now in `region` (login, teleport, crossing): the region that
+    /// agent was in before, if any and different, is marked left. Other agents' regions are not
+    /// touched.
     pub fn enter_region(&mut self, region: RegionId) {
-        if let Some(previous) = self.current {
+        let agent = self.regions.get(region.0).and_then(|r| r.agent.clone());
+        if let Some(&previous) = self.current.get(&agent) {
             if previous != region {
                 if let Some(r) = self.regions.get_mut(previous.0) {
                     r.left = true;
@@ -225,7 +251,8 @@ impl Registry {
         if let Some(r) = self.regions.get_mut(region.0) {
             r.left = false;
         }
-        self.current = Some(region);
+        self.current.insert(agent, region);
+        self.last_entered = Some(region);
     }
 
     /// Marks a region left (the avatar moved away from it); its caps are kept.
@@ -233,14 +260,21 @@ impl Registry {
         if let Some(r) = self.regions.get_mut(region.0) {
             r.left = true;
         }
-        if self.current == Some(region) {
-            self.current = None;
+        self.current.retain(|_, r| *r != region);
+        if self.last_entered == Some(region) {
+            self.last_entered = None;
         }
     }
 
-    /// The region the avatar is in, as far as capscope knows.
+    /// The region the avatar entered last (with one agent: the region it is in), as far as capscope
+    /// knows.
     pub fn current_region(&self) -> Option<RegionId> {
-        self.current
+        self.last_entered
+    }
+
+    /// The region `agent` is in, as far as capscope knows.
+    pub fn current_region_of(&self, agent: Option<&str>) -> Option<RegionId> {
+        self.current.get(&agent.map(str::to_owned)).copied()
     }
 
     /// Registers a cap granted to `region` (or updates it: the same upstream URL is one cap, and the
@@ -425,6 +459,10 @@ impl Registry {
                 .region
                 .and_then(|r| self.region(r))
                 .is_some_and(|r| r.left),
+            agent: cap
+                .region
+                .and_then(|r| self.region(r))
+                .and_then(|r| r.agent.clone()),
             upstream: cap.upstream.clone(),
         }
     }

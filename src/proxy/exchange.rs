@@ -201,6 +201,7 @@ fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
     });
     r.cap = decision.cap.clone();
     r.region = decision.region.clone();
+    r.agent = decision.agent.clone();
     r.notes = decision.notes.clone();
     r
 }
@@ -446,6 +447,9 @@ async fn forward(
         }
         if let Some(kind) = rw.kind {
             r.kind = kind;
+        }
+        if rw.agent.is_some() {
+            r.agent = rw.agent;
         }
     });
     exchange.finish(None);

@@ -76,6 +76,8 @@ pub struct Decision {
     pub cap: Option<String>,
     /// The region the cap belongs to, for the record.
     pub region: Option<String>,
+    /// The agent the request belongs to, for the record.
+    pub agent: Option<String>,
     /// Notes for the record.
     pub notes: Vec<String>,
     /// What the record is: [`Kind::Http`] unless the hook knows better (a login).
@@ -98,6 +100,7 @@ impl Decision {
             kind: Kind::Http,
             cap: None,
             region: None,
+            agent: None,
             notes: Vec::new(),
             rewrite_response: false,
         }
@@ -116,6 +119,8 @@ pub struct Rewrite {
     pub cap: Option<String>,
     /// A record kind learnt only from the body (a login reply seen in HTTP proxy mode).
     pub kind: Option<Kind>,
+    /// The agent learnt only from the body (a login reply names who logged in).
+    pub agent: Option<String>,
 }
 
 /// What [`Hook::handle`] returns.
