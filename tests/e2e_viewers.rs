@@ -27,6 +27,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 struct Env {
     grid: MockGridHandle,
+    ca: Arc<CertificateAuthority>,
+    proxy_addr: std::net::SocketAddr,
     _proxy: ProxyHandle,
     proxy_base: String,
     viewer: Viewer,
@@ -114,6 +116,8 @@ async fn setup(
     viewer(&mut viewer_config);
     Env {
         grid,
+        ca,
+        proxy_addr: addr,
         _proxy: proxy,
         proxy_base,
         viewer: Viewer::new(viewer_config).unwrap(),
@@ -362,4 +366,140 @@ async fn two_agents_through_one_capscope_are_told_apart() {
                 .is_some_and(|c| ann_inventory.ends_with(c))
     }));
     drop((ann_run, bob_run));
+}
+
+// WebSocket through capscope in HTTP proxy mode: over plain HTTP and inside an intercepted TLS tunnel.
+
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// Reads an HTTP response head (up to the blank line) from `io`.
+async fn read_head<I: tokio::io::AsyncRead + Unpin>(io: &mut I) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        io.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+        assert!(head.len() < 16 * 1024, "head too long");
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Handshake, one text message echoed, close: returns the echoed text.
+async fn websocket_session<I>(io: &mut I, target: &str, host: &str) -> String
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    io.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(io).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // The grid's own accept value (RFC 6455's example key) came through untouched.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    let text = b"hello through capscope";
+    let mask = [7u8, 1, 9, 3];
+    let mut frame = vec![0x81, 0x80 | text.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    io.write_all(&frame).await.unwrap();
+    let mut h = [0u8; 2];
+    io.read_exact(&mut h).await.unwrap();
+    assert_eq!(h[0], 0x81);
+    let mut echoed = vec![0u8; usize::from(h[1] & 0x7f)];
+    io.read_exact(&mut echoed).await.unwrap();
+    // Close, and the echo's close.
+    io.write_all(&[0x88, 0x80, 0, 0, 0, 0]).await.unwrap();
+    let mut close = [0u8; 2];
+    io.read_exact(&mut close).await.unwrap();
+    assert_eq!(close[0], 0x88);
+    String::from_utf8(echoed).unwrap()
+}
+
+async fn wait_for_websocket_record(env: &mut Env) {
+    env.wait_for("the WebSocket record, closed with its counts", |r| {
+        r.values().any(|rec| {
+            rec.state == State::Done
+                && rec.response.as_ref().is_some_and(|resp| resp.status == 101)
+                && rec
+                    .tunnel
+                    .as_ref()
+                    .is_some_and(|t| t.bytes_up > 0 && t.bytes_down > 0)
+                && rec
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("1 messages up, 1 down"))
+                && rec
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("up: text \"hello through capscope\""))
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_websocket_over_plain_http_is_relayed_both_ways_and_recorded() {
+    let mut env = setup(TestMode::HttpProxy, MockGridConfig::for_tests(), |_| {}).await;
+    let login = env.grid.login_url.trim_end_matches('/').to_owned();
+    let host = login.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(env.proxy_addr)
+        .await
+        .unwrap();
+    let echoed = websocket_session(&mut tcp, &format!("{login}/ws"), &host).await;
+    assert_eq!(echoed, "hello through capscope");
+    drop(tcp);
+    wait_for_websocket_record(&mut env).await;
+}
+
+#[tokio::test]
+async fn a_websocket_inside_an_intercepted_tls_tunnel_is_relayed_and_recorded() {
+    use tokio::io::AsyncWriteExt;
+    let mut env = setup(TestMode::HttpProxy, MockGridConfig::for_tests(), |_| {}).await;
+    let region = env.grid.regions[0]
+        .base_url
+        .trim_start_matches("https://")
+        .to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(env.proxy_addr)
+        .await
+        .unwrap();
+    tcp.write_all(format!("CONNECT {region} HTTP/1.1\r\nHost: {region}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(env.ca.cert_pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let echoed = websocket_session(&mut tls, "/ws", &region).await;
+    assert_eq!(echoed, "hello through capscope");
+    // Gone without close_notify, as clients often go: still a clean end of the relay.
+    drop(tls);
+    wait_for_websocket_record(&mut env).await;
+}
+
+#[test]
+fn the_mock_grids_websocket_accept_follows_rfc_6455() {
+    assert_eq!(
+        capscope::mockgrid::websocket_accept(WS_KEY),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
 }

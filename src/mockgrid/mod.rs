@@ -23,6 +23,8 @@ mod state;
 mod tls;
 pub mod viewer;
 
+pub use server::{websocket_accept, WEBSOCKET_PATH};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -70,14 +70,22 @@ pub async fn serve(
                         let result = match tls {
                             Some(acceptor) => match acceptor.accept(stream).await {
                                 Ok(tls_stream) => {
-                                    builder.serve_connection(TokioIo::new(tls_stream), service).await
+                                    builder
+                                        .serve_connection(TokioIo::new(tls_stream), service)
+                                        .with_upgrades()
+                                        .await
                                 }
                                 Err(e) => {
                                     tracing::debug!(%peer, "mock grid TLS handshake failed: {e}");
                                     return;
                                 }
                             },
-                            None => builder.serve_connection(TokioIo::new(stream), service).await,
+                            None => {
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .with_upgrades()
+                                    .await
+                            }
                         };
                         if let Err(e) = result {
                             tracing::debug!(%peer, "mock grid connection ended: {e}");
@@ -148,6 +156,9 @@ async fn handle(
     region: Option<usize>,
     req: Request<Incoming>,
 ) -> Response<GridBody> {
+    if req.uri().path() == WEBSOCKET_PATH {
+        return websocket_echo(req);
+    }
     let (parts, body) = req.into_parts();
     let body = match read_body(body).await {
         Ok(b) => b,
@@ -164,6 +175,112 @@ async fn handle(
                 Some(entry) => cap(&grid, entry, &parts, body).await,
                 None => not_found(),
             }
+        }
+    }
+}
+
+/// Where every server of the grid (login and regions) answers a WebSocket that echoes each message
+/// back, as the web pages the viewer's built-in browser shows may open.
+pub const WEBSOCKET_PATH: &str = "/ws";
+
+/// The GUID RFC 6455 appends to the client's key before hashing it into `Sec-WebSocket-Accept`.
+const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+pub fn websocket_accept(key: &str) -> String {
+    use base64::Engine as _;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        format!("{}{WEBSOCKET_GUID}", key.trim()).as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// Answers a WebSocket handshake with 101 and echoes every data frame back unmasked until a close.
+fn websocket_echo(mut req: Request<Incoming>) -> Response<GridBody> {
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let upgrade = req
+        .headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = key.filter(|_| upgrade) else {
+        return bad_request("a WebSocket endpoint: send an Upgrade: websocket handshake\n".into());
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        if let Err(e) = echo_frames(&mut io).await {
+            tracing::debug!("mock grid WebSocket ended: {e}");
+        }
+    });
+    let mut response = reply(StatusCode::SWITCHING_PROTOCOLS, "", Bytes::new());
+    let h = response.headers_mut();
+    h.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&websocket_accept(&key)) {
+        h.insert("sec-websocket-accept", v);
+    }
+    response
+}
+
+/// The largest WebSocket frame the echo reads.
+const MAX_WEBSOCKET_FRAME: u64 = 1024 * 1024;
+
+/// Reads client frames (masked) and writes each data frame back unmasked; answers a close with a close.
+async fn echo_frames<I>(io: &mut I) -> std::io::Result<()>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let mut h = [0u8; 2];
+        io.read_exact(&mut h).await?;
+        let opcode = h[0] & 0x0f;
+        let len = match h[1] & 0x7f {
+            126 => u64::from(io.read_u16().await?),
+            127 => io.read_u64().await?,
+            n => u64::from(n),
+        };
+        if len > MAX_WEBSOCKET_FRAME {
+            return Err(std::io::Error::other("frame too large for the mock grid"));
+        }
+        let mut mask = [0u8; 4];
+        if h[1] & 0x80 != 0 {
+            io.read_exact(&mut mask).await?;
+        }
+        let mut payload = vec![0u8; len as usize];
+        io.read_exact(&mut payload).await?;
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= mask[i % 4];
+        }
+        let mut out = vec![h[0]];
+        match payload.len() {
+            n if n < 126 => out.push(n as u8),
+            n if n <= 0xffff => {
+                out.push(126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&payload);
+        io.write_all(&out).await?;
+        if opcode == 8 {
+            io.shutdown().await?;
+            return Ok(());
         }
     }
 }
