@@ -453,6 +453,18 @@ async fn cap(
                 lite::to_binary(&bodies::object_cost(&ids)),
             )
         }
+        // Asked to redirect: a 302 elsewhere on this host under the same cap, as an asset service
+        // that moved a texture would answer.
+        CapKind::ViewerAsset if query.split('&').any(|kv| kv == "redirect=1") => {
+            let kept: Vec<&str> = query.split('&').filter(|kv| *kv != "redirect=1").collect();
+            let cap_root = parts.uri.path().trim_end_matches('/');
+            let location = format!("{cap_root}/moved?{}", kept.join("&"));
+            let mut response = reply(StatusCode::FOUND, "text/plain", "moved\n");
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(http::header::LOCATION, v);
+            }
+            response
+        }
         CapKind::ViewerAsset => asset(grid.config.asset_size, query),
         CapKind::NewFileAgentInventory => {
             let uploader = grid.uploader(entry.session, entry.region);

@@ -795,6 +795,40 @@ impl Viewer {
         Ok(reply.body)
     }
 
+    /// ViewerAsset asked to redirect (`&redirect=1`): the grid answers 302 with a `Location` elsewhere
+    /// on its host, which the viewer follows as libcurl does. Returns the body.
+    pub async fn asset_redirected(&self, texture: Uuid) -> Result<Bytes, ViewerError> {
+        let base = self.cap("ViewerAsset")?;
+        let url = format!("{base}?texture_id={texture}&redirect=1");
+        let reply = self.send(Method::GET, &url, None, Bytes::new()).await?;
+        if !reply.status.is_redirection() {
+            return Err(ViewerError::Status {
+                what: "ViewerAsset (redirect)",
+                url,
+                status: reply.status,
+            });
+        }
+        let location = reply
+            .header("location")
+            .ok_or(ViewerError::Missing {
+                what: "the ViewerAsset redirect",
+                field: "Location",
+            })?
+            .to_owned();
+        let next = resolve_against(&url, &location);
+        self.learn(&next);
+        let reply = self.send(Method::GET, &next, None, Bytes::new()).await?;
+        if !reply.status.is_success() {
+            return Err(ViewerError::Status {
+                what: "ViewerAsset (redirected)",
+                url: next,
+                status: reply.status,
+            });
+        }
+        self.step_done("ViewerAsset redirect");
+        Ok(reply.body)
+    }
+
     /// NewFileAgentInventory, then the uploader it hands out; returns the new asset id and the
     /// uploader URL used.
     pub async fn upload(&self) -> Result<(Uuid, String), ViewerError> {
@@ -863,6 +897,7 @@ impl Viewer {
             self.simulator_features().await.map(drop),
             self.object_cost(&ids).await.map(drop),
             self.asset(random_uuid()).await.map(drop),
+            self.asset_redirected(random_uuid()).await.map(drop),
             self.upload().await.map(drop),
         ];
         let mut failed = 0;
@@ -887,6 +922,16 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.poller.abort();
     }
+}
+
+/// A `Location` made absolute against the URL that answered it (absolute or absolute-path forms).
+fn resolve_against(url: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_owned();
+    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    format!("{scheme}://{authority}{location}")
 }
 
 /// A FetchInventoryDescendents2 request body for one folder.
