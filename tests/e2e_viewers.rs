@@ -503,3 +503,66 @@ fn the_mock_grids_websocket_accept_follows_rfc_6455() {
         "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     );
 }
+
+/// A teleport to a region on another host (as a Hypergrid jump lands on another grid's simulator):
+/// its seed comes only in `TeleportFinish`, and its caps are still reached through capscope (login
+/// mode) and named (both modes).
+async fn teleport_to_another_host(mode: TestMode) {
+    let grid_config = MockGridConfig {
+        other_host_region: true,
+        ..MockGridConfig::for_tests()
+    };
+    let mut env = setup(mode, grid_config, |_| {}).await;
+    let far = env.grid.regions[2].base_url.clone();
+    assert!(far.starts_with("https://localhost:"), "{far}");
+    let running = env.viewer.start().await.unwrap();
+    env.grid.trigger_teleport(2).unwrap();
+    assert!(
+        env.viewer
+            .wait_until(WAIT, |j| j.region_switches.len() == 1)
+            .await,
+        "{:?}",
+        env.viewer.journal()
+    );
+    assert_eq!(
+        env.viewer
+            .activity_round(running.login.inventory_root)
+            .await,
+        0,
+        "{:?}",
+        env.viewer.journal().errors
+    );
+    let j = env.viewer.journal();
+    if mode == TestMode::Login {
+        assert_only_capscope_urls(&j, &env.proxy_base);
+    } else {
+        assert!(j.caps.values().all(|u| u.starts_with(&far)), "{:?}", j.caps);
+    }
+    let port = far.rsplit(':').next().unwrap().to_owned();
+    env.wait_for("caps of the far region, named, with its region", |r| {
+        r.values().any(|rec| {
+            rec.state == State::Done
+                && rec.cap.as_deref() == Some("FetchInventoryDescendents2")
+                && rec
+                    .request
+                    .as_ref()
+                    .is_some_and(|q| q.url.starts_with(&far))
+                && rec
+                    .region
+                    .as_deref()
+                    .is_some_and(|reg| reg.contains(&format!("localhost:{port}")))
+        })
+    })
+    .await;
+    drop(running);
+}
+
+#[tokio::test]
+async fn a_teleport_to_another_host_stays_behind_capscope_in_login_mode() {
+    teleport_to_another_host(TestMode::Login).await;
+}
+
+#[tokio::test]
+async fn a_teleport_to_another_host_is_named_in_http_proxy_mode() {
+    teleport_to_another_host(TestMode::HttpProxy).await;
+}

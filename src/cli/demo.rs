@@ -143,6 +143,7 @@ pub async fn session(
             eq_hold: seconds("eq-hold", args.eq_hold)?,
             login_redirect: true,
             mfa_token: Some(DEMO_MFA_TOKEN.to_owned()),
+            other_host_region: true,
             ..MockGridConfig::default()
         })
         .await
