@@ -527,4 +527,16 @@ mod tests {
             "UTF-8 bodies are stored as text: {json}"
         );
     }
+
+    #[test]
+    fn the_agent_round_trips_and_older_records_read_without_it() {
+        let mut r = Record::new(8, Kind::Login);
+        r.agent = Some("Ann Resident".into());
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"agent\":\"Ann Resident\""), "{json}");
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), r);
+        let old = json.replace(",\"agent\":\"Ann Resident\"", "");
+        assert!(!old.contains("agent"), "{old}");
+        assert_eq!(serde_json::from_str::<Record>(&old).unwrap().agent, None);
+    }
 }
