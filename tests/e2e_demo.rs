@@ -123,4 +123,10 @@ async fn demo_in_login_mode_with_an_llsd_login_shows_a_whole_session() {
 async fn demo_in_http_proxy_mode_shows_a_whole_session() {
     let (summary, text) = run_demo("proxy", "llsd").await;
     check(&summary, &text);
+    // The built-in browser's page opened a WebSocket through capscope each round.
+    assert_eq!(
+        summary.records_by_cap.get(demo::WEBSOCKET_TALLY),
+        Some(&4),
+        "{summary:?}"
+    );
 }

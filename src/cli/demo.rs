@@ -76,6 +76,9 @@ pub enum DemoLogin {
     Llsd,
 }
 
+/// How the demo's summary counts WebSocket records (they belong to no cap).
+pub const WEBSOCKET_TALLY: &str = "(WebSocket)";
+
 /// The MFA code the demo's grid asks for and its viewer gives.
 const DEMO_MFA_TOKEN: &str = "123456";
 
@@ -253,6 +256,12 @@ fn start_viewer(
         DemoMode::Proxy => {
             let mut c = ViewerConfig::new(grid.login_url.clone(), ca_pem);
             c.http_proxy = Some(s.addr);
+            // The built-in browser uses the same proxy: a page's WebSocket goes through capscope.
+            c.web_socket = Some(format!(
+                "{}{}",
+                grid.login_url.trim_end_matches('/'),
+                crate::mockgrid::WEBSOCKET_PATH
+            ));
             c
         }
     };
@@ -349,7 +358,12 @@ async fn tally(
             match (&r.kind, &r.event) {
                 (Kind::Event, Some(e)) => *by_event.entry(e.message.clone()).or_insert(0) += 1,
                 (Kind::Http | Kind::Login, _) => {
-                    let cap = r.cap.clone().unwrap_or_else(|| "-".to_owned());
+                    // Web traffic has no cap; a web page's WebSocket is still worth a line.
+                    let upgraded = r.response.as_ref().is_some_and(|resp| resp.status == 101);
+                    let cap = r
+                        .cap
+                        .clone()
+                        .unwrap_or_else(|| if upgraded { WEBSOCKET_TALLY } else { "-" }.to_owned());
                     *by_cap.entry(cap).or_insert(0) += 1;
                 }
                 _ => {}

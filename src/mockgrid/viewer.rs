@@ -94,6 +94,9 @@ pub struct ViewerConfig {
     pub grid_info: bool,
     /// The code to answer an MFA challenge with.
     pub mfa_token: Option<String>,
+    /// A WebSocket URL a web page in the built-in browser opens once per activity round (it uses the
+    /// viewer's proxy settings, as CEF does). `None`: no web page.
+    pub web_socket: Option<String>,
 }
 
 impl ViewerConfig {
@@ -111,6 +114,7 @@ impl ViewerConfig {
             login_form: LoginForm::XmlRpc,
             grid_info: false,
             mfa_token: None,
+            web_socket: None,
         }
     }
 }
@@ -829,6 +833,29 @@ impl Viewer {
         Ok(reply.body)
     }
 
+    /// A web page's WebSocket: one text message echoed, then closed. Returns the echo.
+    pub async fn web_page_socket(&self, url: &str) -> Result<String, ViewerError> {
+        const TEXT: &str = "hello from the built-in browser";
+        let result = self.client.websocket_echo(url, TEXT).await;
+        let status = result.as_ref().ok().map(|_| 101);
+        self.update(|j| {
+            j.requests.push(Requested {
+                method: "GET".to_owned(),
+                url: url.to_owned(),
+                status,
+            })
+        });
+        let echoed = result?;
+        if echoed != TEXT {
+            return Err(ViewerError::Unexpected {
+                cap: "WebSocket",
+                why: format!("the echo was {echoed:?}"),
+            });
+        }
+        self.step_done("WebSocket");
+        Ok(echoed)
+    }
+
     /// NewFileAgentInventory, then the uploader it hands out; returns the new asset id and the
     /// uploader URL used.
     pub async fn upload(&self) -> Result<(Uuid, String), ViewerError> {
@@ -900,6 +927,10 @@ impl Viewer {
             self.asset_redirected(random_uuid()).await.map(drop),
             self.upload().await.map(drop),
         ];
+        let mut results = results;
+        if let Some(url) = self.config.web_socket.clone() {
+            results.push(self.web_page_socket(&url).await.map(drop));
+        }
         let mut failed = 0;
         for r in results {
             if let Err(e) = r {
