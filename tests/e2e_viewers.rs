@@ -432,10 +432,7 @@ async fn wait_for_websocket_record(env: &mut Env) {
                     .tunnel
                     .as_ref()
                     .is_some_and(|t| t.bytes_up > 0 && t.bytes_down > 0)
-                && rec
-                    .notes
-                    .iter()
-                    .any(|n| n.contains("1 messages up, 1 down"))
+                && rec.notes.iter().any(|n| n.contains("1 message up, 1 down"))
                 && rec
                     .notes
                     .iter()

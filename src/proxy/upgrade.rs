@@ -165,8 +165,9 @@ fn finish(exchange: &Exchange, target: &str, protocol: &str, meters: &Meters) {
             meters.bytes.0, meters.bytes.1
         );
         if let (Some(up), Some(down)) = (&meters.up, &meters.down) {
+            let plural = if up.messages == 1 { "" } else { "s" };
             note.push_str(&format!(
-                "; {} messages up, {} down",
+                "; {} message{plural} up, {} down",
                 up.messages, down.messages
             ));
         }
