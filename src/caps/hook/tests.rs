@@ -10,9 +10,12 @@ use tokio::sync::{oneshot, Notify};
 
 use super::*;
 use crate::caps::fields::handle_from_metres;
+use crate::llsd::Format;
 use crate::llsd::{Map, Value};
+use crate::proxy::hook::UpstreamError;
 use crate::proxy::hook::{BoxFuture, SendUpstream};
 use crate::record::Received;
+use http::header::CONTENT_ENCODING;
 
 const BASE: &str = "http://127.0.0.1:8080";
 const GRID: &str = "http://127.0.0.1:9000/";
