@@ -303,7 +303,12 @@ pub fn rewrite_events(
             registry.enter_region(region);
         }
         if action == Action::Rewrite {
-            let cap = registry.grant("Seed", &grant.url, Some(region), super::CapKind::Normal);
+            let cap = registry.grant(
+                super::registry::SEED_CAP,
+                &grant.url,
+                Some(region),
+                super::CapKind::Normal,
+            );
             let edit = Edit {
                 old: grant.url.clone(),
                 new: registry.proxy_url(cap),

@@ -30,7 +30,7 @@ use super::event_queue::{QueueState, EVENT_QUEUE_CAP};
 use super::grid_info::{self, GRID_INFO_PATH};
 use super::login::{self, LOGIN_CAP};
 use super::login_llsd;
-use super::registry::{self, normalize_url, Found, Registry};
+use super::registry::{self, normalize_url, Found, Registry, SEED_CAP};
 use super::seed::{self, is_upload_cap};
 use super::{Action, CapsError};
 use crate::llsd;
@@ -459,7 +459,7 @@ impl Hook for CapsHook {
                 };
                 let mut d = Decision::route(route);
                 // Uploaders themselves are not read: their requests carry the (large) upload.
-                d.rewrite_response = found.name == "Seed"
+                d.rewrite_response = found.name == SEED_CAP
                     || found.name == LOGIN_CAP
                     || (is_upload_cap(&found.name) && found.kind != super::CapKind::Temporary);
                 if found.name == LOGIN_CAP {
@@ -549,7 +549,7 @@ impl Hook for CapsHook {
                 inner.rewrite_login(head, true, request_body, status, headers, body)
             }
             Target::Cap { found, .. } if status.is_success() => {
-                let seed = found.name == "Seed";
+                let seed = found.name == SEED_CAP;
                 let what = if seed {
                     "seed response"
                 } else {
@@ -671,7 +671,7 @@ impl Inner {
         Rewrite {
             body: None,
             notes,
-            cap: Some("Seed".to_owned()),
+            cap: Some(SEED_CAP.to_owned()),
             ..Rewrite::default()
         }
     }

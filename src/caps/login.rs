@@ -240,7 +240,12 @@ pub(crate) fn learn_reply(
             region_words(registry, region)
         ));
         if action == Action::Rewrite {
-            let cap = registry.grant("Seed", &seed, Some(region), CapKind::Normal);
+            let cap = registry.grant(
+                super::registry::SEED_CAP,
+                &seed,
+                Some(region),
+                CapKind::Normal,
+            );
             let proxy = registry.proxy_url(cap);
             notes.push(format!("rewrote seed_capability -> {proxy}"));
             proxied.seed = Some(proxy);

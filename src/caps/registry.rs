@@ -44,6 +44,9 @@ impl fmt::Display for CapKind {
     }
 }
 
+/// The name every seed capability is registered under.
+pub const SEED_CAP: &str = "Seed";
+
 /// One region the avatar had caps for: one seed capability.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Region {
@@ -199,7 +202,7 @@ impl Registry {
         if let (Some(h), Some(udp)) = (region.handle, region.sim_udp.clone()) {
             self.sims.insert(udp, h);
         }
-        self.grant("Seed", seed_url, Some(id), CapKind::Normal);
+        self.grant(SEED_CAP, seed_url, Some(id), CapKind::Normal);
         id
     }
 
@@ -291,7 +294,7 @@ impl Registry {
             let cap = &mut self.caps[id.0];
             // A seed also granted under another name keeps the name "Seed" visible: it is the
             // stronger fact.
-            if cap.name != "Seed" {
+            if cap.name != SEED_CAP {
                 cap.name = name.to_owned();
             }
             if region.is_some() {
