@@ -202,6 +202,9 @@ async fn llsd_login(mode: TestMode) {
             l.cap.as_deref() == Some("login")
                 && l.notes.iter().any(|n| n.contains("LLSD login"))
                 && l.notes.iter().any(|n| n.contains("succeeded"))
+                && l.region
+                    .as_deref()
+                    .is_some_and(|r| r.contains("(1000, 1000)"))
         });
         let named = r.values().any(|rec| {
             rec.cap.as_deref() == Some("FetchInventoryDescendents2")

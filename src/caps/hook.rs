@@ -357,6 +357,7 @@ impl Inner {
                 rw.cap = Some(LOGIN_CAP.to_owned());
                 rw.kind = Some(Kind::Login);
                 rw.notes = login::login_notes(request.as_ref(), &grid, &reply);
+                rw.region = reply.region.and_then(|r| self.registry().region_label(r));
                 rw.agent = reply.agent().or_else(|| {
                     request
                         .as_ref()

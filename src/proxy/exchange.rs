@@ -455,6 +455,9 @@ async fn forward(
         if rw.agent.is_some() {
             r.agent = rw.agent;
         }
+        if rw.region.is_some() {
+            r.region = rw.region;
+        }
     });
     exchange.finish(None);
     Response::from_parts(parts, ProxyBody::full(sent))

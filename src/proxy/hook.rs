@@ -121,6 +121,8 @@ pub struct Rewrite {
     pub kind: Option<Kind>,
     /// The agent learnt only from the body (a login reply names who logged in).
     pub agent: Option<String>,
+    /// The region learnt only from the body (the region a login lands in).
+    pub region: Option<String>,
 }
 
 /// What [`Hook::handle`] returns.
