@@ -23,7 +23,7 @@ impl Write for Captured {
     }
 }
 
-async fn run_demo(mode: &str) -> (demo::Summary, String) {
+async fn run_demo(mode: &str, login: &str) -> (demo::Summary, String) {
     let dir = tempfile::tempdir().unwrap();
     let ca_dir = dir.path().join("ca");
     let cli = Cli::parse_from([
@@ -42,6 +42,8 @@ async fn run_demo(mode: &str) -> (demo::Summary, String) {
         "0",
         "--eq-hold",
         "2",
+        "--login",
+        login,
     ]);
     let Command::Demo(args) = cli.command else {
         panic!("`capscope demo` parses as the demo command")
@@ -62,6 +64,7 @@ fn check(summary: &demo::Summary, text: &str) {
         "a teleport and a crossing: {text}"
     );
     for cap in [
+        "get_grid_info",
         "login",
         "Seed",
         "EventQueueGet",
@@ -104,12 +107,26 @@ fn check(summary: &demo::Summary, text: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_in_login_mode_shows_a_whole_session() {
-    let (summary, text) = run_demo("login").await;
+    let (summary, text) = run_demo("login", "xmlrpc").await;
     check(&summary, &text);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn demo_in_http_proxy_mode_shows_a_whole_session() {
-    let (summary, text) = run_demo("proxy").await;
+async fn demo_in_login_mode_with_an_llsd_login_shows_a_whole_session() {
+    let (summary, text) = run_demo("login", "llsd").await;
     check(&summary, &text);
+    // The redirect, the MFA challenge and the way in.
+    assert_eq!(summary.records_by_cap.get("login"), Some(&3), "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_in_http_proxy_mode_shows_a_whole_session() {
+    let (summary, text) = run_demo("proxy", "llsd").await;
+    check(&summary, &text);
+    // The built-in browser's page opened a WebSocket through capscope each round.
+    assert_eq!(
+        summary.records_by_cap.get(demo::WEBSOCKET_TALLY),
+        Some(&4),
+        "{summary:?}"
+    );
 }

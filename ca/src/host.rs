@@ -12,8 +12,8 @@ pub const MAX_DNS_NAME_LEN: usize = 253;
 /// A host a leaf certificate is minted for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
-    /// A DNS name without a trailing dot, letter case kept as given: the Second Life viewer
-    /// compares the host with the certificate's common name case-sensitively.
+    /// A DNS name without a trailing dot, letter case kept as given (harmless: clients match the SAN
+    /// case-insensitively, and the viewer's own case-sensitive CN check is off, see lib.rs).
     Dns(String),
     /// An IPv4 or IPv6 address (OpenSim grids are often reached by bare address).
     Ip(IpAddr),
@@ -21,9 +21,8 @@ pub enum Host {
 
 impl Host {
     /// Parses what a client sent as SNI or as the CONNECT host: a DNS name, an IPv4 address, an
-    /// IPv6 address with or without `[...]`. A trailing dot is dropped; letter case is kept (the
-    /// viewer compares names case-sensitively, so `Grid.Example` and `grid.example` get separate
-    /// certificates). Ports are rejected: pass the bare host.
+    /// IPv6 address with or without `[...]`. A trailing dot is dropped; letter case is kept
+    /// (`Grid.Example` and `grid.example` get separate certificates, each valid for both). Ports are rejected: pass the bare host.
     pub fn parse(raw: &str) -> Result<Host, HostProblem> {
         let trimmed = raw.trim();
         let unbracketed = trimmed

@@ -4,9 +4,11 @@
 //! Owns: the CA's files (`files`), host name parsing (`host`), certificate contents and TLS server
 //! settings (`authority`), the per-host cache (`cache`). Knows nothing of HTTP or of the proxy:
 //! the proxy peeks the ClientHello and calls [`CertificateAuthority::server_config`] with the SNI
-//! (or CONNECT) host. Prefer the CONNECT host when there is one: clients send no SNI for IP
-//! addresses, rustls lower-cases the SNI it reports, and the Second Life viewer compares its host
-//! with the leaf's common name case-sensitively.
+//! host, else (no SNI: clients send none for IP addresses) the CONNECT host. The SNI is the name the
+//! client will check the leaf against. The Second Life viewer's own common-name check is switched off
+//! for its HTTP traffic (secondlife/viewer indra/newview/llappcorehttp.cpp, `sslVerify`: "Let libcurl
+//! do it"), and libcurl/OpenSSL match the SAN case-insensitively, so the lower-cased SNI rustls
+//! reports is as good as the host's own spelling.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), capscope_ca::CaError> {

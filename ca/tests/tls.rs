@@ -253,12 +253,15 @@ fn the_proxy_flow_peeks_the_client_hello_then_picks_the_config() {
             .map_err(|(e, _)| e)
             .unwrap()
             .expect("the whole ClientHello was read");
-        // rustls lower-cases SNI and clients send none for IP addresses: the CONNECT host is the
-        // better key when there is one (the viewer compares the CN with its host by case).
+        // rustls lower-cases SNI and clients send none for IP addresses: the proxy takes the SNI,
+        // else the CONNECT host (proxy/connect.rs). A leaf for the lower-cased name satisfies a
+        // client that asked for the mixed-case one: clients match the SAN case-insensitively (the
+        // viewer's own case-sensitive CN check is off, llappcorehttp.cpp).
         let sni = accepted.client_hello().server_name().map(str::to_owned);
         assert_eq!(sni.as_deref(), expected_sni);
+        let host = sni.as_deref().unwrap_or(connect_host);
         let server = accepted
-            .into_connection(ca.server_config(connect_host).unwrap())
+            .into_connection(ca.server_config(host).unwrap())
             .map_err(|(e, _)| e)
             .unwrap();
         let (client, _) = finish(Connection::Client(client), Connection::Server(server)).unwrap();

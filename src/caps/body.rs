@@ -1,7 +1,9 @@
 //! Undoing a response's `Content-Encoding` before a body is read or rewritten (a rewritten body is
 //! sent uncompressed; the proxy drops the header).
 //!
-//! Owns only decompression with a size limit; knows nothing of what the body means.
+//! Owns only decompression with a size limit; knows nothing of what the body means. It undoes every
+//! encoding the record tap (`proxy/tap.rs`) undoes — gzip, deflate, zstd — so no body is readable in a
+//! record yet passes a rewriter unrewritten.
 
 use std::io::Read;
 
@@ -20,7 +22,7 @@ pub struct Decoded {
     pub undone: Option<String>,
 }
 
-/// Undoes gzip or deflate (at most [`MAX_REWRITE_BODY`] bytes out). `identity`, no header, and the
+/// Undoes gzip, deflate or zstd — every encoding the record tap undoes (at most [`MAX_REWRITE_BODY`] bytes out). `identity`, no header, and the
 /// `binary/octet-stream` Second Life puts on bodies that are not encoded at all leave the body as is.
 ///
 /// A body whose bytes show it is not encoded after all (no gzip magic; no zlib header and plain LLSD
@@ -66,11 +68,22 @@ pub fn decode_content(
                 )?,
             }
         }
+        "zstd" if !body.starts_with(ZSTD_MAGIC) => return Ok(as_is(body)),
+        "zstd" => {
+            let decoder = zstd::stream::read::Decoder::new(&body[..]).map_err(|e| {
+                CapsError::ContentEncoding {
+                    what,
+                    encoding: encoding.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            read_limited(decoder, what, &encoding)?
+        }
         other => {
             return Err(CapsError::ContentEncoding {
                 what,
                 encoding: other.to_owned(),
-                reason: "capscope only undoes gzip and deflate".to_owned(),
+                reason: "capscope only undoes gzip, deflate and zstd".to_owned(),
             })
         }
     };
@@ -82,6 +95,8 @@ pub fn decode_content(
 
 /// The first two bytes of every gzip member.
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+/// The first four bytes of every zstd frame (RFC 8878).
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 fn as_is(bytes: Bytes) -> Decoded {
     Decoded {
@@ -171,13 +186,24 @@ mod tests {
         assert_eq!(&d.bytes[..], plain);
 
         assert!(decode_content(&headers("br"), Bytes::from_static(plain), "x").is_err());
+
+        // zstd: every encoding the record tap undoes, the rewriters undo too.
+        let zs = zstd::encode_all(&plain[..], 3).unwrap();
+        let d = decode_content(&headers("zstd"), zs.into(), "seed response").unwrap();
+        assert_eq!(
+            (&d.bytes[..], d.undone.as_deref()),
+            (&plain[..], Some("zstd"))
+        );
+        let mut broken = zstd::encode_all(&plain[..], 3).unwrap();
+        broken.truncate(6);
+        assert!(decode_content(&headers("zstd"), broken.into(), "x").is_err());
         let mut broken = gz_bytes(plain);
         broken.truncate(12);
         let e = decode_content(&headers("gzip"), broken.into(), "seed response").unwrap_err();
         assert!(e.to_string().contains("seed response"), "{e}");
 
         // Already undone (the proxy decodes before the hook sees it, headers unchanged).
-        for enc in ["gzip", "deflate"] {
+        for enc in ["gzip", "deflate", "zstd"] {
             let d = decode_content(&headers(enc), Bytes::from_static(plain), "x").unwrap();
             assert_eq!((&d.bytes[..], d.undone), (&plain[..], None), "{enc}");
         }

@@ -285,6 +285,9 @@ pub fn rewrite_events(
     let mut edits = Vec::new();
     for grant in &learned.seeds {
         let region = registry.add_region(&grant.url, grant.handle, grant.sim_udp.as_deref());
+        // A seed on an agent's queue is that agent's.
+        let agent = eq_region.and_then(|r| registry.region_agent(r).map(str::to_owned));
+        registry.set_region_agent(region, agent.as_deref());
         let label = registry
             .region_label(region)
             .unwrap_or_else(|| format!("region #{}", region.0));
@@ -300,7 +303,12 @@ pub fn rewrite_events(
             registry.enter_region(region);
         }
         if action == Action::Rewrite {
-            let cap = registry.grant("Seed", &grant.url, Some(region), super::CapKind::Normal);
+            let cap = registry.grant(
+                super::registry::SEED_CAP,
+                &grant.url,
+                Some(region),
+                super::CapKind::Normal,
+            );
             let edit = Edit {
                 old: grant.url.clone(),
                 new: registry.proxy_url(cap),

@@ -12,6 +12,8 @@
 //! joins the upstream poll still running. Idle answers (502/504) pass through when upstream gives
 //! them; capscope never answers a poll early itself.
 //!
+//! The poll orchestration lives in `hook/poll.rs`.
+//!
 //! Owns the routing decisions and poll orchestration of the caps layer. Must not do I/O in
 //! [`Hook::decide`], hold a lock across an `await`, or parse bodies itself (the pure modules do).
 
@@ -20,23 +22,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use tokio::sync::watch;
 
 use super::body::decode_content;
-use super::event_queue::{
-    self, check_id, is_idle, parse_poll_request, Answer, PollPlan, QueueState, EVENT_QUEUE_CAP,
-};
+use super::event_queue::{QueueState, EVENT_QUEUE_CAP};
+use super::grid_info::{self, GRID_INFO_PATH};
 use super::login::{self, LOGIN_CAP};
-use super::registry::{self, normalize_url, Found, Registry};
+use super::login_llsd;
+use super::registry::{self, normalize_url, Found, Registry, SEED_CAP};
 use super::seed::{self, is_upload_cap};
 use super::{Action, CapsError};
-use crate::llsd::{self, Format};
-use crate::proxy::hook::{
-    Decision, Handled, Hook, RequestHead, Rewrite, Route, Upstream, UpstreamError, Via,
-};
-use crate::record::{Body, Bus, EventInfo, Kind, Record, State};
+use crate::llsd;
+use crate::proxy::hook::{Decision, Handled, Hook, RequestHead, Rewrite, Route, Upstream, Via};
+use crate::record::{Bus, Kind};
 
 /// Second Life's main grid login URL.
 pub const AGNI_LOGIN: &str = "https://login.agni.lindenlab.com/cgi-bin/login.cgi";
@@ -46,8 +45,8 @@ pub const ADITI_LOGIN: &str = "https://login.aditi.lindenlab.com/cgi-bin/login.c
 /// The path of capscope's login endpoint in login mode.
 pub const LOGIN_PATH: &str = "/login";
 
-/// How many event names a poll's note lists before "and N more".
-const MAX_EVENT_NAMES_IN_NOTE: usize = 8;
+/// The cap name `get_grid_info` requests are recorded under.
+pub const GRID_INFO_CAP: &str = "get_grid_info";
 
 /// Which way the viewer reaches capscope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +127,11 @@ enum Target {
     },
     /// `/login` while running in proxy mode.
     LoginUnavailable,
+    /// `/get_grid_info` or `/login/get_grid_info` in login mode: the grid's own answer with `login`
+    /// pointing at capscope, or one made up.
+    GridInfo {
+        grid: Uri,
+    },
     /// A known cap; `url` is where the request goes upstream.
     Cap {
         found: Found,
@@ -218,6 +222,13 @@ impl Inner {
 
     fn classify_direct(&self, head: &RequestHead) -> Target {
         let path = head.uri.path();
+        let grid_info = path.strip_prefix(LOGIN_PATH).unwrap_or(path);
+        if grid_info == GRID_INFO_PATH || grid_info == "/get_grid_info/" {
+            return match &self.mode {
+                Mode::Proxy => Target::LoginUnavailable,
+                Mode::Login { grid } => Target::GridInfo { grid: grid.clone() },
+            };
+        }
         if path == LOGIN_PATH || path.starts_with("/login/") {
             return match &self.mode {
                 Mode::Proxy => Target::LoginUnavailable,
@@ -249,18 +260,25 @@ impl Inner {
         if head.method != Method::POST {
             return false;
         }
-        let xml = head
+        let content_type = head
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/xml"));
+            .map(|ct| ct.trim_start().to_ascii_lowercase())
+            .unwrap_or_default();
+        let xml = content_type.starts_with("text/xml");
+        // An LLSD login (LibreMetaverse) goes to the grid's login URI: OpenSim's is the port's root,
+        // Second Life's a login.cgi. Other LLSD POSTs are caps and stream untouched.
+        let path = head.uri.path().to_ascii_lowercase();
+        let llsd_login = content_type.starts_with("application/llsd+")
+            && (path == "/" || path.contains("login"));
         let grid = match &self.mode {
             Mode::Login { grid } => {
                 normalize_url(&grid.to_string()) == normalize_url(&head.uri.to_string())
             }
             Mode::Proxy => false,
         };
-        xml || grid || head.uri.path().ends_with("login.cgi")
+        xml || llsd_login || grid || head.uri.path().ends_with("login.cgi")
     }
 
     fn action(&self, head: &RequestHead) -> Action {
@@ -283,10 +301,99 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Reads a login reply, XML-RPC or LLSD (decided by the bytes), learns what it tells and, in login
+    /// mode, rewrites its URLs. `direct`: the request was surely a login (capscope's `/login`, a
+    /// redirect); otherwise it was only guessed to be one and a reply that is not a login is left
+    /// alone without a word.
+    fn rewrite_login(
+        &self,
+        head: &RequestHead,
+        direct: bool,
+        request_body: &Bytes,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Rewrite {
+        let action = self.action(head);
+        let mut rw = Rewrite {
+            cap: direct.then(|| LOGIN_CAP.to_owned()),
+            ..Rewrite::default()
+        };
+        if !status.is_success() {
+            if direct {
+                rw.notes
+                    .push(format!("the grid answered the login with HTTP {status}"));
+            }
+            return rw;
+        }
+        let decoded = match decode_content(headers, body, "login reply") {
+            Ok(d) => d,
+            Err(e) => {
+                rw.notes
+                    .push(format!("login reply forwarded unchanged: {e}"));
+                return rw;
+            }
+        };
+        let grid = self.grid_name(head);
+        let result = if login::is_xml_rpc(&decoded.bytes) {
+            // XML-RPC by its bytes: a login even when it does not parse further.
+            rw.cap = Some(LOGIN_CAP.to_owned());
+            rw.kind = Some(Kind::Login);
+            let request = login::parse_login_request(request_body).ok();
+            login::rewrite_login_reply(&decoded.bytes, &mut self.registry(), action)
+                .map(|r| Some((request, r, "XML-RPC")))
+        } else {
+            let request = login_llsd::parse_login_request(request_body).ok();
+            match login_llsd::rewrite_login_reply(&decoded.bytes, &mut self.registry(), action) {
+                Ok(r) => Ok(r.map(|r| (request, r, "LLSD"))),
+                // Only guessed to be a login, and not LLSD either: not ours.
+                Err(_) if !direct => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        match result {
+            Ok(Some((request, (out, reply), form))) => {
+                rw.cap = Some(LOGIN_CAP.to_owned());
+                rw.kind = Some(Kind::Login);
+                rw.notes = login::login_notes(request.as_ref(), &grid, &reply);
+                rw.region = reply.region.and_then(|r| self.registry().region_label(r));
+                rw.agent = reply.agent().or_else(|| {
+                    request
+                        .as_ref()
+                        .filter(|q| q.first.is_some() || q.username.is_some())
+                        .map(login::LoginRequest::who)
+                });
+                rw.notes.push(format!("{form} login"));
+                rw.notes.extend(out.notes);
+                rw.body = out.body;
+            }
+            Ok(None) => {
+                if direct {
+                    rw.notes.push(
+                        "login reply forwarded unchanged: it is neither XML-RPC nor an LLSD login"
+                            .to_owned(),
+                    );
+                }
+            }
+            Err(e) => rw
+                .notes
+                .push(format!("login reply forwarded unchanged: {e}")),
+        }
+        rw
+    }
+}
+
 impl Hook for CapsHook {
     fn decide(&self, head: &RequestHead) -> Decision {
         let inner = &self.inner;
         match inner.classify(head) {
+            // A grid manager asking a grid about itself through the proxy: named, not rewritten.
+            Target::NotMine if head.uri.path().ends_with(GRID_INFO_PATH) => {
+                let mut d = Decision::pass();
+                d.cap = Some(GRID_INFO_CAP.to_owned());
+                d
+            }
             Target::NotMine => Decision::pass(),
             Target::MaybeSeed => {
                 let mut d = Decision::pass();
@@ -316,6 +423,11 @@ impl Hook for CapsHook {
                 d.cap = Some(LOGIN_CAP.to_owned());
                 d.notes
                     .push("login mode is off: /login answered 404".to_owned());
+                d
+            }
+            Target::GridInfo { .. } => {
+                let mut d = Decision::route(Route::Handle);
+                d.cap = Some(GRID_INFO_CAP.to_owned());
                 d
             }
             Target::UnknownToken(token) => {
@@ -348,8 +460,14 @@ impl Hook for CapsHook {
                 };
                 let mut d = Decision::route(route);
                 // Uploaders themselves are not read: their requests carry the (large) upload.
-                d.rewrite_response = found.name == "Seed"
+                d.rewrite_response = found.name == SEED_CAP
+                    || found.name == LOGIN_CAP
                     || (is_upload_cap(&found.name) && found.kind != super::CapKind::Temporary);
+                if found.name == LOGIN_CAP {
+                    d.kind = Kind::Login;
+                    d.notes
+                        .push("login retry at the next_url of an earlier reply".to_owned());
+                }
                 if found.kind == super::CapKind::Temporary {
                     d.notes.push("temporary cap (one-time URL)".to_owned());
                 }
@@ -358,8 +476,58 @@ impl Hook for CapsHook {
                 }
                 d.cap = Some(found.name);
                 d.region = found.region_label;
+                d.agent = found.agent;
                 d
             }
+        }
+    }
+
+    fn rewrite_response_headers(
+        &self,
+        head: &RequestHead,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) -> Vec<String> {
+        let inner = &self.inner;
+        if !status.is_redirection() || inner.action(head) != Action::Rewrite {
+            return Vec::new();
+        }
+        let Some(location) = headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        else {
+            return Vec::new();
+        };
+        let (from, name, region) = match inner.classify(head) {
+            Target::Login { to: Some(grid) } => (grid.to_string(), LOGIN_CAP.to_owned(), None),
+            Target::Cap { found, url } => (url, found.name, found.region),
+            _ => return Vec::new(),
+        };
+        let target = resolve_location(&from, &location);
+        let proxy = {
+            let mut reg = inner.registry();
+            if name == LOGIN_CAP {
+                // A login that moves is still a login, wherever it goes.
+                Some(reg.grant_proxied(LOGIN_CAP, &target, None, super::CapKind::Normal))
+            } else {
+                reg.proxy_for_redirect(&target, &name, region)
+            }
+        };
+        let Some(proxy) = proxy else {
+            return vec![format!(
+                "redirect to {target} left as sent (not a host of this grid)"
+            )];
+        };
+        match HeaderValue::from_str(&proxy) {
+            Ok(v) => {
+                headers.insert(http::header::LOCATION, v);
+                vec![format!(
+                    "rewrote redirect Location {location} -> {proxy} (the follow-up comes back \
+                     through capscope)"
+                )]
+            }
+            Err(e) => vec![format!("redirect Location not rewritten: {e}")],
         }
     }
 
@@ -375,53 +543,14 @@ impl Hook for CapsHook {
         let action = inner.action(head);
         match inner.classify(head) {
             Target::Login { to } => {
-                let direct = to.is_some();
-                let mut rw = Rewrite {
-                    cap: direct.then(|| LOGIN_CAP.to_owned()),
-                    ..Rewrite::default()
-                };
-                if !status.is_success() {
-                    if direct {
-                        rw.notes
-                            .push(format!("the grid answered the login with HTTP {status}"));
-                    }
-                    return rw;
-                }
-                let decoded = match decode_content(headers, body, "login reply") {
-                    Ok(d) => d,
-                    Err(e) => {
-                        rw.notes
-                            .push(format!("login reply forwarded unchanged: {e}"));
-                        return rw;
-                    }
-                };
-                if !login::is_xml_rpc(&decoded.bytes) {
-                    if direct {
-                        rw.notes
-                            .push("login reply forwarded unchanged: it is not XML-RPC".to_owned());
-                    }
-                    return rw;
-                }
-                rw.cap = Some(LOGIN_CAP.to_owned());
-                rw.kind = Some(Kind::Login);
-                let request = login::parse_login_request(request_body).ok();
-                let grid = inner.grid_name(head);
-                let result =
-                    login::rewrite_login_reply(&decoded.bytes, &mut inner.registry(), action);
-                match result {
-                    Ok((out, reply)) => {
-                        rw.notes = login::login_notes(request.as_ref(), &grid, &reply);
-                        rw.notes.extend(out.notes);
-                        rw.body = out.body;
-                    }
-                    Err(e) => rw
-                        .notes
-                        .push(format!("login reply forwarded unchanged: {e}")),
-                }
-                rw
+                inner.rewrite_login(head, to.is_some(), request_body, status, headers, body)
+            }
+            // A login redirect's `next_url` (login mode): the retry is a login.
+            Target::Cap { found, .. } if found.name == LOGIN_CAP => {
+                inner.rewrite_login(head, true, request_body, status, headers, body)
             }
             Target::Cap { found, .. } if status.is_success() => {
-                let seed = found.name == "Seed";
+                let seed = found.name == SEED_CAP;
                 let what = if seed {
                     "seed response"
                 } else {
@@ -487,6 +616,10 @@ impl Hook for CapsHook {
         let inner = Arc::clone(&self.inner);
         let (found, url) = match inner.classify(&head) {
             Target::Cap { found, url } => (found, url),
+            Target::GridInfo { grid } => {
+                let login = format!("{}{LOGIN_PATH}", inner.registry().proxy_base());
+                return Box::pin(fetch_grid_info(grid, login, head, upstream));
+            }
             _ => {
                 return Box::pin(async {
                     handled_now(
@@ -496,140 +629,7 @@ impl Hook for CapsHook {
                 })
             }
         };
-        let target: Uri = match url.parse() {
-            Ok(u) => u,
-            Err(e) => {
-                let msg = format!("capscope: the event queue URL {url} is not usable: {e}\n");
-                return Box::pin(async move { handled_now(StatusCode::BAD_GATEWAY, &msg) });
-            }
-        };
-        let mut notes = Vec::new();
-        let poll = match parse_poll_request(&body) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                notes.push(format!(
-                    "poll request not understood ({e}); polled upstream as sent"
-                ));
-                None
-            }
-        };
-        if let Some(p) = poll {
-            notes.push(match p.ack {
-                Some(a) => format!("ack {a}"),
-                None => "ack undef".to_owned(),
-            });
-            if p.done {
-                notes.push("done: the viewer is closing this queue".to_owned());
-            }
-        }
-        let ctx = PollContext {
-            queue: normalize_url(&found.upstream),
-            region: found.region,
-            region_label: found.region_label.clone(),
-            record_id: head.record_id,
-            client: head.client.to_string(),
-            action: inner.action(&head),
-        };
-        let upstream_url = (target != head.uri).then(|| target.to_string());
-        let request = upstream_request(&head, target, body);
-        // Polls that must not be shared (done, or unreadable) run on their own.
-        let shareable = poll.filter(|p| !p.done);
-        let (slot, joined) = {
-            let mut queues = inner.queues();
-            let queue = queues.entry(ctx.queue.clone()).or_default();
-            let plan = match shareable {
-                Some(p) => queue.plan(p.ack),
-                None => PollPlan::Start,
-            };
-            match plan {
-                PollPlan::Join { slot, answered } => (slot, Some(answered)),
-                PollPlan::Start => {
-                    let (tx, rx) = watch::channel(None);
-                    if let Some(p) = shareable {
-                        queue.started(p.ack, rx.clone());
-                    }
-                    drop(queues);
-                    start_poll(Arc::clone(&inner), ctx, request, upstream, tx);
-                    (rx, None)
-                }
-            }
-        };
-        Box::pin(async move {
-            let mut slot = slot;
-            let answer = match slot.wait_for(Option::is_some).await {
-                Ok(a) => a.clone(),
-                Err(_) => None,
-            };
-            let Some(answer) = answer else {
-                return handled_now(
-                    StatusCode::BAD_GATEWAY,
-                    "capscope: the upstream event-queue poll task ended without an answer\n",
-                );
-            };
-            match joined {
-                Some(true) => {
-                    inner.counters.replayed.fetch_add(1, Ordering::Relaxed);
-                    notes.push(format!(
-                        "replayed the answer upstream gave to poll #{} (the viewer had not received it)",
-                        answer.first_record
-                    ));
-                }
-                Some(false) => {
-                    inner.counters.joined.fetch_add(1, Ordering::Relaxed);
-                    notes.push(format!(
-                        "joined the upstream poll started by poll #{} (still open upstream)",
-                        answer.first_record
-                    ));
-                }
-                None => {}
-            }
-            notes.extend(answer.notes.iter().cloned());
-            let mut response = Response::new(answer.body.clone());
-            *response.status_mut() = answer.status;
-            *response.headers_mut() = answer.headers.clone();
-            Handled {
-                response,
-                upstream_url,
-                original_body: answer.original_body.clone(),
-                notes,
-            }
-        })
-    }
-}
-
-/// What the task running an upstream poll needs to know.
-#[derive(Debug, Clone)]
-struct PollContext {
-    queue: String,
-    region: Option<super::RegionId>,
-    region_label: Option<String>,
-    record_id: u64,
-    client: String,
-    action: Action,
-}
-
-/// Runs the upstream poll in its own task (so it outlives the viewer's poll), keeps the answer in the
-/// slot, then publishes its events.
-fn start_poll(
-    inner: Arc<Inner>,
-    ctx: PollContext,
-    request: Request<Bytes>,
-    upstream: Upstream,
-    tx: watch::Sender<Option<Arc<Answer>>>,
-) {
-    let task = async move {
-        let result = upstream.send(request).await;
-        let (answer, records) = inner.answer_poll(&ctx, result);
-        tx.send_replace(Some(Arc::new(answer)));
-        for record in records {
-            inner.bus.publish(record);
-        }
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(task);
-        }
-        Err(_) => tracing::error!("no tokio runtime to run an event-queue poll on"),
+        poll::handle_poll(inner, head, body, upstream, found, url)
     }
 }
 
@@ -672,136 +672,102 @@ impl Inner {
         Rewrite {
             body: None,
             notes,
-            cap: Some("Seed".to_owned()),
+            cap: Some(SEED_CAP.to_owned()),
             ..Rewrite::default()
         }
     }
+}
 
-    /// Turns upstream's answer into what the viewer gets, plus one record per event.
-    fn answer_poll(
-        &self,
-        ctx: &PollContext,
-        result: Result<Response<Bytes>, UpstreamError>,
-    ) -> (Answer, Vec<Record>) {
-        let mut answer = Answer {
-            status: StatusCode::BAD_GATEWAY,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            original_body: None,
-            id: None,
-            has_events: false,
-            notes: Vec::new(),
-            first_record: ctx.record_id,
-        };
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                if matches!(e, UpstreamError::Timeout { .. }) {
-                    answer.status = StatusCode::GATEWAY_TIMEOUT;
-                    self.counters.idle_polls.fetch_add(1, Ordering::Relaxed);
-                    answer
-                        .notes
-                        .push(format!("idle poll (upstream timed out: {e})"));
-                } else {
-                    answer.notes.push(format!("upstream poll failed: {e}"));
-                }
-                answer.body = Bytes::from(format!("capscope: {e}\n"));
-                answer.headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                set_length(&mut answer.headers, answer.body.len());
-                return (answer, Vec::new());
-            }
-        };
-        let (parts, body) = response.into_parts();
-        answer.status = parts.status;
-        answer.headers = parts.headers;
-        answer.body = body.clone();
-        set_length(&mut answer.headers, body.len());
-        if is_idle(parts.status) {
-            self.counters.idle_polls.fetch_add(1, Ordering::Relaxed);
-            answer
-                .notes
-                .push(format!("idle poll ({})", parts.status.as_u16()));
-            return (answer, Vec::new());
-        }
-        if parts.status == StatusCode::NOT_FOUND {
-            answer
-                .notes
-                .push("event queue closed (404): the viewer stops polling it".to_owned());
-            return (answer, Vec::new());
-        }
-        if parts.status != StatusCode::OK {
-            answer
-                .notes
-                .push(format!("upstream answered the poll with {}", parts.status));
-            return (answer, Vec::new());
-        }
-        let decoded = match decode_content(&answer.headers, body, "event-queue response") {
-            Ok(d) => d,
-            Err(e) => {
-                answer.notes.push(format!("events not read: {e}"));
-                return (answer, Vec::new());
-            }
-        };
-        let result = event_queue::rewrite_events(
-            &decoded.bytes,
-            ctx.region,
-            &mut self.registry(),
-            ctx.action,
+/// Answers `get_grid_info`: Second Life serves none, so capscope makes one up; any other grid is
+/// asked at `/get_grid_info` on its login host (where OpenSimulator serves it, whatever the login
+/// path), and its answer is passed on with `login` pointing at capscope. If the grid has none (or
+/// cannot be reached), a made-up one still lets the viewer add the grid and log in through capscope.
+async fn fetch_grid_info(
+    grid: Uri,
+    login: String,
+    head: RequestHead,
+    upstream: Upstream,
+) -> Handled {
+    let host = grid.host().unwrap_or("the grid").to_owned();
+    let mut fetched = None;
+    let info = if grid_info::second_life_grid(&host).is_some() {
+        grid_info::made_up(&host, &login, "Second Life serves no grid info")
+    } else {
+        let url = format!(
+            "{}://{}{GRID_INFO_PATH}",
+            grid.scheme_str().unwrap_or("http"),
+            grid.authority().map(|a| a.as_str()).unwrap_or(&host)
         );
-        let events = match result {
-            Ok(e) => e,
-            Err(e) => {
-                answer.notes.push(format!("events not read: {e}"));
-                return (answer, Vec::new());
+        match url.parse::<Uri>() {
+            Err(e) => grid_info::made_up(&host, &login, &format!("{url} is not usable: {e}")),
+            Ok(target) => {
+                let mut request = upstream_request(&head, target, Bytes::new());
+                *request.method_mut() = Method::GET;
+                request.headers_mut().remove(CONTENT_LENGTH);
+                // The answer is rewritten: it must come whole, never a 304 (Firestorm sends
+                // If-Modified-Since from its saved grid list).
+                request
+                    .headers_mut()
+                    .remove(http::header::IF_MODIFIED_SINCE);
+                fetched = Some(url.clone());
+                match upstream.send(request).await {
+                    Err(e) => grid_info::made_up(&host, &login, &format!("{url}: {e}")),
+                    Ok(r) if !r.status().is_success() => {
+                        grid_info::made_up(&host, &login, &format!("{url} answered {}", r.status()))
+                    }
+                    Ok(r) => {
+                        let (parts, body) = r.into_parts();
+                        let rewritten = decode_content(&parts.headers, body, "grid info")
+                            .and_then(|d| grid_info::rewrite(&d.bytes, &login));
+                        match rewritten {
+                            Ok(mut info) => {
+                                info.notes.push(format!("from {url}"));
+                                info
+                            }
+                            Err(e) => grid_info::made_up(&host, &login, &format!("{url}: {e}")),
+                        }
+                    }
+                }
             }
-        };
-        if let Some(id) = events.id {
-            let mut queues = self.queues();
-            let queue = queues.entry(ctx.queue.clone()).or_default();
-            if let Some(note) = check_id(queue.last_id, id) {
-                answer.notes.push(note);
-            }
-            queue.last_id = Some(id);
         }
-        answer.id = events.id;
-        answer.has_events = !events.events.is_empty();
-        answer.notes.push(events_summary(&events));
-        answer.notes.extend(events.notes.iter().cloned());
-        if let Some(new_body) = events.body.clone() {
-            answer.original_body = Some(answer.body.clone());
-            answer.body = new_body;
-            answer.headers.remove(CONTENT_ENCODING);
-            set_length(&mut answer.headers, answer.body.len());
-        }
-        self.counters
-            .events
-            .fetch_add(events.events.len() as u64, Ordering::Relaxed);
-        let records = events
-            .events
-            .into_iter()
-            .enumerate()
-            .map(|(index, event)| {
-                let mut record = Record::new(self.bus.next_id(), Kind::Event);
-                record.state = State::Done;
-                record.client = Some(ctx.client.clone());
-                record.parent = Some(ctx.record_id);
-                record.cap = Some(EVENT_QUEUE_CAP.to_owned());
-                record.region = ctx.region_label.clone();
-                record.notes = event.notes;
-                record.event = Some(EventInfo {
-                    message: event.message,
-                    index,
-                    queue_id: events.id,
-                    body: Body::whole(llsd::to_vec(&event.body, Format::Xml)),
-                });
-                record
-            })
-            .collect();
-        (answer, records)
+    };
+    let mut response = Response::new(Bytes::from(info.body));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    let len = response.body().len();
+    set_length(response.headers_mut(), len);
+    Handled {
+        response,
+        upstream_url: fetched,
+        original_body: None,
+        notes: info.notes,
     }
+}
+
+/// A `Location` made absolute against the URL the request went to (absolute, scheme-relative,
+/// absolute-path and relative-path forms).
+fn resolve_location(from: &str, location: &str) -> String {
+    let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return location.to_owned();
+    }
+    let (scheme, rest) = from.split_once("://").unwrap_or(("http", from));
+    if let Some(tail) = location.strip_prefix("//") {
+        return format!("{scheme}://{tail}");
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    let path = rest[authority_end..].split('?').next().unwrap_or("");
+    let dir = match path.rfind('/') {
+        Some(i) => &path[..=i],
+        None => "/",
+    };
+    format!("{scheme}://{authority}{dir}{location}")
 }
 
 /// Whether a path looks like a seed capability: OpenSim's `/CAPS/<uuid>0000/`, Second Life's
@@ -814,26 +780,6 @@ fn looks_like_seed_path(path: &str) -> bool {
         return rest.ends_with("0000") && uuid_like(rest);
     }
     path.strip_prefix("/cap/").is_some_and(uuid_like)
-}
-
-fn events_summary(events: &event_queue::EventsRewritten) -> String {
-    let n = events.events.len();
-    let id = events.id.map(|i| format!(", id {i}")).unwrap_or_default();
-    if n == 0 {
-        return format!("no events{id}");
-    }
-    let names: Vec<&str> = events
-        .events
-        .iter()
-        .take(MAX_EVENT_NAMES_IN_NOTE)
-        .map(|e| e.message.as_str())
-        .collect();
-    let more = n.saturating_sub(names.len());
-    let mut list = names.join(", ");
-    if more > 0 {
-        list.push_str(&format!(" and {more} more"));
-    }
-    format!("{n} event{}{id}: {list}", if n == 1 { "" } else { "s" })
 }
 
 /// The request sent upstream for a poll: the viewer's method, headers (less hop-by-hop ones, `Host`
@@ -889,6 +835,8 @@ fn handled_now(status: StatusCode, text: &str) -> Handled {
         notes: vec![text.trim().to_owned()],
     }
 }
+
+mod poll;
 
 #[cfg(test)]
 mod tests;

@@ -58,6 +58,13 @@ pub struct LoginReply {
     pub region: Option<RegionId>,
     /// An XML-RPC fault (`faultCode: faultString`) instead of a reply.
     pub fault: Option<String>,
+    /// With `login` = `indeterminate`: where the viewer logs in next (secondlife/viewer
+    /// indra/viewer_components/login/lllogin.cpp retries at `next_url` with `next_method`).
+    pub next_url: Option<String>,
+    /// The first name, last name (as the grid writes them, maybe quoted) and agent id, for naming
+    /// the agent in records.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
 }
 
 impl LoginReply {
@@ -69,6 +76,17 @@ impl LoginReply {
     /// The region handle from `region_x`/`region_y` (metres).
     pub fn handle(&self) -> Option<u64> {
         Some(handle_from_metres(self.region_x?, self.region_y?))
+    }
+
+    /// The agent in words, for records: `First Last` as the reply names them (Second Life and
+    /// OpenSim quote the first name), else the agent id.
+    pub fn agent(&self) -> Option<String> {
+        let unquote = |s: &String| s.trim().trim_matches('"').trim().to_owned();
+        match (&self.first_name, &self.last_name) {
+            (Some(f), Some(l)) => Some(format!("{} {}", unquote(f), unquote(l))),
+            (Some(f), None) => Some(unquote(f)),
+            _ => self.agent_id.clone(),
+        }
     }
 
     /// The simulator's UDP address, `ip:port`.
@@ -142,6 +160,7 @@ pub fn rewrite_login_reply(
     }
     let st = top_struct(&root, "methodResponse", WHAT)?;
     let mut seed_span = None;
+    let mut next_span = None;
     for (name, value) in xmlrpc::members(st) {
         let Some(s) = xmlrpc::scalar(value) else {
             continue;
@@ -159,33 +178,97 @@ pub fn rewrite_login_reply(
             "sim_ip" => reply.sim_ip = Some(s.text),
             "sim_port" => reply.sim_port = s.text.trim().parse().ok(),
             "agent_id" => reply.agent_id = Some(s.text),
+            "next_url" => {
+                next_span = Some(s.span);
+                reply.next_url = Some(s.text);
+            }
+            "first_name" => reply.first_name = Some(s.text),
+            "last_name" => reply.last_name = Some(s.text),
             _ => {} // session ids and the rest: not read
         }
     }
     let mut out = Rewritten::default();
+    let proxied = learn_reply(&mut reply, registry, action, &mut out.notes);
+    let mut spans: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    if let (Some(url), Some(span)) = (proxied.seed, seed_span) {
+        spans.push((span, url));
+    }
+    if let (Some(url), Some(span)) = (proxied.next_url, next_span) {
+        spans.push((span, url));
+    }
+    if !spans.is_empty() {
+        spans.sort_by_key(|(span, _)| span.start);
+        let mut bytes = Vec::with_capacity(body.len() + 256);
+        let mut at = 0;
+        for (span, url) in spans {
+            bytes.extend_from_slice(&body[at..span.start]);
+            bytes.extend_from_slice(escape_text(&url).as_bytes());
+            at = span.end;
+        }
+        bytes.extend_from_slice(&body[at..]);
+        out.body = Some(bytes.into());
+    }
+    Ok((out, reply))
+}
+
+/// The capscope URLs a login reply's URLs become (login mode).
+#[derive(Debug, Default)]
+pub(crate) struct Proxied {
+    pub seed: Option<String>,
+    pub next_url: Option<String>,
+}
+
+/// Registers what a login reply tells (the first region and its seed; a redirect's `next_url`) and,
+/// with [`Action::Rewrite`], mints the capscope URLs they become. Shared by the XML-RPC and the LLSD
+/// login.
+pub(crate) fn learn_reply(
+    reply: &mut LoginReply,
+    registry: &mut Registry,
+    action: Action,
+    notes: &mut Vec<String>,
+) -> Proxied {
+    let mut proxied = Proxied::default();
     let seed = reply.seed_capability.clone().filter(|s| !s.is_empty());
-    if let (Some(seed), Some(span)) = (seed, seed_span) {
+    if let Some(seed) = seed {
         let udp = reply.sim_udp();
         let region = registry.add_region(&seed, reply.handle(), udp.as_deref());
+        registry.set_region_agent(region, reply.agent().as_deref());
         registry.enter_region(region);
         reply.region = Some(region);
-        out.notes.push(format!(
+        notes.push(format!(
             "seed of {}: {seed}",
             region_words(registry, region)
         ));
         if action == Action::Rewrite {
-            let cap = registry.grant("Seed", &seed, Some(region), CapKind::Normal);
+            let cap = registry.grant(
+                super::registry::SEED_CAP,
+                &seed,
+                Some(region),
+                CapKind::Normal,
+            );
             let proxy = registry.proxy_url(cap);
-            let mut bytes = Vec::with_capacity(body.len() + proxy.len());
-            bytes.extend_from_slice(&body[..span.start]);
-            bytes.extend_from_slice(escape_text(&proxy).as_bytes());
-            bytes.extend_from_slice(&body[span.end..]);
-            out.body = Some(bytes.into());
-            out.notes
-                .push(format!("rewrote seed_capability -> {proxy}"));
+            notes.push(format!("rewrote seed_capability -> {proxy}"));
+            proxied.seed = Some(proxy);
         }
     }
-    Ok((out, reply))
+    let next = reply
+        .next_url
+        .clone()
+        .filter(|u| super::seed::is_http_url(u));
+    if let Some(next) = next {
+        if action == Action::Rewrite {
+            // The retry is a login too: the hook routes this cap's requests as logins.
+            let proxy = registry.grant_proxied(LOGIN_CAP, &next, None, CapKind::Normal);
+            notes.push(format!(
+                "rewrote next_url {next} -> {proxy} (the retry comes back through capscope)"
+            ));
+            proxied.next_url = Some(proxy);
+        } else {
+            registry.grant(LOGIN_CAP, &next, None, CapKind::Normal);
+            notes.push(format!("next_url {next} (the retry is read as a login)"));
+        }
+    }
+    proxied
 }
 
 fn region_words(registry: &Registry, region: RegionId) -> String {
@@ -411,5 +494,31 @@ mod tests {
         let user = b"<methodCall><params><param><value><struct>\
 <member><name>username</name><value>ann.resident</value></member></struct></value></param></params></methodCall>";
         assert_eq!(parse_login_request(user).unwrap().who(), "ann.resident");
+    }
+
+    #[test]
+    fn an_indeterminate_reply_sends_the_retry_back_through_capscope() {
+        let next = "https://login.agni.lindenlab.com/cgi-bin/login.cgi?a=1&b=2";
+        let body = format!(
+            "<methodResponse><params><param><value><struct>\
+<member><name>login</name><value><string>indeterminate</string></value></member>\
+<member><name>next_url</name><value><string>{}</string></value></member>\
+<member><name>next_method</name><value><string>login_to_simulator</string></value></member>\
+<member><name>next_duration</name><value><i4>3</i4></value></member>\
+</struct></value></param></params></methodResponse>",
+            next.replace('&', "&amp;")
+        );
+        let mut reg = Registry::new("http://127.0.0.1:8080");
+        let (out, reply) = rewrite_login_reply(body.as_bytes(), &mut reg, Action::Rewrite).unwrap();
+        assert_eq!(reply.next_url.as_deref(), Some(next));
+        let found = reg.lookup_url(next).unwrap();
+        assert_eq!(found.name, LOGIN_CAP);
+        let proxy = reg.cap(found.cap).unwrap().proxy_url.clone().unwrap();
+        assert_eq!(
+            String::from_utf8(out.body.unwrap().to_vec()).unwrap(),
+            body.replace(&next.replace('&', "&amp;"), &proxy)
+        );
+        let notes = login_notes(None, "agni", &reply).join(" ");
+        assert!(notes.contains("login=indeterminate"), "{notes}");
     }
 }

@@ -1,11 +1,13 @@
 //! Caps: what makes capscope a caps debugger rather than a generic proxy.
 //!
 //! - [`login`]: the XML-RPC `login_to_simulator` exchange (who logged in, where, the first seed).
+//! - [`login_llsd`]: the same exchange as an LLSD map (LibreMetaverse), rewritten in place.
 //! - [`seed`]: seed responses (cap name -> URL maps) and upload caps' one-time `uploader` URLs.
 //! - [`event_queue`]: EventQueueGet polls and their events, seeds carried by events, the store that
 //!   keeps an upstream answer until the viewer has it.
 //! - [`registry`]: every cap known, per region, with longest-prefix lookup and the proxy tokens of login
 //!   mode.
+//! - [`grid_info`]: `get_grid_info`, rewritten so a grid manager logs in through capscope.
 //! - [`fields`]: decoders for the well-known binary event fields (RegionHandle, SimIP, TeleportFlags).
 //! - [`xmlrpc`]: a small XML-RPC reader that keeps byte positions, for in-place rewriting.
 //! - [`splice`]: in-place replacement of URL strings inside LLSD bytes of any format.
@@ -18,8 +20,10 @@
 pub mod body;
 pub mod event_queue;
 pub mod fields;
+pub mod grid_info;
 pub mod hook;
 pub mod login;
+pub mod login_llsd;
 pub mod registry;
 pub mod seed;
 pub mod splice;

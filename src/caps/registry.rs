@@ -44,6 +44,9 @@ impl fmt::Display for CapKind {
     }
 }
 
+/// The name every seed capability is registered under.
+pub const SEED_CAP: &str = "Seed";
+
 /// One region the avatar had caps for: one seed capability.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Region {
@@ -62,6 +65,9 @@ pub struct Region {
     pub granted_us: i64,
     /// Whether the avatar left this region (teleport or crossing away). Its caps are kept.
     pub left: bool,
+    /// The agent whose seed this is (`First Last` from the login), when known. Seeds are per agent,
+    /// so two viewers on one capscope never share a region entry.
+    pub agent: Option<String>,
 }
 
 impl Region {
@@ -114,6 +120,8 @@ pub struct Found {
     pub region_label: Option<String>,
     /// Whether the avatar left the cap's region.
     pub region_left: bool,
+    /// The agent the cap's region belongs to.
+    pub agent: Option<String>,
     /// The upstream URL of the cap itself (a request may extend it with a path or query).
     pub upstream: String,
 }
@@ -131,7 +139,10 @@ pub struct Registry {
     cap_by_token: HashMap<String, CapId>,
     /// Simulator UDP `ip:port` -> region handle, from EnableSimulator and the login reply.
     sims: HashMap<String, u64>,
-    current: Option<RegionId>,
+    /// The region each agent is in (`None`: an agent capscope could not name).
+    current: HashMap<Option<String>, RegionId>,
+    /// The region entered last, by any agent.
+    last_entered: Option<RegionId>,
 }
 
 impl Registry {
@@ -175,6 +186,7 @@ impl Registry {
                     sim_udp: None,
                     granted_us: now_us(),
                     left: false,
+                    agent: None,
                 });
                 self.region_by_seed.insert(key, id);
                 id
@@ -190,7 +202,7 @@ impl Registry {
         if let (Some(h), Some(udp)) = (region.handle, region.sim_udp.clone()) {
             self.sims.insert(udp, h);
         }
-        self.grant("Seed", seed_url, Some(id), CapKind::Normal);
+        self.grant(SEED_CAP, seed_url, Some(id), CapKind::Normal);
         id
     }
 
@@ -212,10 +224,27 @@ impl Registry {
         }
     }
 
-    /// The avatar is now in `region` (login, teleport, crossing): the region it was in before, if any
-    /// and different, is marked left.
+    /// Names the agent a region's seed belongs to (the login's, or inherited by a seed an event of
+    /// that agent's queue carried). A region already named keeps its agent.
+    pub fn set_region_agent(&mut self, region: RegionId, agent: Option<&str>) {
+        if let (Some(r), Some(agent)) = (self.regions.get_mut(region.0), agent) {
+            if r.agent.is_none() {
+                r.agent = Some(agent.to_owned());
+            }
+        }
+    }
+
+    /// The agent a region belongs to.
+    pub fn region_agent(&self, region: RegionId) -> Option<&str> {
+        self.regions.get(region.0).and_then(|r| r.agent.as_deref())
+    }
+
+    /// The avatar of `region`'s agent is now in `region` (login, teleport, crossing): the region that
+    /// agent was in before, if any and different, is marked left. Other agents' regions are not
+    /// touched.
     pub fn enter_region(&mut self, region: RegionId) {
-        if let Some(previous) = self.current {
+        let agent = self.regions.get(region.0).and_then(|r| r.agent.clone());
+        if let Some(&previous) = self.current.get(&agent) {
             if previous != region {
                 if let Some(r) = self.regions.get_mut(previous.0) {
                     r.left = true;
@@ -225,7 +254,8 @@ impl Registry {
         if let Some(r) = self.regions.get_mut(region.0) {
             r.left = false;
         }
-        self.current = Some(region);
+        self.current.insert(agent, region);
+        self.last_entered = Some(region);
     }
 
     /// Marks a region left (the avatar moved away from it); its caps are kept.
@@ -233,14 +263,21 @@ impl Registry {
         if let Some(r) = self.regions.get_mut(region.0) {
             r.left = true;
         }
-        if self.current == Some(region) {
-            self.current = None;
+        self.current.retain(|_, r| *r != region);
+        if self.last_entered == Some(region) {
+            self.last_entered = None;
         }
     }
 
-    /// The region the avatar is in, as far as capscope knows.
+    /// The region the avatar entered last (with one agent: the region it is in), as far as capscope
+    /// knows.
     pub fn current_region(&self) -> Option<RegionId> {
-        self.current
+        self.last_entered
+    }
+
+    /// The region `agent` is in, as far as capscope knows.
+    pub fn current_region_of(&self, agent: Option<&str>) -> Option<RegionId> {
+        self.current.get(&agent.map(str::to_owned)).copied()
     }
 
     /// Registers a cap granted to `region` (or updates it: the same upstream URL is one cap, and the
@@ -257,7 +294,7 @@ impl Registry {
             let cap = &mut self.caps[id.0];
             // A seed also granted under another name keeps the name "Seed" visible: it is the
             // stronger fact.
-            if cap.name != "Seed" {
+            if cap.name != SEED_CAP {
                 cap.name = name.to_owned();
             }
             if region.is_some() {
@@ -371,6 +408,43 @@ impl Registry {
         best.map(|(_, id)| self.found(id))
     }
 
+    /// Whether any cap lives on this URL's `host[:port]` (a host capscope knows as the grid's).
+    pub fn knows_host_of(&self, url: &str) -> bool {
+        self.caps_by_authority
+            .contains_key(authority_of(&normalize_url(url)))
+    }
+
+    /// Login mode: the capscope URL a redirect's target becomes, when it is on a host the registry
+    /// knows. A URL under a known cap becomes that cap's proxy URL plus the rest of the path and query
+    /// (so the follow-up is recorded under that cap); any other URL on a known host becomes a
+    /// temporary cap named `name`. `None` for a host capscope does not know (the redirect leaves the
+    /// grid and goes on as sent).
+    pub fn proxy_for_redirect(
+        &mut self,
+        url: &str,
+        name: &str,
+        region: Option<RegionId>,
+    ) -> Option<String> {
+        if !self.knows_host_of(url) {
+            return None;
+        }
+        let key = normalize_url(url);
+        if let Some(found) = self.lookup_url(url) {
+            let cap_key = normalize_url(&found.upstream);
+            if !found.upstream.contains('?') && key.starts_with(&cap_key) {
+                let rest = &key[cap_key.len()..];
+                let proxy = self.proxy_url(found.cap);
+                let rest = if proxy.ends_with('/') {
+                    rest.strip_prefix('/').unwrap_or(rest)
+                } else {
+                    rest
+                };
+                return Some(format!("{proxy}{rest}"));
+            }
+        }
+        Some(self.grant_proxied(name, url, region, CapKind::Temporary))
+    }
+
     /// The cap a token stands for.
     pub fn lookup_token(&self, token: &str) -> Option<Found> {
         self.cap_by_token.get(token).map(|&id| self.found(id))
@@ -388,6 +462,10 @@ impl Registry {
                 .region
                 .and_then(|r| self.region(r))
                 .is_some_and(|r| r.left),
+            agent: cap
+                .region
+                .and_then(|r| self.region(r))
+                .and_then(|r| r.agent.clone()),
             upstream: cap.upstream.clone(),
         }
     }
@@ -655,5 +733,59 @@ mod tests {
         );
         reg.set_region_name(b, "Sandbox");
         assert_eq!(reg.region_label(b).as_deref(), Some("Sandbox"));
+    }
+
+    #[test]
+    fn redirects_on_known_hosts_come_back_through_capscope() {
+        let mut reg = Registry::new("http://127.0.0.1:8080");
+        let seed = "https://127.0.0.1:9000/CAPS/11111111-2222-3333-4444-5555555555550000/";
+        let r = reg.add_region(seed, None, None);
+        let slash = reg.grant_proxied(
+            "ViewerAsset",
+            "https://127.0.0.1:9000/aaaa/",
+            Some(r),
+            CapKind::Normal,
+        );
+        let bare = reg.grant_proxied(
+            "GetMesh",
+            "https://127.0.0.1:9000/mesh",
+            Some(r),
+            CapKind::Normal,
+        );
+        // Under a known cap: that cap's URL plus the rest, which routes back to the same upstream.
+        for (target, proxy) in [
+            ("https://127.0.0.1:9000/aaaa/?texture_id=1", &slash),
+            ("https://127.0.0.1:9000/aaaa/sub/x?y=1", &slash),
+            ("https://127.0.0.1:9000/mesh/2?z", &bare),
+        ] {
+            let got = reg.proxy_for_redirect(target, "R", Some(r)).unwrap();
+            assert!(got.starts_with(proxy.as_str()), "{got} under {proxy}");
+            let pq = got.strip_prefix("http://127.0.0.1:8080").unwrap();
+            let (token, rest, query) = split_cap_path(pq).unwrap();
+            let found = reg.lookup_token(token).unwrap();
+            assert_eq!(join_upstream(&found.upstream, rest, query), target);
+        }
+        // Elsewhere on a known host: a temporary cap of its own.
+        let got = reg
+            .proxy_for_redirect(
+                "https://127.0.0.1:9000/other",
+                "ViewerAsset redirect",
+                Some(r),
+            )
+            .unwrap();
+        let found = reg.lookup_url("https://127.0.0.1:9000/other").unwrap();
+        assert_eq!(
+            (found.name.as_str(), found.kind),
+            ("ViewerAsset redirect", CapKind::Temporary)
+        );
+        assert_eq!(
+            reg.cap(found.cap).unwrap().proxy_url.as_deref(),
+            Some(got.as_str())
+        );
+        // Off the grid: left alone.
+        assert_eq!(
+            reg.proxy_for_redirect("https://example.org/x", "R", None),
+            None
+        );
     }
 }

@@ -159,6 +159,9 @@ pub struct EntryExtra {
     pub cap: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The agent the exchange belongs to (several viewers on one capscope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -357,6 +360,7 @@ fn entry(r: &Record) -> Entry {
             kind: r.kind,
             cap: r.cap.clone(),
             region: r.region.clone(),
+            agent: r.agent.clone(),
             client_url: req.client_url.clone(),
             error: r.error.clone(),
             notes: r.notes.clone(),

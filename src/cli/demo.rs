@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::run::{self, Extras, RunArgs, Session};
 use super::CaDirArg;
 use crate::mockgrid::script::{self, Step};
-use crate::mockgrid::viewer::{Viewer, ViewerConfig};
+use crate::mockgrid::viewer::{LoginForm, Viewer, ViewerConfig};
 use crate::mockgrid::{
     MockGrid, MockGridConfig, MockGridHandle, DEMO_FIRST, DEMO_LAST, DEMO_PASSWORD,
 };
@@ -60,7 +60,27 @@ pub struct DemoArgs {
     /// How long the simulated grid holds an idle event-queue poll before its empty 502, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
     pub eq_hold: f64,
+    /// How the scripted viewer logs in: XML-RPC (the Linden viewer, Firestorm) or an LLSD map
+    /// (LibreMetaverse). Either way it first asks get_grid_info as Firestorm does, is redirected once
+    /// and answers an MFA challenge.
+    #[arg(long = "login", value_enum, default_value_t = DemoLogin::Xmlrpc)]
+    pub login: DemoLogin,
 }
+
+/// The login form the scripted viewer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoLogin {
+    /// XML-RPC `login_to_simulator`.
+    Xmlrpc,
+    /// An LLSD map, `application/llsd+xml`.
+    Llsd,
+}
+
+/// How the demo's summary counts WebSocket records (they belong to no cap).
+pub const WEBSOCKET_TALLY: &str = "(WebSocket)";
+
+/// The MFA code the demo's grid asks for and its viewer gives.
+const DEMO_MFA_TOKEN: &str = "123456";
 
 /// What a demo session did, from both ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,6 +144,9 @@ pub async fn session(
     let grid = Arc::new(
         MockGrid::start(MockGridConfig {
             eq_hold: seconds("eq-hold", args.eq_hold)?,
+            login_redirect: true,
+            mfa_token: Some(DEMO_MFA_TOKEN.to_owned()),
+            other_host_region: true,
             ..MockGridConfig::default()
         })
         .await
@@ -153,7 +176,7 @@ pub async fn session(
     };
     let on_start = {
         let (grid, out, started) = (grid.clone(), out.clone(), started.clone());
-        let (mode, steps) = (args.mode, args.steps);
+        let (mode, steps) = ((args.mode, args.login), args.steps);
         move |s: &Session<'_>| {
             let result = start_viewer(s, &grid, &out, mode, &ca_pem_path, every, steps, done_tx);
             *started.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
@@ -219,7 +242,7 @@ fn start_viewer(
     s: &Session<'_>,
     grid: &Arc<MockGridHandle>,
     out: &Out,
-    mode: DemoMode,
+    (mode, login): (DemoMode, DemoLogin),
     ca_pem_path: &std::path::Path,
     every: Duration,
     steps: Option<u64>,
@@ -233,11 +256,23 @@ fn start_viewer(
         DemoMode::Proxy => {
             let mut c = ViewerConfig::new(grid.login_url.clone(), ca_pem);
             c.http_proxy = Some(s.addr);
+            // The built-in browser uses the same proxy: a page's WebSocket goes through capscope.
+            c.web_socket = Some(format!(
+                "{}{}",
+                grid.login_url.trim_end_matches('/'),
+                crate::mockgrid::WEBSOCKET_PATH
+            ));
             c
         }
     };
     // Outlast the grid's hold, so an idle poll ends with the grid's 502, not the viewer's timeout.
     config.request_timeout = grid_hold_margin(grid);
+    config.grid_info = true;
+    config.mfa_token = Some(DEMO_MFA_TOKEN.to_owned());
+    config.login_form = match login {
+        DemoLogin::Xmlrpc => LoginForm::XmlRpc,
+        DemoLogin::Llsd => LoginForm::Llsd,
+    };
     let viewer = Viewer::new(config).context("could not set up the scripted viewer")?;
     intro(out, grid, &proxy_base, mode);
 
@@ -323,7 +358,12 @@ async fn tally(
             match (&r.kind, &r.event) {
                 (Kind::Event, Some(e)) => *by_event.entry(e.message.clone()).or_insert(0) += 1,
                 (Kind::Http | Kind::Login, _) => {
-                    let cap = r.cap.clone().unwrap_or_else(|| "-".to_owned());
+                    // Web traffic has no cap; a web page's WebSocket is still worth a line.
+                    let upgraded = r.response.as_ref().is_some_and(|resp| resp.status == 101);
+                    let cap = r
+                        .cap
+                        .clone()
+                        .unwrap_or_else(|| if upgraded { WEBSOCKET_TALLY } else { "-" }.to_owned());
                     *by_cap.entry(cap).or_insert(0) += 1;
                 }
                 _ => {}
@@ -367,7 +407,11 @@ fn intro(out: &Out, grid: &MockGridHandle, proxy_base: &str, mode: DemoMode) {
     );
     say(
         out,
-        format!("  grid     XML-RPC login at {}", grid.login_url),
+        format!(
+            "  grid     XML-RPC and LLSD login at {} (get_grid_info too; redirects the first login \
+             once, then asks for MFA code {DEMO_MFA_TOKEN})",
+            grid.login_url
+        ),
     );
     for r in &grid.regions {
         say(

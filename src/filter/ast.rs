@@ -30,6 +30,8 @@ pub enum Term {
     Host(Glob),
     /// `region:GLOB`.
     Region(Glob),
+    /// `agent:GLOB`: the agent a record belongs to.
+    Agent(Glob),
     /// `kind:http|event|login|tunnel|error`.
     Kind(Kind),
     /// Free text: a case-insensitive substring of the URL, names and decoded bodies.
@@ -339,6 +341,7 @@ impl fmt::Display for Term {
             Term::Status(s) => write!(f, "status:{s}"),
             Term::Host(g) => write!(f, "host:{}", word(&g.pattern)),
             Term::Region(g) => write!(f, "region:{}", word(&g.pattern)),
+            Term::Agent(g) => write!(f, "agent:{}", word(&g.pattern)),
             Term::Kind(k) => write!(f, "kind:{}", kind_name(*k)),
             Term::Text(t) => f.write_str(&word(&t.text)),
             Term::Path(p) => {

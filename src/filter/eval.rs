@@ -109,6 +109,7 @@ fn term(t: &Term, ctx: &Ctx<'_>, out: Option<&mut Vec<Match>>) -> bool {
         Term::Status(s) => r.response.as_ref().is_some_and(|p| s.matches(p.status)),
         Term::Host(g) => host_of(r).is_some_and(|h| glob(g, h)),
         Term::Region(g) => r.region.as_deref().is_some_and(|x| glob(g, x)),
+        Term::Agent(g) => r.agent.as_deref().is_some_and(|x| glob(g, x)),
         Term::Kind(k) => r.kind == *k,
         Term::Text(text) => free_text(text, ctx),
         Term::Path(p) => path(p, ctx, out),
@@ -147,6 +148,7 @@ fn free_text(t: &Text, ctx: &Ctx<'_>) -> bool {
         r.cap.as_deref(),
         r.event.as_ref().map(|e| e.message.as_str()),
         r.region.as_deref(),
+        r.agent.as_deref(),
         r.tunnel.as_ref().map(|t| t.target.as_str()),
         r.error.as_deref(),
     ];

@@ -69,6 +69,12 @@ pub const TERMS: &[TermSpec] = &[
         build: build_region,
     },
     TermSpec {
+        code: "agent",
+        arg: "GLOB",
+        help: "the agent the record belongs to (`First Last` from its login), e.g. agent:\"Ann *\"",
+        build: build_agent,
+    },
+    TermSpec {
         code: "kind",
         arg: "KIND",
         help: "the record kind: http, event, login, tunnel or error",
@@ -128,6 +134,9 @@ fn build_host(v: &str) -> Result<Term, String> {
 }
 fn build_region(v: &str) -> Result<Term, String> {
     Ok(Term::Region(Glob::new(v)))
+}
+fn build_agent(v: &str) -> Result<Term, String> {
+    Ok(Term::Agent(Glob::new(v)))
 }
 fn build_method(v: &str) -> Result<Term, String> {
     if v.chars().all(|c| c.is_ascii_alphabetic()) {

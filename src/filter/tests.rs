@@ -16,6 +16,7 @@ const CANONICAL: &[(&str, &str)] = &[
     ("host:*.lindenlab.com", "host:*.lindenlab.com"),
     ("region:'Da Boom'", "region:\"Da Boom\""),
     ("kind:EVENT", "kind:event"),
+    ("agent:'Ann Resident'", "agent:\"Ann Resident\""),
     ("teleport", "teleport"),
     ("\"two words\"", "\"two words\""),
     ("'a \\\"q\\\" b'", "\"a \\\"q\\\" b\""),
@@ -209,6 +210,11 @@ fn name_terms_match_their_fields() {
     );
     assert!(!m("host:lindenlab.com", &r));
     assert!(m("region:da*", &r));
+    assert!(!m("agent:*", &r), "no agent, no match");
+    r.agent = Some("Ann Resident".into());
+    assert!(m("agent:\"ann resident\"", &r) && m("agent:Ann*", &r));
+    assert!(!m("agent:Bob*", &r));
+    assert!(m("resident", &r), "free text searches the agent too");
     assert!(m("kind:http", &r) && !m("kind:event", &r));
     assert!(m("AGNI", &r), "free text searches the URL, ignoring case");
     assert!(m("boom", &r), "and the region");

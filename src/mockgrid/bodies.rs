@@ -182,6 +182,32 @@ pub fn login_failed() -> Rpc {
     ])
 }
 
+/// Second Life's MFA challenge: the viewer asks for the code and logs in again with `token`
+/// (secondlife/viewer indra/newview/lllogininstance.cpp, `reason` "mfa_challenge").
+pub fn mfa_challenge() -> Rpc {
+    Rpc::Struct(vec![
+        ("login".into(), Rpc::s("false")),
+        ("reason".into(), Rpc::s("mfa_challenge")),
+        ("message_id".into(), Rpc::s("MFA_CHALLENGE")),
+        (
+            "message".into(),
+            Rpc::s("Multifactor authentication required: enter the code from your authenticator"),
+        ),
+    ])
+}
+
+/// A login redirect: `login` = `indeterminate`; the viewer logs in again at `next_url` with
+/// `next_method` (secondlife/viewer indra/viewer_components/login/lllogin.cpp).
+pub fn login_redirect(next_url: &str) -> Rpc {
+    Rpc::Struct(vec![
+        ("login".into(), Rpc::s("indeterminate")),
+        ("next_url".into(), Rpc::s(next_url)),
+        ("next_method".into(), Rpc::s("login_to_simulator")),
+        ("next_duration".into(), Rpc::Int(0)),
+        ("message".into(), Rpc::s("Redirecting to the login service")),
+    ])
+}
+
 /// A region's handle: its south-west corner in metres, x in the high 32 bits.
 pub fn region_handle(grid_x: u32, grid_y: u32) -> u64 {
     ((u64::from(grid_x) * 256) << 32) | (u64::from(grid_y) * 256)

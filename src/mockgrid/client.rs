@@ -142,40 +142,10 @@ impl HttpClient {
         content_type: Option<&'static str>,
         body: Bytes,
     ) -> Result<Reply, ClientError> {
+        let (io, target, authority) = self.open(url).await?;
         let bad = |reason: &str| ClientError::BadUrl {
             url: url.to_owned(),
             reason: reason.to_owned(),
-        };
-        let uri: Uri = url.parse().map_err(|_| bad("it does not parse"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(bad("only http and https are supported")),
-        };
-        let host = uri.host().ok_or_else(|| bad("it has no host"))?.to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = format!("{host}:{port}");
-        let connect_to = match self.proxy {
-            Some(p) => p.to_string(),
-            None => authority.clone(),
-        };
-        let tcp = TcpStream::connect(&connect_to)
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: connect_to.clone(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-
-        // Absolute-form only for plain HTTP through a proxy; origin-form everywhere else.
-        let target: Uri = if self.proxy.is_some() && !https {
-            uri.clone()
-        } else {
-            uri.path_and_query()
-                .map(|pq| pq.as_str())
-                .unwrap_or("/")
-                .parse()
-                .map_err(|_| bad("its path does not parse"))?
         };
         let mut request = Request::builder()
             .method(method)
@@ -195,26 +165,190 @@ impl HttpClient {
         if let Some(ct) = content_type {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         }
+        exchange(io, request, url).await
+    }
 
-        if https {
-            let mut tcp = tcp;
-            if self.proxy.is_some() {
-                connect_tunnel(&mut tcp, &authority).await?;
-            }
-            let name = ServerName::try_from(host.clone()).map_err(|_| bad("bad TLS name"))?;
-            let tls = self
-                .tls
-                .connect(name, tcp)
+    /// Opens a connection for `url`: straight to its host, or through the proxy (absolute-form for
+    /// plain HTTP, CONNECT then TLS for HTTPS). Returns the connection, the request target to use
+    /// (absolute-form only for plain HTTP through a proxy; origin-form everywhere else) and
+    /// `host:port`.
+    async fn open(&self, url: &str) -> Result<(Box<dyn Io>, Uri, String), ClientError> {
+        let bad = |reason: &str| ClientError::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url.parse().map_err(|_| bad("it does not parse"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(bad("only http and https are supported")),
+        };
+        let host = uri.host().ok_or_else(|| bad("it has no host"))?.to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = format!("{host}:{port}");
+        let connect_to = match self.proxy {
+            Some(p) => p.to_string(),
+            None => authority.clone(),
+        };
+        let mut tcp =
+            TcpStream::connect(&connect_to)
                 .await
-                .map_err(|source| ClientError::Tls {
-                    host: host.clone(),
+                .map_err(|source| ClientError::Connect {
+                    addr: connect_to.clone(),
                     source,
                 })?;
-            exchange(tls, request, url).await
+        let _ = tcp.set_nodelay(true);
+        let target: Uri = if self.proxy.is_some() && !https {
+            uri.clone()
         } else {
-            exchange(tcp, request, url).await
+            uri.path_and_query()
+                .map(|pq| pq.as_str())
+                .unwrap_or("/")
+                .parse()
+                .map_err(|_| bad("its path does not parse"))?
+        };
+        if !https {
+            return Ok((Box::new(tcp), target, authority));
+        }
+        if self.proxy.is_some() {
+            connect_tunnel(&mut tcp, &authority).await?;
+        }
+        let name = ServerName::try_from(host.clone()).map_err(|_| bad("bad TLS name"))?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|source| ClientError::Tls {
+                host: host.clone(),
+                source,
+            })?;
+        Ok((Box::new(tls), target, authority))
+    }
+
+    /// Opens a WebSocket at `url` (as a web page in the viewer's built-in browser would), sends
+    /// `text` and returns what comes back, then closes. Checks the server's `Sec-WebSocket-Accept`.
+    pub async fn websocket_echo(&self, url: &str, text: &str) -> Result<String, ClientError> {
+        let seconds = self.timeout.as_secs();
+        tokio::time::timeout(self.timeout, self.websocket_inner(url, text))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.to_owned(),
+                seconds,
+            })?
+    }
+
+    async fn websocket_inner(&self, url: &str, text: &str) -> Result<String, ClientError> {
+        use base64::Engine as _;
+        let http = |reason: String| ClientError::Http {
+            url: url.to_owned(),
+            reason,
+        };
+        let (io, target, authority) = self.open(url).await?;
+        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(target)
+            .header(HOST, authority)
+            .header(http::header::CONNECTION, "Upgrade")
+            .header(http::header::UPGRADE, "websocket")
+            .header("sec-websocket-key", key.as_str())
+            .header("sec-websocket-version", "13")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| http(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| http(e.to_string()))?;
+        let conn = tokio::spawn(conn.with_upgrades());
+        let mut response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| http(e.to_string()))?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            conn.abort();
+            return Err(http(format!("the handshake got {}", response.status())));
+        }
+        let accept = response
+            .headers()
+            .get("sec-websocket-accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if accept != super::server::websocket_accept(&key) {
+            conn.abort();
+            return Err(http(format!("wrong Sec-WebSocket-Accept {accept:?}")));
+        }
+        let upgraded = hyper::upgrade::on(&mut response)
+            .await
+            .map_err(|e| http(e.to_string()))?;
+        let mut ws = TokioIo::new(upgraded);
+        let io_err = |e: std::io::Error| http(e.to_string());
+        ws.write_all(&masked_frame(0x1, text.as_bytes()))
+            .await
+            .map_err(io_err)?;
+        let (opcode, payload) = read_frame(&mut ws).await.map_err(io_err)?;
+        if opcode != 0x1 {
+            return Err(http(format!("the echo came back with opcode {opcode}")));
+        }
+        ws.write_all(&masked_frame(0x8, &[]))
+            .await
+            .map_err(io_err)?;
+        let (opcode, _) = read_frame(&mut ws).await.map_err(io_err)?;
+        if opcode != 0x8 {
+            return Err(http(format!("the close came back with opcode {opcode}")));
+        }
+        let _ = ws.shutdown().await;
+        String::from_utf8(payload).map_err(|e| http(e.to_string()))
+    }
+}
+
+/// A connection the client can speak HTTP over (plain TCP or TLS).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The largest WebSocket frame the client reads.
+const MAX_WEBSOCKET_FRAME: u64 = 1024 * 1024;
+
+/// One final WebSocket frame as a client sends it: masked with a random key (RFC 6455 §5.3).
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask: [u8; 4] = rand::random();
+    let mut out = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Reads one (unmasked, server-sent) frame: its opcode and payload.
+async fn read_frame<I: AsyncRead + Unpin>(io: &mut I) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    io.read_exact(&mut h).await?;
+    let len = match h[1] & 0x7f {
+        126 => u64::from(io.read_u16().await?),
+        127 => io.read_u64().await?,
+        n => u64::from(n),
+    };
+    if len > MAX_WEBSOCKET_FRAME {
+        return Err(std::io::Error::other("WebSocket frame too large"));
+    }
+    let mut mask = [0u8; 4];
+    if h[1] & 0x80 != 0 {
+        io.read_exact(&mut mask).await?;
+    }
+    let mut payload = vec![0u8; len as usize];
+    io.read_exact(&mut payload).await?;
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+    Ok((h[0] & 0x0f, payload))
 }
 
 /// Asks the proxy for a tunnel and reads its answer head byte by byte (so no TLS byte is eaten).

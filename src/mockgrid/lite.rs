@@ -345,6 +345,42 @@ fn rpc_value(value: &Element) -> Result<Rpc, LiteError> {
     })
 }
 
+/// An XML-RPC value as LLSD: the LLSD login carries the same members (OpenSim's
+/// `LoginResponse.ToOSDMap`).
+pub fn rpc_to_llsd(value: &Rpc) -> Value {
+    match value {
+        Rpc::Str(s) => Value::String(s.clone()),
+        Rpc::Int(i) => Value::Integer(*i),
+        Rpc::Bool(b) => Value::Boolean(*b),
+        Rpc::Array(items) => Value::Array(items.iter().map(rpc_to_llsd).collect()),
+        Rpc::Struct(members) => Value::Map(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), rpc_to_llsd(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// An LLSD value as XML-RPC, as far as login needs (other scalars become their text).
+pub fn llsd_to_rpc(value: &Value) -> Rpc {
+    match value {
+        Value::String(s) | Value::Uri(s) => Rpc::Str(s.clone()),
+        Value::Integer(i) => Rpc::Int(*i),
+        Value::Boolean(b) => Rpc::Bool(*b),
+        Value::Array(items) => Rpc::Array(items.iter().map(llsd_to_rpc).collect()),
+        Value::Map(m) => Rpc::Struct(
+            m.iter()
+                .map(|(k, v)| (k.to_owned(), llsd_to_rpc(v)))
+                .collect(),
+        ),
+        Value::Uuid(u) => Rpc::Str(u.to_string()),
+        Value::Real(r) => Rpc::Str(r.to_string()),
+        Value::Undef => Rpc::Str(String::new()),
+        other => Rpc::Str(format!("{other:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,8 @@ mod state;
 mod tls;
 pub mod viewer;
 
+pub use server::{websocket_accept, WEBSOCKET_PATH};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +63,20 @@ pub struct MockGridConfig {
     pub stale_first_poll: bool,
     /// The size of the ViewerAsset body, in bytes.
     pub asset_size: usize,
+    /// Answer a login at any path but [`LOGIN_RETRY_PATH`] with `login` = `indeterminate` and a
+    /// `next_url` there (the redirect the Linden viewer follows in lllogin.cpp).
+    pub login_redirect: bool,
+    /// Announce the last region by the host name `localhost` instead of `127.0.0.1`: a teleport there
+    /// lands on another host, as a Hypergrid jump lands on another grid's simulator. (Its server still
+    /// listens on 127.0.0.1; its certificate names both.)
+    pub other_host_region: bool,
+    /// Second Life style MFA: a login without this `token` is answered `login` = `false`, `reason` =
+    /// `mfa_challenge` (the viewer asks for the code and logs in again with `token`).
+    pub mfa_token: Option<String>,
 }
+
+/// Where the mock grid's login redirect points.
+pub const LOGIN_RETRY_PATH: &str = "/login-retry";
 
 impl Default for MockGridConfig {
     fn default() -> Self {
@@ -69,6 +84,9 @@ impl Default for MockGridConfig {
             eq_hold: Duration::from_secs(20),
             stale_first_poll: true,
             asset_size: 4 * 1024 * 1024,
+            login_redirect: false,
+            mfa_token: None,
+            other_host_region: false,
         }
     }
 }
@@ -80,6 +98,9 @@ impl MockGridConfig {
             eq_hold: Duration::from_secs(2),
             stale_first_poll: true,
             asset_size: 3 * 1024 * 1024 + 17,
+            login_redirect: false,
+            mfa_token: None,
+            other_host_region: false,
         }
     }
 }
@@ -147,13 +168,18 @@ impl MockGrid {
         let login_addr = local_addr(&login_listener, "login server")?;
         let mut region_listeners = Vec::new();
         let mut regions = Vec::new();
-        for (name, x, y) in REGIONS {
+        for (i, (name, x, y)) in REGIONS.into_iter().enumerate() {
             let listener = bind("region server").await?;
             let addr = local_addr(&listener, "region server")?;
+            let host = if config.other_host_region && i + 1 == REGIONS.len() {
+                "localhost"
+            } else {
+                "127.0.0.1"
+            };
             regions.push(RegionInfo {
                 name: name.to_owned(),
                 port: addr.port(),
-                base_url: format!("https://127.0.0.1:{}", addr.port()),
+                base_url: format!("https://{host}:{}", addr.port()),
                 grid_x: x,
                 grid_y: y,
             });

@@ -29,7 +29,7 @@ use super::bodies::random_uuid;
 use super::bodies;
 use super::lite::{self, Rpc};
 use super::state::{CapEntry, CapKind, Grid, PollAnswer};
-use super::{unix_now, Breakage, DEMO_PASSWORD};
+use super::{unix_now, Breakage, DEMO_PASSWORD, LOGIN_RETRY_PATH};
 use crate::llsd::{self, Value};
 
 /// The largest request body the grid reads (uploads included).
@@ -70,14 +70,22 @@ pub async fn serve(
                         let result = match tls {
                             Some(acceptor) => match acceptor.accept(stream).await {
                                 Ok(tls_stream) => {
-                                    builder.serve_connection(TokioIo::new(tls_stream), service).await
+                                    builder
+                                        .serve_connection(TokioIo::new(tls_stream), service)
+                                        .with_upgrades()
+                                        .await
                                 }
                                 Err(e) => {
                                     tracing::debug!(%peer, "mock grid TLS handshake failed: {e}");
                                     return;
                                 }
                             },
-                            None => builder.serve_connection(TokioIo::new(stream), service).await,
+                            None => {
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .with_upgrades()
+                                    .await
+                            }
                         };
                         if let Err(e) = result {
                             tracing::debug!(%peer, "mock grid connection ended: {e}");
@@ -148,13 +156,19 @@ async fn handle(
     region: Option<usize>,
     req: Request<Incoming>,
 ) -> Response<GridBody> {
+    if req.uri().path() == WEBSOCKET_PATH {
+        return websocket_echo(req);
+    }
     let (parts, body) = req.into_parts();
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(why) => return bad_request(why),
     };
     match region {
-        None => login(&grid, &parts.method, &body),
+        None if parts.method == Method::GET && parts.uri.path() == "/get_grid_info" => {
+            grid_info(&grid)
+        }
+        None => login(&grid, &parts, &body),
         Some(r) => {
             let path = parts.uri.path();
             match grid.cap(r, path) {
@@ -165,23 +179,182 @@ async fn handle(
     }
 }
 
-/// `login_to_simulator`, at any path.
-fn login(grid: &Grid, method: &Method, body: &[u8]) -> Response<GridBody> {
-    if method != Method::POST {
+/// Where every server of the grid (login and regions) answers a WebSocket that echoes each message
+/// back, as the web pages the viewer's built-in browser shows may open.
+pub const WEBSOCKET_PATH: &str = "/ws";
+
+/// The GUID RFC 6455 appends to the client's key before hashing it into `Sec-WebSocket-Accept`.
+const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+pub fn websocket_accept(key: &str) -> String {
+    use base64::Engine as _;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        format!("{}{WEBSOCKET_GUID}", key.trim()).as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// Answers a WebSocket handshake with 101 and echoes every data frame back unmasked until a close.
+fn websocket_echo(mut req: Request<Incoming>) -> Response<GridBody> {
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let upgrade = req
+        .headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = key.filter(|_| upgrade) else {
+        return bad_request("a WebSocket endpoint: send an Upgrade: websocket handshake\n".into());
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        if let Err(e) = echo_frames(&mut io).await {
+            tracing::debug!("mock grid WebSocket ended: {e}");
+        }
+    });
+    let mut response = reply(StatusCode::SWITCHING_PROTOCOLS, "", Bytes::new());
+    let h = response.headers_mut();
+    h.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&websocket_accept(&key)) {
+        h.insert("sec-websocket-accept", v);
+    }
+    response
+}
+
+/// The largest WebSocket frame the echo reads.
+const MAX_WEBSOCKET_FRAME: u64 = 1024 * 1024;
+
+/// Reads client frames (masked) and writes each data frame back unmasked; answers a close with a close.
+async fn echo_frames<I>(io: &mut I) -> std::io::Result<()>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let mut h = [0u8; 2];
+        io.read_exact(&mut h).await?;
+        let opcode = h[0] & 0x0f;
+        let len = match h[1] & 0x7f {
+            126 => u64::from(io.read_u16().await?),
+            127 => io.read_u64().await?,
+            n => u64::from(n),
+        };
+        if len > MAX_WEBSOCKET_FRAME {
+            return Err(std::io::Error::other("frame too large for the mock grid"));
+        }
+        let mut mask = [0u8; 4];
+        if h[1] & 0x80 != 0 {
+            io.read_exact(&mut mask).await?;
+        }
+        let mut payload = vec![0u8; len as usize];
+        io.read_exact(&mut payload).await?;
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= mask[i % 4];
+        }
+        let mut out = vec![h[0]];
+        match payload.len() {
+            n if n < 126 => out.push(n as u8),
+            n if n <= 0xffff => {
+                out.push(126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&payload);
+        io.write_all(&out).await?;
+        if opcode == 8 {
+            io.shutdown().await?;
+            return Ok(());
+        }
+    }
+}
+
+/// `/get_grid_info` as OpenSimulator writes it: one element per setting, no declaration, text escaped,
+/// `application/xml` (opensim/opensim OpenSim/Server/Handlers/Grid/GridInfoHandlers.cs).
+fn grid_info(grid: &Grid) -> Response<GridBody> {
+    let login = format!("http://127.0.0.1:{}/", grid.login_port);
+    let body = format!(
+        "<gridinfo><platform>OpenSim</platform><login>{login}</login>\
+<gridname>capscope mock grid</gridname><gridnick>mockgrid</gridnick>\
+<welcome>{login}welcome</welcome><economy>{login}</economy>\
+<register>{login}register?a=1&amp;b=2</register></gridinfo>"
+    );
+    reply(StatusCode::OK, "application/xml", body)
+}
+
+/// `login_to_simulator`, at any path: XML-RPC, or an LLSD map (LibreMetaverse's form, which OpenSim
+/// answers with an LLSD map of the same members: opensim/opensim
+/// OpenSim/Server/Handlers/Login/LLLoginHandlers.cs `HandleLLSDLogin`).
+fn login(grid: &Grid, parts: &http::request::Parts, body: &[u8]) -> Response<GridBody> {
+    if parts.method != Method::POST {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
-            "the mock grid's login server takes XML-RPC POSTs\n",
+            "the mock grid's login server takes XML-RPC or LLSD POSTs\n",
         );
     }
-    let (name, params) = match lite::rpc_parse(body) {
-        Ok(parsed) => parsed,
-        Err(e) => return bad_request(format!("not an XML-RPC call: {e}\n")),
+    let llsd_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/llsd+"));
+    let params = if llsd_form {
+        match llsd::from_slice(body) {
+            Ok(v @ Value::Map(_)) => lite::llsd_to_rpc(&v),
+            Ok(other) => {
+                return bad_request(format!(
+                    "an LLSD login is a map, not {}\n",
+                    other.type_name()
+                ))
+            }
+            Err(e) => return bad_request(format!("not LLSD: {e}\n")),
+        }
+    } else {
+        let (name, params) = match lite::rpc_parse(body) {
+            Ok(parsed) => parsed,
+            Err(e) => return bad_request(format!("not an XML-RPC call: {e}\n")),
+        };
+        if name.as_deref() != Some("login_to_simulator") {
+            return bad_request(format!("unknown XML-RPC method {name:?}\n"));
+        }
+        params
     };
-    if name.as_deref() != Some("login_to_simulator") {
-        return bad_request(format!("unknown XML-RPC method {name:?}\n"));
+    let answer = login_answer(grid, parts.uri.path(), &params);
+    let mut bytes = if llsd_form {
+        llsd::xml::to_vec(&lite::rpc_to_llsd(&answer))
+    } else {
+        lite::rpc_response(&answer).into_bytes()
+    };
+    if grid.take_breakage(Breakage::LoginReply) {
+        bytes.truncate(bytes.len() * 2 / 3);
     }
+    // Second Life labels its XML-RPC login reply as LLSD XML; OpenSim its LLSD one too.
+    reply(StatusCode::OK, LLSD_XML, bytes)
+}
+
+/// The login reply's members: a redirect, an MFA challenge, a refusal or the way in.
+fn login_answer(grid: &Grid, path: &str, params: &Rpc) -> Rpc {
     let text = |k: &str| params.member(k).and_then(Rpc::as_str).unwrap_or("");
+    if grid.config.login_redirect && path != LOGIN_RETRY_PATH {
+        let next = format!("http://127.0.0.1:{}{LOGIN_RETRY_PATH}", grid.login_port);
+        return bodies::login_redirect(&next);
+    }
     let (first, last) = match params.member("username").and_then(Rpc::as_str) {
         Some(user) => {
             let mut it = user.splitn(2, ['.', ' ']);
@@ -193,38 +366,37 @@ fn login(grid: &Grid, method: &Method, body: &[u8]) -> Response<GridBody> {
         None => (text("first").to_owned(), text("last").to_owned()),
     };
     let expected = format!("$1${:x}", md5::compute(DEMO_PASSWORD));
-    let reply_body = if text("passwd") == expected && !first.is_empty() {
-        let idx = grid.login(&first, &last);
-        let seed = grid.seed_url(idx, 0);
-        let region = &grid.regions[0];
-        let xml = grid.with_session(idx, |s| {
-            lite::rpc_response(&bodies::login_ok(&bodies::LoginFacts {
-                first: &s.first,
-                last: &s.last,
-                agent_id: s.agent_id,
-                session_id: s.session_id,
-                secure_session_id: s.secure_session_id,
-                circuit_code: s.circuit_code,
-                sim_port: region.port,
-                region_x: region.grid_x * 256,
-                region_y: region.grid_y * 256,
-                seed_capability: &seed,
-                http_port: grid.login_port,
-                now: unix_now(),
-            }))
-        });
-        tracing::debug!(%first, %last, "mock grid: login accepted");
-        xml.unwrap_or_default()
-    } else {
+    if text("passwd") != expected || first.is_empty() {
         tracing::debug!(%first, %last, "mock grid: login refused (wrong password)");
-        lite::rpc_response(&bodies::login_failed())
-    };
-    let mut bytes = reply_body.into_bytes();
-    if grid.take_breakage(Breakage::LoginReply) {
-        bytes.truncate(bytes.len() * 2 / 3);
+        return bodies::login_failed();
     }
-    // Second Life labels its XML-RPC login reply as LLSD XML.
-    reply(StatusCode::OK, LLSD_XML, bytes)
+    if let Some(token) = &grid.config.mfa_token {
+        if text("token") != token {
+            tracing::debug!(%first, %last, "mock grid: MFA challenge");
+            return bodies::mfa_challenge();
+        }
+    }
+    let idx = grid.login(&first, &last);
+    let seed = grid.seed_url(idx, 0);
+    let region = &grid.regions[0];
+    let answer = grid.with_session(idx, |s| {
+        bodies::login_ok(&bodies::LoginFacts {
+            first: &s.first,
+            last: &s.last,
+            agent_id: s.agent_id,
+            session_id: s.session_id,
+            secure_session_id: s.secure_session_id,
+            circuit_code: s.circuit_code,
+            sim_port: region.port,
+            region_x: region.grid_x * 256,
+            region_y: region.grid_y * 256,
+            seed_capability: &seed,
+            http_port: grid.login_port,
+            now: unix_now(),
+        })
+    });
+    tracing::debug!(%first, %last, "mock grid: login accepted");
+    answer.unwrap_or_else(bodies::login_failed)
 }
 
 /// One cap request.
@@ -280,6 +452,18 @@ async fn cap(
                 LLSD_BINARY,
                 lite::to_binary(&bodies::object_cost(&ids)),
             )
+        }
+        // Asked to redirect: a 302 elsewhere on this host under the same cap, as an asset service
+        // that moved a texture would answer.
+        CapKind::ViewerAsset if query.split('&').any(|kv| kv == "redirect=1") => {
+            let kept: Vec<&str> = query.split('&').filter(|kv| *kv != "redirect=1").collect();
+            let cap_root = parts.uri.path().trim_end_matches('/');
+            let location = format!("{cap_root}/moved?{}", kept.join("&"));
+            let mut response = reply(StatusCode::FOUND, "text/plain", "moved\n");
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(http::header::LOCATION, v);
+            }
+            response
         }
         CapKind::ViewerAsset => asset(grid.config.asset_size, query),
         CapKind::NewFileAgentInventory => {

@@ -58,6 +58,19 @@ pub const CAP_NAMES: [&str; 22] = [
 /// The body size a viewer uploads in one go.
 const UPLOAD_SIZE: usize = 32 * 1024;
 
+/// How many login requests one login may take (redirects, MFA) before the viewer gives up.
+const MAX_LOGIN_STEPS: usize = 5;
+
+/// How the viewer logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginForm {
+    /// XML-RPC `login_to_simulator` (the Linden viewer, Firestorm).
+    #[default]
+    XmlRpc,
+    /// An LLSD map POSTed as `application/llsd+xml` (LibreMetaverse, late 2025).
+    Llsd,
+}
+
 /// How the viewer reaches the grid.
 #[derive(Debug, Clone)]
 pub struct ViewerConfig {
@@ -74,6 +87,16 @@ pub struct ViewerConfig {
     pub request_timeout: Duration,
     /// How long to wait after a failed poll before the next.
     pub poll_retry_delay: Duration,
+    /// XML-RPC or LLSD login.
+    pub login_form: LoginForm,
+    /// Fetch `<login_uri>/get_grid_info` first and log in at its `login`, as Firestorm's grid
+    /// manager does (fsgridhandler.cpp).
+    pub grid_info: bool,
+    /// The code to answer an MFA challenge with.
+    pub mfa_token: Option<String>,
+    /// A WebSocket URL a web page in the built-in browser opens once per activity round (it uses the
+    /// viewer's proxy settings, as CEF does). `None`: no web page.
+    pub web_socket: Option<String>,
 }
 
 impl ViewerConfig {
@@ -88,6 +111,10 @@ impl ViewerConfig {
             trusted_ca_pems: vec![ca_pem.into()],
             request_timeout: Duration::from_secs(30),
             poll_retry_delay: Duration::from_millis(200),
+            login_form: LoginForm::XmlRpc,
+            grid_info: false,
+            mfa_token: None,
+            web_socket: None,
         }
     }
 }
@@ -105,6 +132,10 @@ pub enum ViewerError {
     },
     #[error("the login reply from {url} is not XML-RPC: {source}")]
     LoginBody { url: String, source: LiteError },
+    #[error("the login from {url} took more than {steps} steps (redirects, MFA)")]
+    LoginSteps { url: String, steps: usize },
+    #[error("the grid info from {url} has no login: {why}")]
+    GridInfo { url: String, why: String },
     #[error("{what} from {url} answered {status}")]
     Status {
         what: &'static str,
@@ -164,6 +195,8 @@ pub struct Journal {
     pub errors: Vec<String>,
     /// Activity steps completed, by name (`inventory`, `upload`, ...).
     pub steps: Vec<String>,
+    /// What each login request got: `true`, `indeterminate`, `mfa_challenge`, ...
+    pub login_steps: Vec<String>,
 }
 
 /// The login reply's fields the viewer uses.
@@ -299,10 +332,80 @@ impl Viewer {
         })
     }
 
-    /// Logs in with XML-RPC `login_to_simulator`.
+    /// Fetches `<login URI>/get_grid_info` as Firestorm's grid manager does (it appends
+    /// `get_grid_info` to the login URI, fsgridhandler.cpp) and returns its `login`.
+    pub async fn grid_info_login(&self, login_uri: &str) -> Result<String, ViewerError> {
+        let url = format!("{}/get_grid_info", login_uri.trim_end_matches('/'));
+        let reply = self.send(Method::GET, &url, None, Bytes::new()).await?;
+        if !reply.status.is_success() {
+            return Err(ViewerError::Status {
+                what: "the grid info",
+                url,
+                status: reply.status,
+            });
+        }
+        let root = lite::parse_xml(&reply.body).map_err(|e| ViewerError::GridInfo {
+            url: url.clone(),
+            why: e.to_string(),
+        })?;
+        let login = root
+            .child("login")
+            .map(|l| l.text.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| ViewerError::GridInfo {
+                url: url.clone(),
+                why: format!("no <login> in <{}>", root.name),
+            })?;
+        self.learn(&login);
+        Ok(login)
+    }
+
+    /// Logs in (XML-RPC or LLSD, as configured), following `indeterminate` redirects to their
+    /// `next_url` and answering an MFA challenge with the configured token.
     pub async fn login(&self) -> Result<LoginReply, ViewerError> {
+        let mut url = self.config.login_uri.clone();
+        if self.config.grid_info {
+            url = self.grid_info_login(&url).await?;
+        }
+        let mut token = None;
+        for _ in 0..MAX_LOGIN_STEPS {
+            let members = self.login_once(&url, token.as_deref()).await?;
+            let text = |k: &str| members.member(k).and_then(Rpc::as_str).map(str::to_owned);
+            let outcome = match text("login").as_deref() {
+                Some("false") => text("reason").unwrap_or_else(|| "false".into()),
+                other => other.unwrap_or("").to_owned(),
+            };
+            self.update(|j| j.login_steps.push(outcome.clone()));
+            match outcome.as_str() {
+                "true" => return self.login_reply(members),
+                "indeterminate" => {
+                    url = text("next_url").ok_or(ViewerError::Missing {
+                        what: "the indeterminate login reply",
+                        field: "next_url",
+                    })?;
+                    self.learn(&url);
+                }
+                "mfa_challenge" if token.is_none() && self.config.mfa_token.is_some() => {
+                    token = self.config.mfa_token.clone();
+                }
+                _ => {
+                    return Err(ViewerError::LoginRefused {
+                        reason: text("reason").unwrap_or_default(),
+                        message: text("message").unwrap_or_default(),
+                    })
+                }
+            }
+        }
+        Err(ViewerError::LoginSteps {
+            url,
+            steps: MAX_LOGIN_STEPS,
+        })
+    }
+
+    /// One login request; returns the reply's members.
+    async fn login_once(&self, url: &str, token: Option<&str>) -> Result<Rpc, ViewerError> {
         let passwd = format!("$1${:x}", md5::compute(&self.config.password));
-        let call = Rpc::Struct(vec![
+        let mut members = vec![
             ("first".into(), Rpc::s(&self.config.first)),
             ("last".into(), Rpc::s(&self.config.last)),
             ("passwd".into(), Rpc::s(passwd)),
@@ -328,36 +431,52 @@ impl Viewer {
                     .collect(),
                 ),
             ),
-        ]);
-        let url = self.config.login_uri.clone();
+        ];
+        if let Some(token) = token {
+            members.push(("token".into(), Rpc::s(token)));
+            members.push(("mfa_hash".into(), Rpc::s("")));
+        }
+        let call = Rpc::Struct(members);
+        let (content_type, body) = match self.config.login_form {
+            LoginForm::XmlRpc => (
+                "text/xml",
+                lite::rpc_call("login_to_simulator", &call).into_bytes(),
+            ),
+            LoginForm::Llsd => (
+                "application/llsd+xml",
+                llsd::xml::to_vec(&lite::rpc_to_llsd(&call)),
+            ),
+        };
         let reply = self
-            .send(
-                Method::POST,
-                &url,
-                Some("text/xml"),
-                lite::rpc_call("login_to_simulator", &call),
-            )
+            .send(Method::POST, url, Some(content_type), body)
             .await?;
         if !reply.status.is_success() {
             return Err(ViewerError::Status {
                 what: "the login reply",
-                url,
+                url: url.to_owned(),
                 status: reply.status,
             });
         }
-        // Decide by the bytes: Second Life labels this XML-RPC reply as LLSD XML.
-        let (_, members) =
-            lite::rpc_parse(&reply.body).map_err(|source| ViewerError::LoginBody {
-                url: url.clone(),
-                source,
-            })?;
-        let text = |k: &str| members.member(k).and_then(Rpc::as_str).map(str::to_owned);
-        if text("login").as_deref() != Some("true") {
-            return Err(ViewerError::LoginRefused {
-                reason: text("reason").unwrap_or_default(),
-                message: text("message").unwrap_or_default(),
-            });
+        match self.config.login_form {
+            // Decide by the bytes: Second Life labels this XML-RPC reply as LLSD XML.
+            LoginForm::XmlRpc => lite::rpc_parse(&reply.body)
+                .map(|(_, members)| members)
+                .map_err(|source| ViewerError::LoginBody {
+                    url: url.to_owned(),
+                    source,
+                }),
+            LoginForm::Llsd => llsd::xml::from_slice(&reply.body)
+                .map(|v| lite::llsd_to_rpc(&v))
+                .map_err(|source| ViewerError::Body {
+                    what: "the LLSD login reply",
+                    url: url.to_owned(),
+                    source,
+                }),
         }
+    }
+
+    fn login_reply(&self, members: Rpc) -> Result<LoginReply, ViewerError> {
+        let text = |k: &str| members.member(k).and_then(Rpc::as_str).map(str::to_owned);
         let missing = |field| ViewerError::Missing {
             what: "the login reply",
             field,
@@ -680,6 +799,63 @@ impl Viewer {
         Ok(reply.body)
     }
 
+    /// ViewerAsset asked to redirect (`&redirect=1`): the grid answers 302 with a `Location` elsewhere
+    /// on its host, which the viewer follows as libcurl does. Returns the body.
+    pub async fn asset_redirected(&self, texture: Uuid) -> Result<Bytes, ViewerError> {
+        let base = self.cap("ViewerAsset")?;
+        let url = format!("{base}?texture_id={texture}&redirect=1");
+        let reply = self.send(Method::GET, &url, None, Bytes::new()).await?;
+        if !reply.status.is_redirection() {
+            return Err(ViewerError::Status {
+                what: "ViewerAsset (redirect)",
+                url,
+                status: reply.status,
+            });
+        }
+        let location = reply
+            .header("location")
+            .ok_or(ViewerError::Missing {
+                what: "the ViewerAsset redirect",
+                field: "Location",
+            })?
+            .to_owned();
+        let next = resolve_against(&url, &location);
+        self.learn(&next);
+        let reply = self.send(Method::GET, &next, None, Bytes::new()).await?;
+        if !reply.status.is_success() {
+            return Err(ViewerError::Status {
+                what: "ViewerAsset (redirected)",
+                url: next,
+                status: reply.status,
+            });
+        }
+        self.step_done("ViewerAsset redirect");
+        Ok(reply.body)
+    }
+
+    /// A web page's WebSocket: one text message echoed, then closed. Returns the echo.
+    pub async fn web_page_socket(&self, url: &str) -> Result<String, ViewerError> {
+        const TEXT: &str = "hello from the built-in browser";
+        let result = self.client.websocket_echo(url, TEXT).await;
+        let status = result.as_ref().ok().map(|_| 101);
+        self.update(|j| {
+            j.requests.push(Requested {
+                method: "GET".to_owned(),
+                url: url.to_owned(),
+                status,
+            })
+        });
+        let echoed = result?;
+        if echoed != TEXT {
+            return Err(ViewerError::Unexpected {
+                cap: "WebSocket",
+                why: format!("the echo was {echoed:?}"),
+            });
+        }
+        self.step_done("WebSocket");
+        Ok(echoed)
+    }
+
     /// NewFileAgentInventory, then the uploader it hands out; returns the new asset id and the
     /// uploader URL used.
     pub async fn upload(&self) -> Result<(Uuid, String), ViewerError> {
@@ -748,8 +924,13 @@ impl Viewer {
             self.simulator_features().await.map(drop),
             self.object_cost(&ids).await.map(drop),
             self.asset(random_uuid()).await.map(drop),
+            self.asset_redirected(random_uuid()).await.map(drop),
             self.upload().await.map(drop),
         ];
+        let mut results = results;
+        if let Some(url) = self.config.web_socket.clone() {
+            results.push(self.web_page_socket(&url).await.map(drop));
+        }
         let mut failed = 0;
         for r in results {
             if let Err(e) = r {
@@ -772,6 +953,16 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.poller.abort();
     }
+}
+
+/// A `Location` made absolute against the URL that answered it (absolute or absolute-path forms).
+fn resolve_against(url: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_owned();
+    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    format!("{scheme}://{authority}{location}")
 }
 
 /// A FetchInventoryDescendents2 request body for one folder.

@@ -178,7 +178,9 @@ async fn tunnel<I>(
 }
 
 /// Terminates the client's TLS with a leaf for the host it asked for (SNI, else the CONNECT host), then
-/// serves HTTP/2 or HTTP/1.1 as the client chose by ALPN.
+/// serves HTTP/2 or HTTP/1.1 as the client chose by ALPN. The SNI comes first because it is the name
+/// the client checks the leaf against (libcurl, by SAN, case-insensitively; the viewer's own CN check
+/// is off, see docs/certificates.md); there is none for an IP address, hence the CONNECT host.
 async fn intercept_tls<I>(
     shared: Arc<Shared>,
     life: Life,

@@ -17,6 +17,7 @@ use super::connect;
 use super::hook::{Decision, RequestHead, Route, UpstreamError, Via, MAX_REWRITE_BODY};
 use super::server::{Life, Shared};
 use super::tap::{decodable, decode_whole, Exchange, ProxyBody, Side};
+use super::upgrade;
 use super::upstream::{collect_limited, describe_hyper, Collect};
 use super::wire::{
     content_encoding, record_headers, split_authority, strip_hop_by_hop, text_response,
@@ -201,6 +202,7 @@ fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
     });
     r.cap = decision.cap.clone();
     r.region = decision.region.clone();
+    r.agent = decision.agent.clone();
     r.notes = decision.notes.clone();
     r
 }
@@ -212,7 +214,7 @@ fn local(resp: Response<Bytes>) -> Response<ProxyBody> {
     Response::from_parts(parts, ProxyBody::full(body))
 }
 
-fn record_response(
+pub(super) fn record_response(
     exchange: &Exchange,
     status: StatusCode,
     version: Version,
@@ -248,7 +250,7 @@ fn fail(exchange: &Exchange, status: StatusCode, error: String) -> Response<Prox
     local(text_response(status, format!("capscope: {error}\n")))
 }
 
-fn upstream_failure(exchange: &Exchange, e: &UpstreamError) -> Response<ProxyBody> {
+pub(super) fn upstream_failure(exchange: &Exchange, e: &UpstreamError) -> Response<ProxyBody> {
     let status = match e {
         UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         UpstreamError::BadUrl { .. } => StatusCode::BAD_REQUEST,
@@ -311,6 +313,9 @@ async fn forward(
     routed: bool,
     mut rewrite: bool,
 ) -> Response<ProxyBody> {
+    if let Some(protocol) = upgrade::requested(req.version(), req.headers()) {
+        return upgrade::relay(ctx, exchange, head, req, uri, routed, protocol).await;
+    }
     let (mut parts, body) = req.into_parts();
     let client_version = parts.version;
     strip_hop_by_hop(&mut parts.headers);
@@ -367,6 +372,13 @@ async fn forward(
     exchange.set_encoding(Side::Response, encoding.clone());
     strip_hop_by_hop(&mut parts.headers);
     parts.version = client_version;
+    let header_notes =
+        ctx.shared
+            .hook
+            .rewrite_response_headers(&head, parts.status, &mut parts.headers);
+    if !header_notes.is_empty() {
+        exchange.update(|r| r.notes.extend(header_notes));
+    }
 
     if !rewrite {
         return Response::from_parts(
@@ -439,6 +451,12 @@ async fn forward(
         }
         if let Some(kind) = rw.kind {
             r.kind = kind;
+        }
+        if rw.agent.is_some() {
+            r.agent = rw.agent;
+        }
+        if rw.region.is_some() {
+            r.region = rw.region;
         }
     });
     exchange.finish(None);

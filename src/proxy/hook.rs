@@ -76,6 +76,8 @@ pub struct Decision {
     pub cap: Option<String>,
     /// The region the cap belongs to, for the record.
     pub region: Option<String>,
+    /// The agent the request belongs to, for the record.
+    pub agent: Option<String>,
     /// Notes for the record.
     pub notes: Vec<String>,
     /// What the record is: [`Kind::Http`] unless the hook knows better (a login).
@@ -98,6 +100,7 @@ impl Decision {
             kind: Kind::Http,
             cap: None,
             region: None,
+            agent: None,
             notes: Vec::new(),
             rewrite_response: false,
         }
@@ -116,6 +119,10 @@ pub struct Rewrite {
     pub cap: Option<String>,
     /// A record kind learnt only from the body (a login reply seen in HTTP proxy mode).
     pub kind: Option<Kind>,
+    /// The agent learnt only from the body (a login reply names who logged in).
+    pub agent: Option<String>,
+    /// The region learnt only from the body (the region a login lands in).
+    pub region: Option<String>,
 }
 
 /// What [`Hook::handle`] returns.
@@ -187,6 +194,20 @@ pub trait Hook: Send + Sync + 'static {
     ) -> Rewrite {
         let _ = (head, request_body, status, headers, body);
         Rewrite::default()
+    }
+
+    /// Adjusts a forwarded response's headers before they go to the client (login mode: a redirect's
+    /// `Location` pointing back at capscope). Called for every forwarded response, streamed or
+    /// buffered, after hop-by-hop headers are gone and before any body byte moves; must be quick (no
+    /// I/O). Returns notes for the record (the record keeps the headers as upstream sent them).
+    fn rewrite_response_headers(
+        &self,
+        head: &RequestHead,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) -> Vec<String> {
+        let _ = (head, status, headers);
+        Vec::new()
     }
 
     /// Runs a whole exchange, when the route was [`Route::Handle`]. `head.uri` is as the client sent it.

@@ -21,7 +21,8 @@
 //!
 //! Layout: [`server`] (builder, accept loop, connections, shutdown), `connect` (CONNECT: peek, TLS,
 //! raw tunnels), `exchange` (one request: hook, forward, record), `tap` (body tap and record
-//! finalisation), [`upstream`] (pooled client and its errors), `wire` (header helpers).
+//! finalisation), [`upstream`] (pooled client and its errors), `upgrade` (WebSocket and other `Upgrade`s relayed after the
+//! `101`), `wire` (header helpers).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ mod exchange;
 pub mod hook;
 pub mod server;
 mod tap;
+mod upgrade;
 pub mod upstream;
 mod wire;
 

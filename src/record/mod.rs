@@ -186,6 +186,10 @@ pub struct Record {
     /// The region the cap belongs to (its name or sim host), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The agent the exchange belongs to (`First Last` from its login), when several may share one
+    /// capscope. Absent in captures written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// For [`Kind::Event`]: the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<EventInfo>,
@@ -239,6 +243,7 @@ impl Record {
             error: None,
             cap: None,
             region: None,
+            agent: None,
             event: None,
             parent: None,
             tunnel: None,
@@ -521,5 +526,17 @@ mod tests {
             json.contains("<llsd>"),
             "UTF-8 bodies are stored as text: {json}"
         );
+    }
+
+    #[test]
+    fn the_agent_round_trips_and_older_records_read_without_it() {
+        let mut r = Record::new(8, Kind::Login);
+        r.agent = Some("Ann Resident".into());
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"agent\":\"Ann Resident\""), "{json}");
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), r);
+        let old = json.replace(",\"agent\":\"Ann Resident\"", "");
+        assert!(!old.contains("agent"), "{old}");
+        assert_eq!(serde_json::from_str::<Record>(&old).unwrap().agent, None);
     }
 }
