@@ -167,7 +167,7 @@ fn parse_scalar(r: &mut Reader<'_>) -> Result<Value, Error> {
         b'l' => Value::Uri(read_any_string(r, "a uri")?),
         b'd' => {
             let date_at = r.pos();
-            let s = read_any_string(r, "a date")?;
+            let s = read_any_str(r, "a date")?;
             match text::parse_date(s.as_bytes()) {
                 Some(secs) => Value::Date(Date(secs)),
                 None => {
@@ -374,10 +374,16 @@ fn parse_uuid(r: &mut Reader<'_>) -> Result<uuid::Uuid, Error> {
 
 /// A string in any of the forms a uri or date may take: `"..."`, `'...'` or `s(N)"..."`.
 fn read_any_string(r: &mut Reader<'_>, what: &'static str) -> Result<String, Error> {
+    read_any_str(r, what).map(Cow::into_owned)
+}
+
+/// [`read_any_string`], borrowing the input where there is nothing to unescape (a date is only
+/// parsed, never kept as text).
+fn read_any_str<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<Cow<'a, str>, Error> {
     let at = r.pos();
     match r.byte(what)? {
-        q @ (b'\'' | b'"') => read_delimited(r, q).map(Cow::into_owned),
-        b's' => read_sized_string(r),
+        q @ (b'\'' | b'"') => read_delimited(r, q),
+        b's' => read_sized_string(r).map(Cow::Owned),
         _ => Err(r.unexpected_at(at, what, "a quoted string")),
     }
 }
