@@ -19,16 +19,18 @@ const SEED: &str = "http://127.0.0.1:9000/CAPS/11111111-2222-3333-4444-555555555
 const CAPS: usize = 48;
 
 fn seed_value() -> Value {
-    Value::Map(Map((0..CAPS)
-        .map(|i| {
-            (
-                format!("Cap{i}"),
-                Value::String(format!(
-                    "http://127.0.0.1:9000/{i:08x}-0000-1111-2222-333344445555/"
-                )),
-            )
-        })
-        .collect()))
+    Value::Map(
+        (0..CAPS)
+            .map(|i| {
+                (
+                    format!("Cap{i}"),
+                    Value::String(format!(
+                        "http://127.0.0.1:9000/{i:08x}-0000-1111-2222-333344445555/"
+                    )),
+                )
+            })
+            .collect(),
+    )
 }
 
 fn login_reply() -> Vec<u8> {

@@ -7,7 +7,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use capscope::llsd::{self, Date, Format, Map, Value};
+use capscope::llsd::{self, Date, Format, Value};
 
 const FOLDERS: usize = 50;
 const ITEMS_PER_FOLDER: usize = 100;
@@ -24,10 +24,7 @@ fn id(kind: u64, n: u64) -> Value {
 }
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(Map(entries
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()))
+    Value::Map(entries.into_iter().collect())
 }
 
 fn s(text: String) -> Value {

@@ -1,5 +1,6 @@
 //! The `capscope` binary: everything lives in the library; see `capscope::cli`.
 
 fn main() -> std::process::ExitCode {
+    capscope::cli::decode::prefer_huge_pages();
     capscope::cli::main()
 }

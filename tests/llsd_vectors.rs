@@ -199,7 +199,7 @@ fn value(strings: BoxedStrategy<String>) -> impl Strategy<Value = Value> {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             proptest::collection::vec((strings.clone(), inner), 0..6)
-                .prop_map(|entries| Value::Map(Map(entries))),
+                .prop_map(|entries| Value::Map(entries.into_iter().collect())),
         ]
     })
 }

@@ -478,10 +478,7 @@ mod tests {
     }
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
-        Value::Map(Map(entries
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect()))
+        Value::Map(entries.into_iter().collect())
     }
 
     fn teleport_finish(seed: Value) -> Value {

@@ -384,9 +384,9 @@ mod proptests {
             format_index in 0usize..3,
         ) {
             let format = Format::ALL[format_index];
-            let map = Map(entries.iter().map(|(k, u, is_uri)| {
+            let map: Map = entries.iter().map(|(k, u, is_uri)| {
                 (k.clone(), if *is_uri { Value::Uri(u.clone()) } else { Value::String(u.clone()) })
-            }).collect());
+            }).collect();
             let body = llsd::to_vec(&Value::Map(map.clone()), format);
             let mut reg = Registry::new("http://127.0.0.1:8080");
             let region = reg.add_region("http://sim.example/seed", None, None);

@@ -10,7 +10,7 @@
 use super::error::{Error, ErrorKind, Found};
 use super::notation::read_delimited;
 use super::reader::{header_len, Reader};
-use super::{Map, Value, MAX_DEPTH};
+use super::{Key, Map, Value, MAX_DEPTH};
 
 /// The header written before every binary body.
 pub const HEADER: &[u8] = b"<?llsd/binary?>\n";
@@ -124,15 +124,16 @@ fn read_sized<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8], Er
 
 #[inline]
 fn read_str(r: &mut Reader<'_>, what: &'static str) -> Result<String, Error> {
+    borrow_str(r, what).map(str::to_owned)
+}
+
+/// A length-prefixed UTF-8 run, borrowed from the input.
+#[inline]
+fn borrow_str<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, Error> {
     let at = r.pos();
     let bytes = read_sized(r, what)?;
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_owned()),
-        Err(e) => Err(Error::new(
-            at + 4 + e.valid_up_to(),
-            ErrorKind::InvalidUtf8(what),
-        )),
-    }
+    std::str::from_utf8(bytes)
+        .map_err(|e| Error::new(at + 4 + e.valid_up_to(), ErrorKind::InvalidUtf8(what)))
 }
 
 /// One value. Only containers recurse, through small frames; scalars are read in a separate,
@@ -167,7 +168,7 @@ fn parse_scalar(r: &mut Reader<'_>) -> Result<Value, Error> {
         b'l' => Value::Uri(read_str(r, "a uri")?),
         b'd' => Value::Date(super::Date(f64::from_le_bytes(r.array("a date")?))),
         b'b' => Value::Binary(read_sized(r, "binary data")?.to_vec()),
-        b'\'' | b'"' => Value::String(read_delimited(r, tag)?),
+        b'\'' | b'"' => Value::String(read_delimited(r, tag)?.into_owned()),
         other => return Err(Error::new(at, ErrorKind::UnknownTag(Found::Byte(other)))),
     })
 }
@@ -211,11 +212,11 @@ fn too_many(at: usize, container: &'static str, count: usize) -> Error {
 
 /// A map key (`k` and a length, or a quoted string); `None` at the map's `}`.
 #[inline(never)]
-fn map_key(r: &mut Reader<'_>) -> Result<Option<String>, Error> {
+fn map_key(r: &mut Reader<'_>) -> Result<Option<Key>, Error> {
     let key_at = r.pos();
     Ok(Some(match r.byte("a map")? {
-        b'k' => read_str(r, "a map key")?,
-        q @ (b'\'' | b'"') => read_delimited(r, q)?,
+        b'k' => Key::from(borrow_str(r, "a map key")?),
+        q @ (b'\'' | b'"') => Key::from(read_delimited(r, q)?),
         b'}' => return Ok(None),
         _ => return Err(r.unexpected_at(key_at, "a map", "'k' and a key, or '}'")),
     }))

@@ -24,7 +24,7 @@ use std::fmt;
 pub use detect::detect;
 pub use error::{Error, ErrorKind, Found};
 pub use pretty::pretty;
-pub use value::{Date, Map, Value};
+pub use value::{Date, Key, Map, Value};
 
 /// The deepest nesting of arrays and maps a decoder accepts (the reference stops at 200 levels
 /// below the top value; we allow a little more so anything it writes reads back).
@@ -123,9 +123,44 @@ pub fn to_vec(value: &Value, format: Format) -> Vec<u8> {
     }
 }
 
+/// Encodes a value as [`to_vec`] does, appending to `out`: a caller that can guess the size (from the
+/// body it decoded) reserves it once instead of growing the buffer through a chain of copies.
+pub fn write_to(value: &Value, format: Format, out: &mut Vec<u8>) {
+    match format {
+        Format::Xml => {
+            out.extend_from_slice(xml::PROLOGUE);
+            xml::write_value(out, value);
+            out.extend_from_slice(xml::EPILOGUE);
+        }
+        Format::Binary => {
+            out.extend_from_slice(binary::HEADER);
+            binary::write_value(out, value);
+        }
+        Format::Notation => notation::write_value(out, value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_to_appends_what_to_vec_returns() {
+        let value = Value::Map(
+            [
+                ("a", Value::Array(vec![Value::Integer(1), Value::Undef])),
+                ("b", Value::String("x<y>'z\"".into())),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        for format in Format::ALL {
+            let mut out = b"prefix".to_vec();
+            write_to(&value, format, &mut out);
+            assert_eq!(&out[..6], b"prefix");
+            assert_eq!(out[6..], to_vec(&value, format)[..], "{format}");
+        }
+    }
 
     #[test]
     fn format_names_and_mimes() {

@@ -10,10 +10,12 @@
 //! Owns the notation wire form only; every length is checked against the bytes present, nesting is
 //! limited to [`MAX_DEPTH`].
 
+use std::borrow::Cow;
+
 use super::error::{snippet, Error, ErrorKind};
 use super::reader::{header_len, Reader};
 use super::text;
-use super::{Date, Map, Value, MAX_DEPTH};
+use super::{Date, Key, Map, Value, MAX_DEPTH};
 
 /// The most decimal digits accepted in an `s(N)` or `b(N)` length.
 const MAX_LEN_DIGITS: usize = 10;
@@ -125,7 +127,7 @@ fn write_quoted(out: &mut Vec<u8>, delim: u8, bytes: &[u8]) {
 #[derive(Default)]
 pub(crate) struct Scratch {
     items: Vec<Value>,
-    entries: Vec<(String, Value)>,
+    entries: Vec<(Key, Value)>,
 }
 
 /// One value. Only containers recurse, through small frames; scalars are read in a separate,
@@ -160,12 +162,12 @@ fn parse_scalar(r: &mut Reader<'_>) -> Result<Value, Error> {
         b'i' => Value::Integer(parse_integer(r)?),
         b'r' => Value::Real(parse_real(r)?),
         b'u' => Value::Uuid(parse_uuid(r)?),
-        b'\'' | b'"' => Value::String(read_delimited(r, c)?),
+        b'\'' | b'"' => Value::String(read_delimited(r, c)?.into_owned()),
         b's' => Value::String(read_sized_string(r)?),
         b'l' => Value::Uri(read_any_string(r, "a uri")?),
         b'd' => {
             let date_at = r.pos();
-            let s = read_any_string(r, "a date")?;
+            let s = read_any_str(r, "a date")?;
             match text::parse_date(s.as_bytes()) {
                 Some(secs) => Value::Date(Date(secs)),
                 None => {
@@ -243,7 +245,7 @@ fn parse_map(
 
 /// A map key and the `:` after it (separators before it skipped); `None` after the map's `}`.
 #[inline(never)]
-fn map_key(r: &mut Reader<'_>) -> Result<Option<String>, Error> {
+fn map_key(r: &mut Reader<'_>) -> Result<Option<Key>, Error> {
     skip_separators(r);
     let key_at = r.pos();
     let key = match r.peek() {
@@ -254,11 +256,11 @@ fn map_key(r: &mut Reader<'_>) -> Result<Option<String>, Error> {
         }
         Some(q @ (b'\'' | b'"')) => {
             r.advance(1);
-            read_delimited(r, q)?
+            Key::from(read_delimited(r, q)?)
         }
         Some(b's') => {
             r.advance(1);
-            read_sized_string(r)?
+            Key::from(read_sized_string(r)?)
         }
         Some(_) => return Err(r.unexpected_at(key_at, "a map", "a quoted key or '}'")),
     };
@@ -372,10 +374,16 @@ fn parse_uuid(r: &mut Reader<'_>) -> Result<uuid::Uuid, Error> {
 
 /// A string in any of the forms a uri or date may take: `"..."`, `'...'` or `s(N)"..."`.
 fn read_any_string(r: &mut Reader<'_>, what: &'static str) -> Result<String, Error> {
+    read_any_str(r, what).map(Cow::into_owned)
+}
+
+/// [`read_any_string`], borrowing the input where there is nothing to unescape (a date is only
+/// parsed, never kept as text).
+fn read_any_str<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<Cow<'a, str>, Error> {
     let at = r.pos();
     match r.byte(what)? {
         q @ (b'\'' | b'"') => read_delimited(r, q),
-        b's' => read_sized_string(r),
+        b's' => read_sized_string(r).map(Cow::Owned),
         _ => Err(r.unexpected_at(at, what, "a quoted string")),
     }
 }
@@ -479,7 +487,10 @@ fn parse_binary(r: &mut Reader<'_>) -> Result<Vec<u8>, Error> {
 
 /// Reads a quoted string after its opening `delim`, resolving backslash escapes. Shared with the
 /// binary decoder, which accepts such strings too.
-pub(crate) fn read_delimited(r: &mut Reader<'_>, delim: u8) -> Result<String, Error> {
+///
+/// Borrows the input when the string has no escapes (the common case), so a map key can be kept
+/// inline without an allocation in between.
+pub(crate) fn read_delimited<'a>(r: &mut Reader<'a>, delim: u8) -> Result<Cow<'a, str>, Error> {
     let start = r.pos();
     let rest = r.rest();
     // Fast path: no escapes before the closing quote.
@@ -489,7 +500,7 @@ pub(crate) fn read_delimited(r: &mut Reader<'_>, delim: u8) -> Result<String, Er
     if rest[i] == delim {
         r.advance(i + 1);
         return std::str::from_utf8(&rest[..i])
-            .map(str::to_owned)
+            .map(Cow::Borrowed)
             .map_err(|e| Error::new(start + e.valid_up_to(), ErrorKind::InvalidUtf8("a string")));
     }
     let mut buf = Vec::with_capacity(i + 16);
@@ -531,7 +542,7 @@ pub(crate) fn read_delimited(r: &mut Reader<'_>, delim: u8) -> Result<String, Er
         };
         buf.push(b);
     }
-    String::from_utf8(buf).map_err(|e| {
+    String::from_utf8(buf).map(Cow::Owned).map_err(|e| {
         Error::new(
             start + e.utf8_error().valid_up_to(),
             ErrorKind::InvalidUtf8("a string"),

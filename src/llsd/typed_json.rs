@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::{json, Value as Json};
 
 use super::error::{Error, ErrorKind};
-use super::{Date, Map, Value, MAX_DEPTH};
+use super::{Date, Key, Map, Value, MAX_DEPTH};
 
 /// The typed JSON of a value. A map with duplicate keys keeps the first position and the last value
 /// of each key (JSON objects have unique keys).
@@ -19,7 +19,12 @@ pub fn to_json(value: &Value) -> Json {
         Value::Array(items) => ("array", Json::Array(items.iter().map(to_json).collect())),
         Value::Map(map) => (
             "map",
-            Json::Object(map.0.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+            Json::Object(
+                map.0
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), to_json(v)))
+                    .collect(),
+            ),
         ),
         scalar => return scalar_json(scalar),
     };
@@ -114,7 +119,7 @@ fn node(json: &Json, depth: usize) -> Result<Value, Bad> {
                         Bad(path, p)
                     }),
                 )?;
-                out.push((k.clone(), v));
+                out.push((Key::from(k.as_str()), v));
             }
             Ok(Value::Map(Map(out)))
         }

@@ -4,11 +4,16 @@
 
 use std::fmt;
 
+/// A map key. LLSD keys are short names (`folder_id`, `EventQueueGet`), so a key of up to 24 bytes is
+/// kept inline, without an allocation of its own: a large inventory body has more than a million
+/// keys, and allocating (then freeing) each one was most of what decoding it cost.
+pub type Key = compact_str::CompactString;
+
 /// An ordered LLSD map. Wire order is kept (it matters for byte-faithful rewriting and for showing a
 /// body as it was sent), and lookups are linear: LLSD maps on the wire are small, and a `Vec` keeps
 /// decoding allocation-light. Duplicate keys are kept as sent; [`Map::get`] returns the first.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Map(pub Vec<(String, Value)>);
+pub struct Map(pub Vec<(Key, Value)>);
 
 impl Map {
     /// An empty map.
@@ -27,12 +32,12 @@ impl Map {
     }
 
     /// Appends an entry (keeps any earlier entry of the same name).
-    pub fn push(&mut self, key: impl Into<String>, value: Value) {
+    pub fn push(&mut self, key: impl Into<Key>, value: Value) {
         self.0.push((key.into(), value));
     }
 
     /// Sets `key` to `value`: replaces the first entry of that name, or appends one.
-    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+    pub fn insert(&mut self, key: impl Into<Key>, value: Value) {
         let key = key.into();
         match self.get_mut(&key) {
             Some(slot) => *slot = value,
@@ -56,9 +61,9 @@ impl Map {
     }
 }
 
-impl FromIterator<(String, Value)> for Map {
-    fn from_iter<T: IntoIterator<Item = (String, Value)>>(iter: T) -> Self {
-        Self(iter.into_iter().collect())
+impl<K: Into<Key>> FromIterator<(K, Value)> for Map {
+    fn from_iter<T: IntoIterator<Item = (K, Value)>>(iter: T) -> Self {
+        Self(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 }
 

@@ -17,11 +17,11 @@ use quick_xml::events::{BytesStart, Event};
 use super::error::{snippet, Error, ErrorKind};
 use super::reader::header_len;
 use super::text;
-use super::{Date, Map, Value, MAX_DEPTH};
+use super::{Date, Key, Map, Value, MAX_DEPTH};
 
 /// The declaration and root the writer puts before the value.
 pub const PROLOGUE: &[u8] = b"<?xml version=\"1.0\" ?><llsd>";
-const EPILOGUE: &[u8] = b"</llsd>";
+pub const EPILOGUE: &[u8] = b"</llsd>";
 
 /// Decodes the value of an `<llsd>` document.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
@@ -221,7 +221,7 @@ struct Parser<'a> {
     /// Stacks the containers being read collect their children on, so each finished array or map
     /// is one exact-size allocation instead of a chain of reallocations.
     items: Vec<Value>,
-    entries: Vec<(String, Value)>,
+    entries: Vec<(Key, Value)>,
 }
 
 impl<'a> Parser<'a> {
@@ -387,7 +387,7 @@ impl<'a> Parser<'a> {
                         },
                     ));
                 }
-                let name = self.text(&key)?.into_owned();
+                let name = Key::from(self.text(&key)?);
                 let Some(child) = self.next_open("<map>")? else {
                     return Err(self.err(ErrorKind::MissingValue(snippet(name.as_bytes()))));
                 };

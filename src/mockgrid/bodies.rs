@@ -8,14 +8,11 @@ use std::net::Ipv4Addr;
 use uuid::Uuid;
 
 use super::lite::Rpc;
-use crate::llsd::{Date, Map, Value};
+use crate::llsd::{Date, Value};
 
 /// A map from `(key, value)` pairs, in order.
 pub fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Map(Map(entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()))
+    Value::Map(entries.into_iter().collect())
 }
 
 fn s(text: impl Into<String>) -> Value {
