@@ -33,8 +33,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub proxy: ProxyArgs,
 
-    /// Print one line per finished exchange (mitmdump-style). There is no terminal UI yet, so run
-    /// always behaves as if this were given.
+    /// Print one line per finished exchange (mitmdump-style) instead of opening the terminal UI
+    /// (also what happens when standard output is not a terminal).
     #[arg(long)]
     pub headless: bool,
 
@@ -177,18 +177,43 @@ fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
-    init_tracing(args.verbose);
+    let ui = if super::ui::wanted(args.headless) {
+        Some(super::ui::LiveUi::new(super::ui::start_logging(args.verbose)?))
+    } else {
+        init_tracing(args.verbose);
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(
-        args,
-        ca_dir,
-        Extras::default(),
-        shutdown_signal(),
-        |_| {},
-    ))?;
+    match ui {
+        None => runtime.block_on(serve(
+            args,
+            ca_dir,
+            Extras::default(),
+            shutdown_signal(),
+            |_| {},
+        ))?,
+        Some((ui, quit)) => {
+            let grid = args.caps.grid.clone();
+            let stopping = ui.clone();
+            let shutdown = async move {
+                tokio::select! {
+                    () = shutdown_signal() => {}
+                    _ = quit => {}
+                }
+                stopping.stopped().await;
+            };
+            let extras = Extras {
+                no_log: true,
+                ..Extras::default()
+            };
+            runtime.block_on(serve(args, ca_dir, extras, shutdown, |s| {
+                ui.start(s, &grid)
+            }))?
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -214,6 +239,8 @@ pub(crate) fn init_tracing(verbose: u8) {
 pub struct Extras {
     /// More roots to trust upstream (e.g. the simulated grid's test CA).
     pub upstream_roots: Vec<CertificateDer<'static>>,
+    /// No headless log (the terminal UI shows the records instead).
+    pub no_log: bool,
 }
 
 /// A running session, as `on_start` sees it.
@@ -299,7 +326,7 @@ pub async fn serve(
         };
         Some(capture::start_saving(&bus, header, options).context("cannot start the capture")?)
     };
-    let log = tokio::spawn(headless::run(bus.subscribe(), log_filter));
+    let log = (!extras.no_log).then(|| tokio::spawn(headless::run(bus.subscribe(), log_filter)));
 
     let builder = Proxy::builder(config)
         .ca(ca)
@@ -356,7 +383,9 @@ pub async fn serve(
     }
     drop(caps);
     drop(bus);
-    let _ = tokio::time::timeout(LOG_DRAIN, log).await;
+    if let Some(log) = log {
+        let _ = tokio::time::timeout(LOG_DRAIN, log).await;
+    }
     Ok(())
 }
 

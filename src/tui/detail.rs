@@ -146,7 +146,7 @@ pub fn title(r: &Record) -> Line<'static> {
 
 fn field(name: &str, value: impl Into<String>) -> DetailLine {
     styled(vec![
-        Span::styled(format!("{name:<12}"), style(Color::Cyan)),
+        Span::styled(format!("{name:<12} "), style(Color::Cyan)),
         Span::raw(value.into()),
     ])
 }
@@ -182,12 +182,12 @@ fn summary(store: &mut Store, seq: u64, r: &Record, out: &mut Vec<DetailLine>) {
         out.push(field("request", format!("{} {} {}", q.method, q.url, q.version)));
         if let Some(asked) = &q.client_url {
             out.push(styled(vec![
-                Span::styled(format!("{:<12}", "rewritten"), style(Color::Cyan)),
+                Span::styled(format!("{:<13}", "rewritten"), style(Color::Cyan)),
                 Span::raw("the viewer asked for "),
                 Span::styled(asked.clone(), style(Color::Yellow)),
             ]));
             out.push(styled(vec![
-                Span::raw(" ".repeat(12)),
+                Span::raw(" ".repeat(13)),
                 Span::raw("capscope sent it to  "),
                 Span::styled(q.url.clone(), style(Color::Green)),
             ]));
@@ -196,7 +196,7 @@ fn summary(store: &mut Store, seq: u64, r: &Record, out: &mut Vec<DetailLine>) {
     }
     if let Some(p) = &r.response {
         out.push(styled(vec![
-            Span::styled(format!("{:<12}", "status"), style(Color::Cyan)),
+            Span::styled(format!("{:<13}", "status"), style(Color::Cyan)),
             Span::styled(p.status.to_string(), super::render::status_style(p.status)),
             Span::raw(format!(" {}", p.version)),
         ]));
@@ -228,7 +228,7 @@ fn summary(store: &mut Store, seq: u64, r: &Record, out: &mut Vec<DetailLine>) {
     }
     if let Some(e) = &r.error {
         out.push(styled(vec![
-            Span::styled(format!("{:<12}", "error"), style(Color::Red)),
+            Span::styled(format!("{:<13}", "error"), style(Color::Red)),
             Span::styled(e.clone(), style(Color::Red)),
         ]));
     }

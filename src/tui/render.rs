@@ -245,9 +245,13 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
 /// Column widths of the list for a screen `width` wide: name and region share what is left.
 fn columns(width: u16) -> (usize, usize) {
     const FIXED: usize = 12 + 1 + 6 + 1 + 1 + 3 + 1 + 9 + 1 + 8 + 1;
+    const NAME_MAX: usize = 36;
+    const NAME_WANTED: usize = 26; // FetchInventoryDescendents2
     let rest = usize::from(width).saturating_sub(FIXED);
-    let region = (rest * 35 / 100).max(8).min(rest);
-    (rest - region, region)
+    let name = (rest * 60 / 100)
+        .max(NAME_WANTED.min(rest.saturating_sub(8)))
+        .min(NAME_MAX);
+    (name, rest - name)
 }
 
 fn fit(s: &str, w: usize) -> String {
