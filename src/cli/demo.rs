@@ -21,7 +21,6 @@ use tokio::task::JoinHandle;
 
 use super::run::{self, Extras, RunArgs, Session};
 use super::ui::LiveUi;
-use crate::tui::log::LineWriter;
 use super::CaDirArg;
 use crate::mockgrid::script::{self, Step};
 use crate::mockgrid::viewer::{Viewer, ViewerConfig};
@@ -29,6 +28,7 @@ use crate::mockgrid::{
     MockGrid, MockGridConfig, MockGridHandle, DEMO_FIRST, DEMO_LAST, DEMO_PASSWORD,
 };
 use crate::record::{Kind, Received, State, Subscriber};
+use crate::tui::log::LineWriter;
 
 /// How long the demo waits, once the last step ran, for the viewer to receive the last events.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -211,9 +211,9 @@ pub async fn session_with_ui(
         args.run,
         ca_dir,
         Extras {
-        upstream_roots,
-        no_log,
-    },
+            upstream_roots,
+            no_log,
+        },
         shutdown,
         on_start,
     )

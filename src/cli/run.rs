@@ -178,7 +178,9 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
     let ui = if super::ui::wanted(args.headless) {
-        Some(super::ui::LiveUi::new(super::ui::start_logging(args.verbose)?))
+        Some(super::ui::LiveUi::new(super::ui::start_logging(
+            args.verbose,
+        )?))
     } else {
         init_tracing(args.verbose);
         None

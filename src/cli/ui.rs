@@ -81,7 +81,11 @@ impl LiveUi {
             .spawn(move || {
                 // Whatever happens (a panic included), the session is told and the log goes back
                 // to the terminal once the UI has let go of it.
-                struct Done(Sink, Arc<Mutex<Option<oneshot::Sender<()>>>>, Option<oneshot::Sender<()>>);
+                struct Done(
+                    Sink,
+                    Arc<Mutex<Option<oneshot::Sender<()>>>>,
+                    Option<oneshot::Sender<()>>,
+                );
                 impl Drop for Done {
                     fn drop(&mut self) {
                         self.0.set_ui_up(false);

@@ -41,7 +41,8 @@ pub const LOST_FINAL_AFTER_US: i64 = 90_000_000;
 pub const LOST_FINAL_NOTE: &str = "final version lost: the UI fell behind the record stream";
 
 /// The note a record whose bodies the store dropped carries.
-pub const BODY_DROPPED_NOTE: &str = "bodies dropped from the UI's history (its body budget is spent)";
+pub const BODY_DROPPED_NOTE: &str =
+    "bodies dropped from the UI's history (its body budget is spent)";
 
 /// What a store may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +246,11 @@ impl Store {
     /// Takes in one record version from the stream or a file.
     pub fn apply(&mut self, record: &Record) -> Applied {
         let mut record = record.detached();
-        if record.notes.iter().any(|n| n.starts_with("bodies not kept")) {
+        if record
+            .notes
+            .iter()
+            .any(|n| n.starts_with("bodies not kept"))
+        {
             self.counts.bodies_shed_upstream += 1;
         }
         let applied = if let Some(seq) = self.by_id.get(&record.id).copied() {

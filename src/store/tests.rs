@@ -146,7 +146,9 @@ fn records_whose_final_was_lost_to_a_lag_are_closed_and_say_so() {
     store.apply(&http(2, State::Open));
     store.lagged(5, 1_000);
     store.apply(&http(2, State::Done)); // this one's final came after all
-    assert!(store.close_lost(1_000 + LOST_FINAL_AFTER_US - 1, false).is_empty());
+    assert!(store
+        .close_lost(1_000 + LOST_FINAL_AFTER_US - 1, false)
+        .is_empty());
     assert_eq!(store.close_lost(1_000 + LOST_FINAL_AFTER_US, false), [0]);
     let lost = store.get(0).unwrap();
     assert!(lost.lost_final);

@@ -70,14 +70,38 @@ pub fn build(
     match tab {
         Tab::Summary => summary(store, seq, &record, &mut lines),
         Tab::Request => match &record.request {
-            Some(q) => body_lines(store, seq, Which::Request, &q.body, folded, "request", &mut lines),
+            Some(q) => body_lines(
+                store,
+                seq,
+                Which::Request,
+                &q.body,
+                folded,
+                "request",
+                &mut lines,
+            ),
             None => lines.push(plain("no request")),
         },
         Tab::Response => {
             if let Some(ev) = &record.event {
-                body_lines(store, seq, Which::Event, &ev.body, folded, "event", &mut lines);
+                body_lines(
+                    store,
+                    seq,
+                    Which::Event,
+                    &ev.body,
+                    folded,
+                    "event",
+                    &mut lines,
+                );
             } else if let Some(p) = &record.response {
-                body_lines(store, seq, Which::Response, &p.body, folded, "response", &mut lines);
+                body_lines(
+                    store,
+                    seq,
+                    Which::Response,
+                    &p.body,
+                    folded,
+                    "response",
+                    &mut lines,
+                );
             } else {
                 lines.push(plain("no response"));
             }
@@ -136,7 +160,10 @@ pub fn title(r: &Record) -> Line<'static> {
             format!("  {}", p.status),
             super::render::status_style(p.status),
         ));
-        spans.push(Span::raw(format!("  {}", super::render::size_text(p.body.size))));
+        spans.push(Span::raw(format!(
+            "  {}",
+            super::render::size_text(p.body.size)
+        )));
     }
     if let Some(d) = r.timings.done_us {
         spans.push(Span::raw(format!("  {}", super::render::duration_text(d))));
@@ -179,7 +206,10 @@ fn summary(store: &mut Store, seq: u64, r: &Record, out: &mut Vec<DetailLine>) {
         out.push(field("region", region.clone()));
     }
     if let Some(q) = &r.request {
-        out.push(field("request", format!("{} {} {}", q.method, q.url, q.version)));
+        out.push(field(
+            "request",
+            format!("{} {} {}", q.method, q.url, q.version),
+        ));
         if let Some(asked) = &q.client_url {
             out.push(styled(vec![
                 Span::styled(format!("{:<13}", "rewritten"), style(Color::Cyan)),
@@ -250,7 +280,10 @@ fn summary(store: &mut Store, seq: u64, r: &Record, out: &mut Vec<DetailLine>) {
                 let mut changes = Vec::new();
                 diff(&before, after, &mut String::new(), &mut changes);
                 out.push(plain(""));
-                out.push(heading(&format!("rewritten ({} values changed)", changes.len())));
+                out.push(heading(&format!(
+                    "rewritten ({} values changed)",
+                    changes.len()
+                )));
                 for (path, was, now) in changes {
                     out.push(styled(vec![
                         Span::raw("  "),
@@ -297,7 +330,10 @@ fn body_size(b: &Body) -> String {
         s.push_str(&format!(" ({enc} undone)"));
     }
     if b.truncated {
-        s.push_str(&format!(", {} kept", super::render::size_text(b.data.len() as u64)));
+        s.push_str(&format!(
+            ", {} kept",
+            super::render::size_text(b.data.len() as u64)
+        ));
     }
     s
 }
@@ -425,10 +461,7 @@ fn tree(
     let container = matches!(v, Value::Map(_) | Value::Array(_));
     let is_folded = container && folded.contains(&path);
     if container {
-        spans.push(Span::styled(
-            if is_folded { "▸ " } else { "▾ " },
-            dim(),
-        ));
+        spans.push(Span::styled(if is_folded { "▸ " } else { "▾ " }, dim()));
     }
     if let Some(k) = key {
         spans.push(Span::styled(k.to_owned(), style(Color::Cyan)));
@@ -461,7 +494,14 @@ fn tree(
             if !is_folded {
                 for (i, child) in items.iter().enumerate() {
                     let label = format!("[{i}]");
-                    tree(child, Some(&label), format!("{path}{label}"), depth + 1, folded, out);
+                    tree(
+                        child,
+                        Some(&label),
+                        format!("{path}{label}"),
+                        depth + 1,
+                        folded,
+                        out,
+                    );
                 }
             }
         }
@@ -480,7 +520,10 @@ fn tree(
             };
             spans.push(Span::styled(text, style(color)));
             if let Some(meaning) = key.and_then(|k| field_meaning(k, scalar)) {
-                spans.push(Span::styled(format!("  = {meaning}"), style(Color::Magenta)));
+                spans.push(Span::styled(
+                    format!("  = {meaning}"),
+                    style(Color::Magenta),
+                ));
             }
             out.push(styled(spans));
         }
@@ -536,7 +579,10 @@ fn raw(r: &Record, out: &mut Vec<DetailLine>) {
     if let Some(p) = &r.response {
         dump("response body", &p.body);
         if let Some(orig) = &p.body.original {
-            dump("response body before the rewrite", &Body::whole(orig.clone()));
+            dump(
+                "response body before the rewrite",
+                &Body::whole(orig.clone()),
+            );
         }
     }
     if let Some(e) = &r.event {
@@ -605,12 +651,15 @@ fn highlight(line: &Line<'static>, needle: &str) -> Option<Line<'static>> {
 /// Whether the record's URL, names, notes or bodies hold `needle` (lower case).
 pub fn record_contains(r: &Record, needle: &str) -> bool {
     let has = |s: &str| s.to_lowercase().contains(needle);
-    let body = |b: &Body| {
-        memchr::memmem::find(&b.data.to_ascii_lowercase(), needle.as_bytes()).is_some()
-    };
-    r.request.as_ref().is_some_and(|q| has(&q.url) || body(&q.body))
+    let body =
+        |b: &Body| memchr::memmem::find(&b.data.to_ascii_lowercase(), needle.as_bytes()).is_some();
+    r.request
+        .as_ref()
+        .is_some_and(|q| has(&q.url) || body(&q.body))
         || r.response.as_ref().is_some_and(|p| body(&p.body))
-        || r.event.as_ref().is_some_and(|e| has(&e.message) || body(&e.body))
+        || r.event
+            .as_ref()
+            .is_some_and(|e| has(&e.message) || body(&e.body))
         || r.cap.as_deref().is_some_and(has)
         || r.notes.iter().any(|n| has(n))
 }
@@ -622,10 +671,16 @@ pub fn curl(r: &Record) -> Option<String> {
     let mut cmd = format!("curl -X {} {}", q.method, shell_quote(url));
     for h in &q.headers {
         let name = h.name.to_ascii_lowercase();
-        if matches!(name.as_str(), "host" | "content-length" | "connection" | "accept-encoding") {
+        if matches!(
+            name.as_str(),
+            "host" | "content-length" | "connection" | "accept-encoding"
+        ) {
             continue;
         }
-        cmd.push_str(&format!(" -H {}", shell_quote(&format!("{}: {}", h.name, h.value))));
+        cmd.push_str(&format!(
+            " -H {}",
+            shell_quote(&format!("{}: {}", h.name, h.value))
+        ));
     }
     if !q.body.data.is_empty() {
         match std::str::from_utf8(&q.body.data) {

@@ -189,7 +189,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[Char('/')],
         action: Action::Filter,
         scope: Scope::List,
-        help: "filter the list (the filter language; ↑/↓ in the bar: history)",
+        help: "filter the list (↑/↓ in the bar: history)",
         hint: Some("filter"),
     },
     Binding {
@@ -203,7 +203,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[Char('n')],
         action: Action::SearchNext,
         scope: Scope::Global,
-        help: "next search match (in the list: next record whose bodies match)",
+        help: "next match (in the list: next record holding it)",
         hint: None,
     },
     Binding {
@@ -280,7 +280,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[Char('y')],
         action: Action::Curl,
         scope: Scope::Global,
-        help: "copy the selected request as a curl command (OSC 52; also shown)",
+        help: "copy the request as curl (OSC 52, and shown)",
         hint: Some("curl"),
     },
     Binding {

@@ -22,6 +22,11 @@ pub mod state;
 pub mod update;
 pub mod views;
 
+#[cfg(test)]
+mod fixture;
+#[cfg(test)]
+mod tests;
+
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -32,7 +37,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ratatui::backend::CrosstermBackend;
-use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
+};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
@@ -66,10 +73,7 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(200);
 /// Where records come from.
 pub enum Feed {
     /// A live session's record stream.
-    Live {
-        records: Subscriber,
-        bus: Arc<Bus>,
-    },
+    Live { records: Subscriber, bus: Arc<Bus> },
     /// A capture file read on its own thread.
     File(Receiver<FileMsg>),
 }

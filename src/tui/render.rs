@@ -167,10 +167,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     }
     let shed = c.bodies_shed_upstream.max(app.info.bus_shed);
     if shed > 0 {
-        second.push(Span::styled(
-            format!("  {} bodies shed", count(shed)),
-            warn,
-        ));
+        second.push(Span::styled(format!("  {} bodies shed", count(shed)), warn));
     }
     if c.bodies_dropped > 0 || c.evicted > 0 {
         second.push(Span::styled(
@@ -200,7 +197,14 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         flags.push("idle polls shown".to_owned());
     }
     if app.ended {
-        flags.push(if app.is_file() { "end of file" } else { "stream ended" }.to_owned());
+        flags.push(
+            if app.is_file() {
+                "end of file"
+            } else {
+                "stream ended"
+            }
+            .to_owned(),
+        );
     }
     if !app.filter_text.is_empty() {
         flags.push(format!(
@@ -450,8 +454,7 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_view(f: &mut Frame, app: &App, area: Rect, title: &str, lines: &[Line<'static>]) {
-    let [head, body] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     f.render_widget(
         Paragraph::new(Line::from(Span::styled(
             format!("{title}  (1 flows, 2 caps, 3 timeline)"),
@@ -502,7 +505,10 @@ fn draw_footer(f: &mut Frame, app: &App, body: Rect, area: Rect) {
             Span::raw(input.text.clone()),
         ];
         if input.error.is_some() {
-            spans.push(Span::styled("  (Enter: error)", Style::default().fg(Color::Red)));
+            spans.push(Span::styled(
+                "  (Enter: error)",
+                Style::default().fg(Color::Red),
+            ));
         }
         f.render_widget(Paragraph::new(Line::from(spans)), area);
         f.set_cursor_position((
@@ -539,8 +545,16 @@ fn draw_footer(f: &mut Frame, app: &App, body: Rect, area: Rect) {
         _ => Scope::Global,
     };
     let mut spans = Vec::new();
-    for (key, name) in keys::hints(scope) {
-        spans.push(Span::styled(format!(" {key}"), Style::default().fg(Color::Cyan)));
+    // Help and quit first, so a narrow terminal still shows them.
+    let (mut hints, rest): (Vec<_>, Vec<_>) = keys::hints(scope)
+        .into_iter()
+        .partition(|(_, name)| *name == "help" || *name == "quit");
+    hints.extend(rest);
+    for (key, name) in hints {
+        spans.push(Span::styled(
+            format!(" {key}"),
+            Style::default().fg(Color::Cyan),
+        ));
         spans.push(Span::raw(format!(" {name} ")));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);

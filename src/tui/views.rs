@@ -70,9 +70,10 @@ pub fn caps_by_region(store: &Store) -> Vec<Line<'static>> {
         let Some(ru) = regions.get_mut(&name) else {
             continue;
         };
-        let granted = ru
-            .granted
-            .map_or_else(|| "seed not seen".to_owned(), |n| format!("granted {n} caps"));
+        let granted = ru.granted.map_or_else(
+            || "seed not seen".to_owned(),
+            |n| format!("granted {n} caps"),
+        );
         out.push(Line::from(vec![
             Span::styled(name.clone(), Style::default().add_modifier(Modifier::BOLD)),
             Span::styled(
@@ -128,11 +129,10 @@ pub fn timeline(store: &Store) -> Vec<Line<'static>> {
                 out.push(Line::from(vec![
                     Span::raw(format!("{}  ", clock(r.started_us))),
                     Span::styled(
-                        format!(
-                            "region {}",
-                            r.region.clone().unwrap_or_default()
-                        ),
-                        Style::default().fg(Color::Green).add_modifier(Modifier::BOLD),
+                        format!("region {}", r.region.clone().unwrap_or_default()),
+                        Style::default()
+                            .fg(Color::Green)
+                            .add_modifier(Modifier::BOLD),
                     ),
                 ]));
                 region = r.region.clone();
@@ -140,7 +140,11 @@ pub fn timeline(store: &Store) -> Vec<Line<'static>> {
             if e.children.is_empty() && r.notes.iter().any(|n| n.starts_with("idle poll")) {
                 idle += 1;
             }
-            for n in r.notes.iter().filter(|n| n.contains("gap") || n.contains("repeat")) {
+            for n in r
+                .notes
+                .iter()
+                .filter(|n| n.contains("gap") || n.contains("repeat"))
+            {
                 flush_idle(&mut idle, &mut out);
                 out.push(Line::from(vec![
                     Span::raw(format!("{}  ", clock(r.started_us))),
