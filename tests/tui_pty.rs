@@ -101,7 +101,10 @@ fn demo_in_a_terminal_shows_caps_filters_opens_a_seed_and_quits_with_0() {
             && (t.contains("EnableSimulator") || t.contains("EstablishAgentCommunication"))
     });
     assert!(text.contains("Demo Resident"), "{text}");
-    assert!(text.contains("time") && text.contains("cap / event"), "{text}");
+    assert!(
+        text.contains("time") && text.contains("cap / event"),
+        "{text}"
+    );
 
     // A filter: only seeds stay.
     keys.write_all(b"/cap:Seed\r").unwrap();
@@ -112,7 +115,9 @@ fn demo_in_a_terminal_shows_caps_filters_opens_a_seed_and_quits_with_0() {
 
     // The detail of the (selected, newest) Seed: its response is a tree of rewritten cap URLs.
     keys.write_all(b"\r").unwrap();
-    screen.wait_for("the detail", |t| t.contains("summary") && t.contains("rewrote"));
+    screen.wait_for("the detail", |t| {
+        t.contains("summary") && t.contains("rewrote")
+    });
     keys.write_all(b"\t\t").unwrap();
     let text = screen.wait_for("the seed's response tree", |t| {
         t.contains("response body") && t.contains("map (") && t.contains("EventQueueGet:")

@@ -200,11 +200,12 @@ pub async fn session_with_ui(
         let (mode, steps) = (args.mode, args.steps);
         let grid_url = grid.login_url.clone();
         move |s: &Session<'_>| {
-            let result = start_viewer(s, &grid, &out, mode, &ca_pem_path, every, steps, done_tx);
-            *started.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            // The UI subscribes before the viewer logs in, so it sees the login.
             if let Some(ui) = &ui {
                 ui.start(s, &grid_url);
             }
+            let result = start_viewer(s, &grid, &out, mode, &ca_pem_path, every, steps, done_tx);
+            *started.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
         }
     };
     run::serve(

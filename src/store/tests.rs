@@ -204,3 +204,21 @@ fn the_filter_rule_keeps_events_of_kept_polls() {
     assert!(keeps(None, &ev, false));
     assert!(!keeps(Some(&f), &Record::new(3, Kind::Http), true));
 }
+
+#[test]
+fn a_streaming_consumer_keeps_the_events_of_a_poll_kept_on_its_open_version() {
+    let f = Filter::parse("cap:EventQueueGet").unwrap();
+    let mut kept = KeptIds::default();
+    let poll = http(1, State::Open);
+    let mut ev = event(2, 1, "TeleportFinish");
+    ev.cap = None;
+    let mut other_ev = event(3, 9, "TeleportFinish");
+    other_ev.cap = None;
+    assert!(kept.keep(Some(&f), &poll));
+    assert!(kept.keep(Some(&f), &ev), "the event of a kept poll");
+    assert!(
+        !kept.keep(Some(&f), &other_ev),
+        "an event of a poll not kept"
+    );
+    assert!(kept.keep(None, &other_ev));
+}

@@ -444,7 +444,7 @@ fn body_lines(
 }
 
 fn looks_textual(b: &[u8]) -> bool {
-    std::str::from_utf8(b).is_ok() && !b.iter().any(|&c| c == 0)
+    std::str::from_utf8(b).is_ok() && !b.contains(&0)
 }
 
 /// Flattens an LLSD value into indented, coloured, foldable lines.

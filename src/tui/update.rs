@@ -287,11 +287,7 @@ impl App {
                 self.select(last);
             }
             Action::Open => self.open_detail(),
-            Action::Back => {
-                if self.filter.is_some() {
-                    self.set_filter(String::new());
-                }
-            }
+            Action::Back if self.filter.is_some() => self.set_filter(String::new()),
             Action::Filter => {
                 let text = self.filter_text.clone();
                 self.input = Some(Input {
@@ -577,18 +573,14 @@ impl App {
             KeyCode::Right => input.cursor = (input.cursor + 1).min(len),
             KeyCode::Home => input.cursor = 0,
             KeyCode::End => input.cursor = len,
-            KeyCode::Backspace => {
-                if input.cursor > 0 {
-                    let at = byte_at(&input.text, input.cursor - 1);
-                    input.text.remove(at);
-                    input.cursor -= 1;
-                }
+            KeyCode::Backspace if input.cursor > 0 => {
+                let at = byte_at(&input.text, input.cursor - 1);
+                input.text.remove(at);
+                input.cursor -= 1;
             }
-            KeyCode::Delete => {
-                if input.cursor < len {
-                    let at = byte_at(&input.text, input.cursor);
-                    input.text.remove(at);
-                }
+            KeyCode::Delete if input.cursor < len => {
+                let at = byte_at(&input.text, input.cursor);
+                input.text.remove(at);
             }
             KeyCode::Up | KeyCode::Down if input.kind == InputKind::Filter => {
                 if self.history.is_empty() {

@@ -114,7 +114,10 @@ pub fn timeline(store: &Store) -> Vec<Line<'static>> {
     let flush_idle = |idle: &mut u64, out: &mut Vec<Line<'static>>| {
         if *idle > 0 {
             out.push(Line::from(Span::styled(
-                format!("              … {idle} idle polls"),
+                format!(
+                    "              … {idle} idle poll{}",
+                    if *idle == 1 { "" } else { "s" }
+                ),
                 Style::default().fg(Color::DarkGray),
             )));
             *idle = 0;

@@ -311,7 +311,7 @@ fn the_other_views_summarise_caps_by_region_and_the_timeline() {
     key(&mut app, KeyCode::Char('3'));
     let tl: Vec<String> = app.timeline_view.iter().map(|l| l.to_string()).collect();
     assert!(tl.iter().any(|l| l.contains("TeleportFinish")), "{tl:?}");
-    assert!(tl.iter().any(|l| l.contains("1 idle polls")), "{tl:?}");
+    assert!(tl.iter().any(|l| l.contains("1 idle poll")), "{tl:?}");
     key(&mut app, KeyCode::Char('1'));
     assert_eq!(app.screen, Screen::List);
 }
