@@ -158,7 +158,7 @@ pub fn view(args: ViewArgs) -> anyhow::Result<ExitCode> {
     };
     let sink = start_logging(0)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let rx = tui::read_file(&args.file, args.follow, stop.clone())
+    let (header, rx) = tui::read_file(&args.file, args.follow, stop.clone())
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let mut app = App::new(
         Source::File {
@@ -169,6 +169,8 @@ pub fn view(args: ViewArgs) -> anyhow::Result<ExitCode> {
     );
     app.log = sink.lines();
     app.info.capture = Some(args.file.clone());
+    app.info.listen = header.listen;
+    app.info.grid = header.grid;
     if let Ok(dir) = std::env::current_dir() {
         app.save_dir = dir;
     }

@@ -301,12 +301,13 @@ impl Read for Tail {
 }
 
 /// Opens `path` and reads it on its own thread, sending batches of records. With `follow`, keeps
-/// reading what is appended until `stop` is set. An error opening the file is returned at once.
+/// reading what is appended until `stop` is set. An error opening the file is returned at once;
+/// so is the file's header.
 pub fn read_file(
     path: &Path,
     follow: bool,
     stop: Arc<AtomicBool>,
-) -> Result<Receiver<FileMsg>, crate::capture::CaptureError> {
+) -> Result<(crate::capture::Header, Receiver<FileMsg>), crate::capture::CaptureError> {
     let (tx, rx) = sync_channel(FILE_BATCHES_WAITING);
     let pending = Pending {
         batch: Arc::default(),
@@ -329,6 +330,7 @@ pub fn read_file(
     } else {
         Reader::stream(path)?
     };
+    let header = records.header.clone();
     std::thread::Builder::new()
         .name("capscope-view-reader".into())
         .spawn(move || {
@@ -372,5 +374,5 @@ pub fn read_file(
             path: path.to_path_buf(),
             source,
         })?;
-    Ok(rx)
+    Ok((header, rx))
 }

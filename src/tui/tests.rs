@@ -186,3 +186,59 @@ fn a_narrow_or_tiny_terminal_still_draws() {
         let _ = screen(&app, w, h);
     }
 }
+
+#[test]
+fn view_follow_reads_what_is_appended_to_a_capture() {
+    follow("live.jsonl");
+}
+
+#[test]
+fn view_follow_reads_what_is_appended_to_a_compressed_capture() {
+    follow("live.jsonl.zst");
+}
+
+fn follow(name: &str) {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{read_file, FileMsg};
+    use crate::capture::{Header, Writer};
+
+    /// How long to wait for the reader thread (it looks for new bytes every FOLLOW_POLL).
+    const PATIENCE: Duration = Duration::from_secs(20);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let mut writer =
+        Writer::create(&path, Header::new(None, None, Some("agni".into())), false).unwrap();
+    let records = fixture::session();
+    let finals: Vec<_> = records.iter().filter(|r| r.is_final()).collect();
+    let (first, rest) = finals.split_at(3);
+    for r in first {
+        writer.write_record(r).unwrap();
+    }
+    writer.flush().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (header, rx) = read_file(&path, true, stop.clone()).unwrap();
+    assert_eq!(header.grid.as_deref(), Some("agni"));
+    let mut got = 0;
+    let mut take_until = |want: usize| {
+        let deadline = Instant::now() + PATIENCE;
+        while got < want {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(FileMsg::Records(b)) => got += b.len(),
+                Ok(FileMsg::End) => panic!("a followed file does not end"),
+                Ok(_) => {}
+                Err(e) => panic!("waited for {want} records, got {got}: {e}"),
+            }
+        }
+        got
+    };
+    assert_eq!(take_until(3), 3);
+    for r in rest {
+        writer.write_record(r).unwrap();
+    }
+    writer.flush().unwrap();
+    assert_eq!(take_until(finals.len()), finals.len());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+}
