@@ -1,6 +1,6 @@
 //! The real binary's terminal UI in a pseudo-terminal, against the simulated grid (`capscope demo`):
 //! the cap and event names appear, a filter applies, the detail of a Seed response opens with its
-//! rewritten cap URLs, and `q` exits with status 0 leaving the terminal restored.
+//! rewritten cap URLs, `r` replays it through capscope, and `q` exits with status 0 leaving the terminal restored.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -127,6 +127,13 @@ fn demo_in_a_terminal_shows_caps_filters_opens_a_seed_and_quits_with_0() {
             || text.contains("EventQueueGet: http://127.0.0.1:"),
         "the viewer sees capscope's URLs: {text}"
     );
+
+    // r replays the selected Seed through capscope: a new row, recorded and marked as a replay.
+    keys.write_all(b"\x1b").unwrap();
+    screen.wait_for("the list again", |t| t.contains("cap / event"));
+    keys.write_all(b"r").unwrap();
+    let text = screen.wait_for("the replayed seed", |t| t.contains("↻ Seed"));
+    assert!(text.contains("200"), "{text}");
 
     // q quits at once, with status 0, and the terminal is given back.
     keys.write_all(b"q").unwrap();

@@ -73,6 +73,9 @@ impl LiveUi {
             records: s.bus.subscribe(),
             bus: Arc::clone(s.bus),
         };
+        let replayer = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|rt| replayer(rt, s.addr));
         let (restored_tx, restored_rx) = oneshot::channel();
         *self.restored.lock().unwrap_or_else(|p| p.into_inner()) = Some(restored_rx);
         let (stop, quit, sink) = (self.stop.clone(), self.quit.clone(), self.sink.clone());
@@ -98,7 +101,7 @@ impl LiveUi {
                     }
                 }
                 let _done = Done(sink, quit, Some(restored_tx));
-                if let Err(e) = tui::run(app, feed, stop) {
+                if let Err(e) = tui::run(app, feed, stop, replayer) {
                     tui::restore();
                     eprintln!("capscope: the terminal UI failed: {e}");
                 }
@@ -127,6 +130,71 @@ impl LiveUi {
     pub fn sink(&self) -> &Sink {
         &self.sink
     }
+}
+
+/// Headers a replay does not copy (hyper sets them, or they belong to the first connection).
+const NOT_REPLAYED: &[&str] = &[
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+];
+
+/// Replays a request the viewer made to one of capscope's own URLs (login mode: `/cap/<token>`,
+/// `/login`) by sending it there again, so capscope routes, rewrites and records it like the
+/// original, with [`tui::REPLAY_HEADER`] naming the record it replays.
+fn replayer(rt: tokio::runtime::Handle, addr: std::net::SocketAddr) -> tui::Replayer {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let base = format!("http://{addr}");
+    Box::new(move |r: &crate::record::Record| {
+        let q = r.request.as_ref().ok_or("this record has no request")?;
+        let url = match q.client_url.as_deref() {
+            Some(path) if path.starts_with('/') => format!("{base}{path}"),
+            Some(u) if u.starts_with(&base) => u.to_owned(),
+            _ => {
+                return Err(
+                    "only requests the viewer sent to capscope's own URLs (login mode) can be \
+                     replayed so far"
+                        .to_owned(),
+                )
+            }
+        };
+        let mut builder = hyper::Request::builder()
+            .method(q.method.as_str())
+            .uri(url.as_str());
+        for h in &q.headers {
+            if !NOT_REPLAYED.contains(&h.name.to_ascii_lowercase().as_str()) {
+                builder = builder.header(h.name.as_str(), h.value.as_str());
+            }
+        }
+        if q.body.truncated {
+            return Err("the request body was not kept whole, so it cannot be replayed".into());
+        }
+        let request = builder
+            .header(tui::REPLAY_HEADER, r.id.to_string())
+            .body(Full::new(q.body.data.clone()))
+            .map_err(|e| format!("cannot build the replay: {e}"))?;
+        let (client, id) = (client.clone(), r.id);
+        rt.spawn(async move {
+            match client.request(request).await {
+                Ok(resp) => tracing::info!("replay of #{id}: {}", resp.status()),
+                Err(e) => tracing::warn!("replay of #{id} failed: {e}"),
+            }
+        });
+        Ok(format!(
+            "replaying #{id} through capscope: {} {url}",
+            q.method
+        ))
+    })
 }
 
 /// `capscope view`: a capture file in the UI.
@@ -177,7 +245,7 @@ pub fn view(args: ViewArgs) -> anyhow::Result<ExitCode> {
     if !filter_text.is_empty() {
         app.set_filter(filter_text);
     }
-    let result = tui::run(app, Feed::File(rx), stop.clone());
+    let result = tui::run(app, Feed::File(rx), stop.clone(), None);
     stop.store(true, Ordering::SeqCst);
     sink.set_ui_up(false);
     result.context("the terminal UI failed")?;

@@ -34,6 +34,7 @@ pub enum Action {
     Save,
     ExportHar,
     Curl,
+    Replay,
     Help,
     Quit,
 }
@@ -282,6 +283,13 @@ pub const BINDINGS: &[Binding] = &[
         scope: Scope::Global,
         help: "copy the request as curl (OSC 52, and shown)",
         hint: Some("curl"),
+    },
+    Binding {
+        keys: &[Char('r')],
+        action: Action::Replay,
+        scope: Scope::Global,
+        help: "replay the selected request through capscope (recorded, marked ↻)",
+        hint: None,
     },
     Binding {
         keys: &[Char('?')],

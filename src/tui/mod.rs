@@ -70,6 +70,13 @@ const FILE_BATCHES_WAITING: usize = 16;
 /// How often `view --follow` looks for new bytes at the end of the file.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
+/// Sends a recorded request again through capscope (so the replay is recorded like any request,
+/// with the [`REPLAY_HEADER`]); answers what it did, in words for the footer.
+pub type Replayer = Box<dyn Fn(&Record) -> Result<String, String> + Send>;
+
+/// The request header a replay carries: the id of the record it replays.
+pub const REPLAY_HEADER: &str = "x-capscope-replay";
+
 /// Where records come from.
 pub enum Feed {
     /// A live session's record stream.
@@ -132,7 +139,12 @@ fn install_panic_hook() {
 
 /// Runs the UI on the current thread until the user quits or `stop` is set. The terminal is
 /// restored before this returns, whatever happens.
-pub fn run(mut app: App, mut feed: Feed, stop: Arc<AtomicBool>) -> io::Result<App> {
+pub fn run(
+    mut app: App,
+    mut feed: Feed,
+    stop: Arc<AtomicBool>,
+    replayer: Option<Replayer>,
+) -> io::Result<App> {
     let _guard = Guard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
@@ -153,6 +165,15 @@ pub fn run(mut app: App, mut feed: Feed, stop: Arc<AtomicBool>) -> io::Result<Ap
                 app.info.capture_size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
             }
             app.tick(now_us());
+            dirty = true;
+        }
+        if let Some(seq) = app.replay_wanted.take() {
+            let result = match (&replayer, app.store.get(seq)) {
+                (Some(replay), Some(e)) => replay(&e.record),
+                (None, _) => Err("replay is not available here".to_owned()),
+                (_, None) => Err("that record is no longer held".to_owned()),
+            };
+            app.replayed(result);
             dirty = true;
         }
         if let Some(text) = app.clipboard.take() {

@@ -345,6 +345,12 @@ fn row(e: &Entry, last_child: bool, name_w: usize, region_w: usize) -> Line<'sta
                 .map_or_else(String::new, |q| url_path(&q.url)),
         },
     };
+    let replay = r.request.as_ref().is_some_and(|q| {
+        q.headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(super::REPLAY_HEADER))
+    });
+    let name = if replay { format!("↻ {name}") } else { name };
     let method = match r.kind {
         Kind::Event => String::new(),
         Kind::Tunnel => "TUNNEL".into(),

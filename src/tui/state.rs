@@ -176,6 +176,8 @@ pub struct App {
     pub log: LogLines,
     /// Text written for the terminal's clipboard (OSC 52) by the loop, then cleared.
     pub clipboard: Option<String>,
+    /// The record `r` asked to replay, for the loop to hand to the session's replayer.
+    pub replay_wanted: Option<u64>,
     /// Where `w` and `e` write.
     pub save_dir: PathBuf,
     /// The per-region cap table and the timeline, rebuilt on ticks while shown.
@@ -220,6 +222,7 @@ impl App {
             now_us: 0,
             log: LogLines::default(),
             clipboard: None,
+            replay_wanted: None,
             save_dir: PathBuf::from("."),
             caps_view: Vec::new(),
             timeline_view: Vec::new(),

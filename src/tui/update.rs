@@ -330,6 +330,7 @@ impl App {
             Action::Save => self.save(false),
             Action::ExportHar => self.save(true),
             Action::Curl => self.curl(),
+            Action::Replay => self.replay(),
             _ => {}
         }
     }
@@ -431,6 +432,7 @@ impl App {
                 self.jump_match(action == Action::SearchNext)
             }
             Action::Curl => self.curl(),
+            Action::Replay => self.replay(),
             _ => {}
         }
     }
@@ -695,6 +697,32 @@ impl App {
         };
         self.clipboard = Some(cmd.clone());
         self.say(format!("copied: {cmd}"));
+    }
+
+    /// `r`: asks the loop to replay the selected (or shown) request through capscope.
+    fn replay(&mut self) {
+        if self.is_file() {
+            self.say_error("replay needs a live session (capscope run or demo), not a file");
+            return;
+        }
+        let seq = match (&self.detail, self.screen) {
+            (Some(d), Screen::Detail) => Some(d.seq),
+            _ => self.selected_seq(),
+        };
+        match seq.and_then(|s| self.store.get(s)) {
+            Some(e) if e.record.request.is_some() && e.record.kind != Kind::Event => {
+                self.replay_wanted = Some(e.seq);
+            }
+            _ => self.say_error("this record has no request to replay"),
+        }
+    }
+
+    /// Says how a replay went (the loop calls this with the replayer's answer).
+    pub fn replayed(&mut self, result: Result<String, String>) {
+        match result {
+            Ok(text) => self.say(text),
+            Err(text) => self.say_error(text),
+        }
     }
 
     /// `w` / `e`: the visible records as a capture or a HAR file in the save directory.

@@ -315,3 +315,25 @@ fn the_other_views_summarise_caps_by_region_and_the_timeline() {
     key(&mut app, KeyCode::Char('1'));
     assert_eq!(app.screen, Screen::List);
 }
+
+#[test]
+fn r_asks_the_loop_to_replay_the_selected_request_and_a_file_cannot() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char('r'));
+    assert_eq!(app.replay_wanted, app.selected_seq());
+    let mut view = App::new(
+        Source::File {
+            path: "x.jsonl".into(),
+            follow: false,
+        },
+        Limits::default(),
+    );
+    for r in fixture::session() {
+        view.take(&r);
+    }
+    key(&mut view, KeyCode::Char('r'));
+    assert!(view.replay_wanted.is_none());
+    assert!(view.status.as_ref().unwrap().error);
+}
