@@ -71,6 +71,9 @@ fn demo_in_a_terminal_shows_caps_filters_opens_a_seed_and_quits_with_0() {
     cmd.env("CAPSCOPE_HOME", dir.path());
     cmd.env("TERM", "xterm-256color");
     cmd.env_remove("RUST_LOG");
+    cmd.env_remove("VISUAL");
+    // `R` opens the request in this "editor", which changes nothing: the replay is the original.
+    cmd.env("EDITOR", "true");
     cmd.cwd(dir.path());
     let mut child = pair.slave.spawn_command(cmd).unwrap();
     drop(pair.slave);
@@ -134,6 +137,10 @@ fn demo_in_a_terminal_shows_caps_filters_opens_a_seed_and_quits_with_0() {
     keys.write_all(b"r").unwrap();
     let text = screen.wait_for("the replayed seed", |t| t.contains("↻ Seed"));
     assert!(text.contains("200"), "{text}");
+    keys.write_all(b"R").unwrap();
+    screen.wait_for("a second replay, after the editor", |t| {
+        t.matches("↻ Seed").count() == 2
+    });
 
     // q quits at once, with status 0, and the terminal is given back.
     keys.write_all(b"q").unwrap();

@@ -694,3 +694,48 @@ pub fn curl(r: &Record) -> Option<String> {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+/// The request as editable text: `METHOD URL`, one `Name: value` line per header, a blank line, the
+/// body. The URL is capscope's own where the viewer used one (that is where a replay goes).
+pub fn request_text(r: &Record) -> Option<String> {
+    let q = r.request.as_ref()?;
+    let url = q.client_url.as_deref().unwrap_or(&q.url);
+    let mut out = format!("{} {url}\n", q.method);
+    for h in &q.headers {
+        out.push_str(&format!("{}: {}\n", h.name, h.value));
+    }
+    out.push('\n');
+    out.push_str(&String::from_utf8_lossy(&q.body.data));
+    Some(out)
+}
+
+/// A copy of `r` whose request is what [`request_text`] became after editing.
+pub fn request_from_text(r: &Record, text: &str) -> Result<Record, String> {
+    let (head, body) = match text.find("\n\n") {
+        Some(i) => (&text[..i], &text[i + 2..]),
+        None => (text.trim_end_matches('\n'), ""),
+    };
+    let mut lines = head.lines();
+    let first = lines.next().ok_or("the request is empty")?;
+    let (method, url) = first
+        .trim()
+        .split_once(' ')
+        .ok_or("the first line must be METHOD URL")?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("not a header (Name: value): {line}"))?;
+        headers.push(Header {
+            name: name.trim().to_owned(),
+            value: value.trim().to_owned(),
+        });
+    }
+    let mut copy = r.clone();
+    let q = copy.request.get_or_insert_with(Default::default);
+    q.method = method.trim().to_owned();
+    q.client_url = Some(url.trim().to_owned());
+    q.headers = headers;
+    q.body = Body::whole(body.as_bytes().to_vec());
+    Ok(copy)
+}

@@ -35,6 +35,7 @@ pub enum Action {
     ExportHar,
     Curl,
     Replay,
+    EditReplay,
     Help,
     Quit,
 }
@@ -289,6 +290,13 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Replay,
         scope: Scope::Global,
         help: "replay the selected request through capscope (recorded, marked ↻)",
+        hint: None,
+    },
+    Binding {
+        keys: &[Char('R')],
+        action: Action::EditReplay,
+        scope: Scope::Global,
+        help: "edit the request in $EDITOR, then replay it",
         hint: None,
     },
     Binding {

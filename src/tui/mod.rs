@@ -101,11 +101,48 @@ struct Guard;
 impl Guard {
     fn enter() -> io::Result<Self> {
         install_panic_hook();
-        enable_raw_mode()?;
         let guard = Guard;
-        execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        enter()?;
         Ok(guard)
     }
+}
+
+/// Raw mode, the alternate screen and mouse capture.
+fn enter() -> io::Result<()> {
+    enable_raw_mode()?;
+    execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)
+}
+
+/// `R`: the record's request as text in `$EDITOR` (`$VISUAL`, else `vi`), read back as a record to
+/// replay. The terminal is handed to the editor meanwhile; the caller takes it back.
+fn edit_in_editor(record: &Record) -> Result<Record, String> {
+    let text = detail::request_text(record).ok_or("this record has no request")?;
+    let file = tempfile_path(record.id);
+    std::fs::write(&file, &text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    restore();
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".to_owned());
+    let mut words = editor.split_whitespace();
+    let program = words.next().unwrap_or("vi");
+    let status = std::process::Command::new(program)
+        .args(words)
+        .arg(&file)
+        .status();
+    let edited = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => return Err(format!("{editor} exited with {s}; nothing replayed")),
+        Err(e) => return Err(format!("cannot run {editor}: {e}")),
+    }
+    let edited = edited.map_err(|e| format!("cannot read the edited request: {e}"))?;
+    detail::request_from_text(record, &edited)
+}
+
+/// A private scratch file for one edit.
+fn tempfile_path(id: u64) -> PathBuf {
+    std::env::temp_dir().join(format!("capscope-replay-{}-{id}.http", std::process::id()))
 }
 
 impl Drop for Guard {
@@ -168,7 +205,15 @@ pub fn run(
             dirty = true;
         }
         if let Some(seq) = app.replay_wanted.take() {
+            let edit = std::mem::take(&mut app.replay_edit);
             let result = match (&replayer, app.store.get(seq)) {
+                (Some(replay), Some(e)) if edit => {
+                    let edited = edit_in_editor(&e.record);
+                    // The editor had the terminal: take it back and redraw everything.
+                    enter()?;
+                    terminal.clear()?;
+                    edited.and_then(|r| replay(&r))
+                }
                 (Some(replay), Some(e)) => replay(&e.record),
                 (None, _) => Err("replay is not available here".to_owned()),
                 (_, None) => Err("that record is no longer held".to_owned()),

@@ -178,6 +178,8 @@ pub struct App {
     pub clipboard: Option<String>,
     /// The record `r` asked to replay, for the loop to hand to the session's replayer.
     pub replay_wanted: Option<u64>,
+    /// Whether the replay is to be edited in `$EDITOR` first (`R`).
+    pub replay_edit: bool,
     /// Where `w` and `e` write.
     pub save_dir: PathBuf,
     /// The per-region cap table and the timeline, rebuilt on ticks while shown.
@@ -223,6 +225,7 @@ impl App {
             log: LogLines::default(),
             clipboard: None,
             replay_wanted: None,
+            replay_edit: false,
             save_dir: PathBuf::from("."),
             caps_view: Vec::new(),
             timeline_view: Vec::new(),

@@ -330,7 +330,8 @@ impl App {
             Action::Save => self.save(false),
             Action::ExportHar => self.save(true),
             Action::Curl => self.curl(),
-            Action::Replay => self.replay(),
+            Action::Replay => self.replay(false),
+            Action::EditReplay => self.replay(true),
             _ => {}
         }
     }
@@ -432,7 +433,8 @@ impl App {
                 self.jump_match(action == Action::SearchNext)
             }
             Action::Curl => self.curl(),
-            Action::Replay => self.replay(),
+            Action::Replay => self.replay(false),
+            Action::EditReplay => self.replay(true),
             _ => {}
         }
     }
@@ -700,7 +702,7 @@ impl App {
     }
 
     /// `r`: asks the loop to replay the selected (or shown) request through capscope.
-    fn replay(&mut self) {
+    fn replay(&mut self, edit: bool) {
         if self.is_file() {
             self.say_error("replay needs a live session (capscope run or demo), not a file");
             return;
@@ -712,6 +714,7 @@ impl App {
         match seq.and_then(|s| self.store.get(s)) {
             Some(e) if e.record.request.is_some() && e.record.kind != Kind::Event => {
                 self.replay_wanted = Some(e.seq);
+                self.replay_edit = edit;
             }
             _ => self.say_error("this record has no request to replay"),
         }

@@ -337,3 +337,28 @@ fn r_asks_the_loop_to_replay_the_selected_request_and_a_file_cannot() {
     assert!(view.replay_wanted.is_none());
     assert!(view.status.as_ref().unwrap().error);
 }
+
+#[test]
+fn an_edited_request_reads_back_with_its_changes() {
+    use super::super::detail::{request_from_text, request_text};
+    let seed = fixture::session()
+        .into_iter()
+        .find(|r| r.cap.as_deref() == Some("Seed"))
+        .unwrap();
+    let text = request_text(&seed).unwrap();
+    assert!(
+        text.starts_with("POST http://127.0.0.1:8080/cap/"),
+        "{text}"
+    );
+    let same = request_from_text(&seed, &text).unwrap();
+    assert_eq!(
+        same.request.as_ref().unwrap().headers,
+        seed.request.as_ref().unwrap().headers
+    );
+    let edited = text.replacen("POST", "PUT", 1) + "<llsd><undef /></llsd>";
+    let back = request_from_text(&seed, &edited).unwrap();
+    let q = back.request.unwrap();
+    assert_eq!(q.method, "PUT");
+    assert_eq!(&q.body.data[..], b"<llsd><undef /></llsd>");
+    assert!(request_from_text(&seed, "POST\nno header line").is_err());
+}
