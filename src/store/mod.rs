@@ -24,7 +24,7 @@ use crate::llsd::{self, Value};
 use crate::record::{Body, Kind, Record, State};
 
 /// The most records a store keeps by default (the oldest go first, in batches).
-pub const DEFAULT_MAX_RECORDS: usize = 200_000;
+pub const DEFAULT_MAX_RECORDS: usize = 100_000;
 
 /// The most body bytes a store keeps by default; past it the oldest records lose their bodies (sizes
 /// and everything else stay).

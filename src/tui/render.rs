@@ -91,7 +91,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         Screen::Detail => draw_detail(f, app, body),
         Screen::Caps => draw_view(f, app, body, "caps by region", &app.caps_view),
         Screen::Timeline => draw_view(f, app, body, "event timeline", &app.timeline_view),
-        Screen::Help => draw_help(f, body),
+        Screen::Help => draw_help(f, body, app.view_scroll),
     }
     draw_footer(f, app, body, footer);
 }
@@ -477,9 +477,9 @@ fn draw_view(f: &mut Frame, app: &App, area: Rect, title: &str, lines: &[Line<'s
     f.render_widget(Paragraph::new(shown), body);
 }
 
-fn draw_help(f: &mut Frame, area: Rect) {
+fn draw_help(f: &mut Frame, area: Rect, scroll: usize) {
     let mut lines = vec![Line::from(Span::styled(
-        "keys (any key closes this help)",
+        "keys (↑/↓ PgUp/PgDn scroll; any other key closes this help)",
         Style::default().add_modifier(Modifier::BOLD),
     ))];
     for (keys, scope, help) in keys::help_rows() {
@@ -495,7 +495,9 @@ fn draw_help(f: &mut Frame, area: Rect) {
     ));
     f.render_widget(Clear, area);
     f.render_widget(
-        Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }),
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0)),
         area,
     );
 }

@@ -235,11 +235,24 @@ impl App {
             _ => Scope::Global,
         };
         if self.screen == Screen::Help {
-            // Any key leaves the help; q still quits.
-            if keys::action_for(&ev, Scope::Global) == Some(Action::Quit) {
-                self.quit = true;
-            } else {
-                self.screen = self.under_help;
+            // Moving keys scroll the help, q quits, any other key leaves it.
+            let max = keys::BINDINGS.len().saturating_sub(self.page / 2);
+            match keys::action_for(&ev, Scope::Global) {
+                Some(Action::Quit) => self.quit = true,
+                Some(Action::Up) => self.view_scroll = self.view_scroll.saturating_sub(1),
+                Some(Action::Down) => self.view_scroll = (self.view_scroll + 1).min(max),
+                Some(Action::PageUp) => {
+                    self.view_scroll = self.view_scroll.saturating_sub(self.page)
+                }
+                Some(Action::PageDown) => {
+                    self.view_scroll = (self.view_scroll + self.page).min(max)
+                }
+                Some(Action::Top) => self.view_scroll = 0,
+                Some(Action::Bottom) => self.view_scroll = max,
+                _ => {
+                    self.screen = self.under_help;
+                    self.view_scroll = 0;
+                }
             }
             return;
         }
@@ -255,6 +268,7 @@ impl App {
             (s, Action::Help) => {
                 self.under_help = s;
                 self.screen = Screen::Help;
+                self.view_scroll = 0;
             }
             (_, Action::Flows) => self.screen = Screen::List,
             (_, Action::Caps) => {

@@ -278,6 +278,12 @@ fn help_lists_every_key_and_q_quits_from_anywhere() {
     let mut app = app();
     key(&mut app, KeyCode::Char('?'));
     assert_eq!(app.screen, Screen::Help);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(
+        (app.screen, app.view_scroll),
+        (Screen::Help, 1),
+        "arrows scroll the help"
+    );
     key(&mut app, KeyCode::Char('x'));
     assert_eq!(app.screen, Screen::List, "any key leaves the help");
     key(&mut app, KeyCode::Enter);
