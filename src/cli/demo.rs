@@ -85,7 +85,8 @@ pub struct Summary {
 /// Runs the demo, printing to stdout.
 pub fn run(args: DemoArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
     let ui = if super::ui::wanted(args.run.headless) {
-        Some(LiveUi::new(super::ui::start_logging(args.run.verbose)?))
+        let (ui, quit) = LiveUi::new(super::ui::start_logging(args.run.verbose)?);
+        Some((ui.with_filter(args.run.capture.filter.clone()), quit))
     } else {
         run::init_tracing(args.run.verbose);
         None

@@ -178,9 +178,8 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
     let ui = if super::ui::wanted(args.headless) {
-        Some(super::ui::LiveUi::new(super::ui::start_logging(
-            args.verbose,
-        )?))
+        let (ui, quit) = super::ui::LiveUi::new(super::ui::start_logging(args.verbose)?);
+        Some((ui.with_filter(args.capture.filter.clone()), quit))
     } else {
         init_tracing(args.verbose);
         None

@@ -42,6 +42,8 @@ pub struct LiveUi {
     quit: Arc<Mutex<Option<oneshot::Sender<()>>>>,
     /// Told once the UI thread has restored the terminal.
     restored: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+    /// The filter the UI starts with (`--filter`).
+    filter: Option<String>,
 }
 
 impl LiveUi {
@@ -54,9 +56,16 @@ impl LiveUi {
                 stop: Arc::new(AtomicBool::new(false)),
                 quit: Arc::new(Mutex::new(Some(quit_tx))),
                 restored: Arc::default(),
+                filter: None,
             },
             quit_rx,
         )
+    }
+
+    /// Starts the UI with this filter applied (the session's `--filter`).
+    pub fn with_filter(mut self, filter: Option<String>) -> Self {
+        self.filter = filter;
+        self
     }
 
     /// Starts the UI on its own thread for the session just started.
@@ -68,6 +77,9 @@ impl LiveUi {
         app.log = self.sink.lines();
         if let Ok(dir) = std::env::current_dir() {
             app.save_dir = dir;
+        }
+        if let Some(f) = &self.filter {
+            app.set_filter(f.clone());
         }
         let feed = Feed::Live {
             records: s.bus.subscribe(),
