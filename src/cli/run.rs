@@ -1,7 +1,9 @@
-//! `capscope run`: parse the proxy's flags, load the CA, start the proxy and the headless log, and stop
-//! cleanly on Ctrl-C (or SIGTERM), finishing the records in flight.
+//! `capscope run`: parse the proxy's flags, load the CA, start the proxy and the terminal UI (or, with
+//! `--headless` or no terminal, the headless log), and stop cleanly on Ctrl-C, SIGTERM or the UI's
+//! `q`, finishing the records in flight.
 //!
-//! Owns only the command-line side: the engine is [`crate::proxy`], the log [`crate::headless`].
+//! Owns only the command-line side: the engine is [`crate::proxy`], the log [`crate::headless`], the
+//! UI [`crate::tui`] (started through [`super::ui`]).
 //! Later features add their flags here: add a field (or a flattened group) to [`RunArgs`].
 
 use std::future::Future;

@@ -664,11 +664,16 @@ pub fn record_contains(r: &Record, needle: &str) -> bool {
         || r.notes.iter().any(|n| has(n))
 }
 
-/// The request as a curl command (through capscope's own URL where the viewer used one).
-pub fn curl(r: &Record) -> Option<String> {
+/// The request as a curl command (through capscope's own URL where the viewer used one; `base`,
+/// `http://ADDR`, completes a URL the viewer gave as a path).
+pub fn curl(r: &Record, base: Option<&str>) -> Option<String> {
     let q = r.request.as_ref()?;
-    let url = q.client_url.as_deref().unwrap_or(&q.url);
-    let mut cmd = format!("curl -X {} {}", q.method, shell_quote(url));
+    let url = match (q.client_url.as_deref(), base) {
+        (Some(path), Some(base)) if path.starts_with('/') => format!("{base}{path}"),
+        (Some(u), _) => u.to_owned(),
+        (None, _) => q.url.clone(),
+    };
+    let mut cmd = format!("curl -X {} {}", q.method, shell_quote(&url));
     for h in &q.headers {
         let name = h.name.to_ascii_lowercase();
         if matches!(

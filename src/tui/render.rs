@@ -179,12 +179,6 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
             dim,
         ));
     }
-    if app.info.capture_dropped > 0 {
-        second.push(Span::styled(
-            format!("  capture lost {}", count(app.info.capture_dropped)),
-            warn,
-        ));
-    }
     // The rule: flags on the left, the latest log line on the right.
     let mut flags = Vec::new();
     if app.follow {

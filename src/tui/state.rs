@@ -71,8 +71,6 @@ pub struct Info {
     pub capture_size: u64,
     /// Records the bus published without bodies because of a slow consumer.
     pub bus_shed: u64,
-    /// Records the capture writer lost.
-    pub capture_dropped: u64,
 }
 
 /// What the session looks like so far, learnt from the records.

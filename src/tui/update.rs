@@ -704,9 +704,10 @@ impl App {
             (Some(d), Screen::Detail) => Some(d.seq),
             _ => self.selected_seq(),
         };
+        let base = self.info.listen.as_ref().map(|l| format!("http://{l}"));
         let Some(cmd) = seq
             .and_then(|s| self.store.get(s))
-            .and_then(|e| detail::curl(&e.record))
+            .and_then(|e| detail::curl(&e.record, base.as_deref()))
         else {
             self.say_error("this record has no request to copy");
             return;

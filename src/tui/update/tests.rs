@@ -368,3 +368,19 @@ fn an_edited_request_reads_back_with_its_changes() {
     assert_eq!(&q.body.data[..], b"<llsd><undef /></llsd>");
     assert!(request_from_text(&seed, "POST\nno header line").is_err());
 }
+
+#[test]
+fn a_curl_command_completes_a_path_with_capscopes_address() {
+    let mut r = Record::new(1, Kind::Http);
+    r.request = Some(crate::record::Request {
+        method: "GET".into(),
+        url: "https://sim.example/cap/x".into(),
+        client_url: Some("/cap/abcd".into()),
+        ..Default::default()
+    });
+    let cmd = super::super::detail::curl(&r, Some("http://127.0.0.1:8080")).unwrap();
+    assert_eq!(cmd, "curl -X GET 'http://127.0.0.1:8080/cap/abcd'");
+    r.request.as_mut().unwrap().client_url = None;
+    let cmd = super::super::detail::curl(&r, Some("http://127.0.0.1:8080")).unwrap();
+    assert_eq!(cmd, "curl -X GET 'https://sim.example/cap/x'");
+}
