@@ -101,7 +101,14 @@ impl App {
         if r.kind == Kind::Login || r.request.as_ref().is_some_and(|q| q.client_url.is_some()) {
             self.seen.login_mode = true;
         }
-        if r.kind == Kind::Http && r.request.as_ref().is_some_and(|q| q.client_url.is_none()) {
+        // HTTP proxy mode: a finished exchange the viewer addressed to the grid itself (an absolute
+        // URL capscope did not route). A request cut off before routing has only its path.
+        if r.kind == Kind::Http
+            && r.is_final()
+            && r.request
+                .as_ref()
+                .is_some_and(|q| q.client_url.is_none() && q.url.starts_with("http"))
+        {
             self.seen.proxy_mode = true;
         }
         if r.kind == Kind::Login && r.is_final() {
