@@ -384,3 +384,23 @@ fn a_curl_command_completes_a_path_with_capscopes_address() {
     let cmd = super::super::detail::curl(&r, Some("http://127.0.0.1:8080")).unwrap();
     assert_eq!(cmd, "curl -X GET 'https://sim.example/cap/x'");
 }
+
+#[test]
+fn the_header_learns_the_modes_from_finished_records() {
+    let mut app = app();
+    assert!(app.seen.login_mode && !app.seen.proxy_mode);
+    let mut cut = Record::new(50, Kind::Http);
+    cut.state = State::Failed;
+    cut.request = Some(crate::record::Request {
+        method: "POST".into(),
+        url: "/cap/abcd".into(),
+        ..Default::default()
+    });
+    app.take(&cut);
+    assert!(!app.seen.proxy_mode, "a login-mode request cut off before routing");
+    let mut proxied = cut.clone();
+    proxied.id = 51;
+    proxied.request.as_mut().unwrap().url = "https://sim.example:12043/cap/x".into();
+    app.take(&proxied);
+    assert!(app.seen.proxy_mode);
+}
