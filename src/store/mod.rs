@@ -40,6 +40,14 @@ pub const LOST_FINAL_AFTER_US: i64 = 90_000_000;
 /// The note a record closed by the store carries.
 pub const LOST_FINAL_NOTE: &str = "final version lost: the UI fell behind the record stream";
 
+/// How many events whose poll has not arrived yet the store remembers, to put them under it when it
+/// does (a capture file holds records in the order they finished: a poll's events come before it).
+pub const ORPHANS_REMEMBERED: usize = 4096;
+
+/// A row's place in tree order: `(top, depth, seq)`, `top` being the poll's seq for an event (depth 1)
+/// and the record's own seq otherwise (depth 0). Sorting keys sorts rows.
+pub type RowKey = (u64, u64, u64);
+
 /// The note a record whose bodies the store dropped carries.
 pub const BODY_DROPPED_NOTE: &str =
     "bodies dropped from the UI's history (its body budget is spent)";
@@ -136,8 +144,12 @@ pub struct Store {
     entries: VecDeque<Entry>,
     first_seq: u64,
     by_id: HashMap<u64, u64>,
-    /// Row order: `(top, seq)` sorted, `top` being the poll's seq for an event, its own seq otherwise.
-    rows: Vec<(u64, u64)>,
+    /// Row order: every row's key, sorted.
+    rows: Vec<RowKey>,
+    /// Events whose poll is not in the store (yet), by the poll's record id.
+    orphans: HashMap<u64, Vec<u64>>,
+    /// Events just put under their newly arrived poll: their seqs (their row keys changed).
+    adopted: Vec<u64>,
     body_bytes: usize,
     /// Entries below this seq hold no bodies any more (where body shedding resumes).
     shed_from: u64,
@@ -181,6 +193,8 @@ impl Store {
             first_seq: 0,
             by_id: HashMap::new(),
             rows: Vec::new(),
+            orphans: HashMap::new(),
+            adopted: Vec::new(),
             body_bytes: 0,
             shed_from: 0,
             counts: Counts::default(),
@@ -234,13 +248,19 @@ impl Store {
 
     /// Every row's seq in tree order.
     pub fn rows(&self) -> impl DoubleEndedIterator<Item = u64> + ExactSizeIterator + '_ {
-        self.rows.iter().map(|&(_, s)| s)
+        self.rows.iter().map(|&(_, _, s)| s)
     }
 
-    /// The `(top, seq)` sort key of a row, for views that keep their own sorted subsets.
-    pub fn row_key(&self, seq: u64) -> Option<(u64, u64)> {
+    /// The sort key of a row, for views that keep their own sorted subsets.
+    pub fn row_key(&self, seq: u64) -> Option<RowKey> {
         let e = self.get(seq)?;
-        Some((e.parent.unwrap_or(seq), seq))
+        Some(key_of(e))
+    }
+
+    /// The events the last [`Store::apply`] put under their newly arrived poll (their row keys
+    /// changed: a view holding their old keys must move them).
+    pub fn take_adopted(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.adopted)
     }
 
     /// Takes in one record version from the stream or a file.
@@ -302,6 +322,15 @@ impl Store {
                 lost_final: false,
                 suspect_since_us: None,
             });
+            if record_kind_is_orphan(&self.entries, parent) {
+                // Remember it, to put it under its poll when that arrives.
+                if let Some(pid) = self.entries.back().and_then(|e| e.record.parent) {
+                    if self.orphans.len() >= ORPHANS_REMEMBERED {
+                        self.orphans.clear();
+                    }
+                    self.orphans.entry(pid).or_default().push(seq);
+                }
+            }
             if let Some(p) = parent {
                 if let Some(poll) = self.get_mut(p) {
                     let was_idle = poll.children.is_empty()
@@ -312,10 +341,11 @@ impl Store {
                         self.counts.idle_polls = self.counts.idle_polls.saturating_sub(1);
                     }
                 }
-                let at = self.rows.partition_point(|&k| k < (top, seq));
-                self.rows.insert(at, (top, seq));
+                let at = self.rows.partition_point(|&k| k < (top, 1, seq));
+                self.rows.insert(at, (top, 1, seq));
             } else {
-                self.rows.push((top, seq));
+                self.rows.push((top, 0, seq));
+                self.adopt(seq);
             }
             Applied::Added(seq)
         };
@@ -358,6 +388,34 @@ impl Store {
         closed
     }
 
+    /// Puts the events that arrived before the poll at `seq` under it.
+    fn adopt(&mut self, seq: u64) {
+        let Some(id) = self.get(seq).map(|e| e.record.id) else {
+            return;
+        };
+        let Some(kids) = self.orphans.remove(&id) else {
+            return;
+        };
+        for kid in kids {
+            let Some(old) = self.row_key(kid) else {
+                continue;
+            };
+            if let Ok(at) = self.rows.binary_search(&old) {
+                self.rows.remove(at);
+            }
+            if let Some(e) = self.get_mut(kid) {
+                e.parent = Some(seq);
+            }
+            if let Some(poll) = self.get_mut(seq) {
+                poll.children.push(kid);
+            }
+            let new = (seq, 1, kid);
+            let at = self.rows.partition_point(|&k| k < new);
+            self.rows.insert(at, new);
+            self.adopted.push(kid);
+        }
+    }
+
     /// Forgets everything (counters too, except what was lost).
     pub fn clear(&mut self) {
         self.first_seq += self.entries.len() as u64;
@@ -365,6 +423,8 @@ impl Store {
         self.entries.clear();
         self.by_id.clear();
         self.rows.clear();
+        self.orphans.clear();
+        self.adopted.clear();
         self.cache.clear();
         self.body_bytes = 0;
         self.generation += 1;
@@ -389,18 +449,17 @@ impl Store {
             }
             self.counts.evicted += drop as u64;
             let first = self.first_seq;
-            self.rows.retain(|&(_, s)| s >= first);
             // Events whose poll was evicted stay, now without a poll.
             for e in self.entries.iter_mut() {
                 if e.parent.is_some_and(|p| p < first) {
                     e.parent = None;
                 }
             }
-            self.rows = self
-                .entries
-                .iter()
-                .map(|e| (e.parent.unwrap_or(e.seq), e.seq))
-                .collect();
+            self.rows = self.entries.iter().map(key_of).collect();
+            for kids in self.orphans.values_mut() {
+                kids.retain(|&s| s >= first);
+            }
+            self.orphans.retain(|_, kids| !kids.is_empty());
             self.rows.sort_unstable();
             self.shed_from = self.shed_from.max(first);
             self.cache.retain(|((s, _), _)| *s >= first);
@@ -440,6 +499,21 @@ impl Store {
     pub fn cached_decodes(&self) -> usize {
         self.cache.len()
     }
+}
+
+fn key_of(e: &Entry) -> RowKey {
+    match e.parent {
+        Some(p) => (p, 1, e.seq),
+        None => (e.seq, 0, e.seq),
+    }
+}
+
+/// Whether the entry just pushed is an event whose poll is not in the store.
+fn record_kind_is_orphan(entries: &VecDeque<Entry>, parent: Option<u64>) -> bool {
+    parent.is_none()
+        && entries
+            .back()
+            .is_some_and(|e| e.record.kind == Kind::Event && e.record.parent.is_some())
 }
 
 /// The body `which` of `record`, if it has one.

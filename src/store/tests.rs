@@ -222,3 +222,18 @@ fn a_streaming_consumer_keeps_the_events_of_a_poll_kept_on_its_open_version() {
     );
     assert!(kept.keep(None, &other_ev));
 }
+
+#[test]
+fn events_read_before_their_poll_move_under_it_when_it_arrives() {
+    // A capture file holds records in the order they finished: the events, then their poll.
+    let mut store = Store::default();
+    store.apply(&http(9, State::Done));
+    store.apply(&event(11, 10, "EnableSimulator"));
+    store.apply(&event(12, 10, "EstablishAgentCommunication"));
+    assert_eq!(store.get(1).unwrap().depth(), 0, "no poll yet");
+    store.apply(&http(10, State::Done));
+    assert_eq!(order(&store), [9, 10, 11, 12]);
+    assert_eq!(store.take_adopted(), [1, 2]);
+    assert_eq!(store.get(3).unwrap().children, [1, 2]);
+    assert_eq!(store.get(1).unwrap().parent, Some(3));
+}

@@ -298,14 +298,14 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
     }
     let end = (app.offset + rows).min(app.visible.len());
     for i in app.offset..end {
-        let (top, seq) = app.visible[i];
+        let (top, _, seq) = app.visible[i];
         let Some(e) = app.store.get(seq) else {
             continue;
         };
         let last_child = app
             .visible
             .get(i + 1)
-            .is_none_or(|&(next_top, next)| next_top != top || next == next_top);
+            .is_none_or(|&(next_top, depth, _)| next_top != top || depth == 0);
         let mut line = row(e, last_child, name_w, region_w);
         if i == app.selected {
             line = line.style(Style::default().add_modifier(Modifier::REVERSED));

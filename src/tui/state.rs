@@ -143,8 +143,8 @@ pub struct App {
     pub seen: Seen,
     pub filter: Option<Filter>,
     pub filter_text: String,
-    /// Row keys `(top, seq)` of the visible rows, sorted (tree order).
-    pub visible: Vec<(u64, u64)>,
+    /// Row keys of the visible rows, sorted (tree order).
+    pub visible: Vec<crate::store::RowKey>,
     /// The store generation `visible` was built for.
     pub visible_generation: u64,
     pub show_idle: bool,
@@ -233,6 +233,6 @@ impl App {
 
     /// The seq of the selected row, if any.
     pub fn selected_seq(&self) -> Option<u64> {
-        self.visible.get(self.selected).map(|&(_, s)| s)
+        self.visible.get(self.selected).map(|&(_, _, s)| s)
     }
 }

@@ -33,6 +33,17 @@ impl App {
         if self.paused {
             return;
         }
+        // Events that arrived before their poll (a file's order) move under it now.
+        for kid in self.store.take_adopted() {
+            // Its key was that of a top-level row.
+            if let Ok(at) = self.visible.binary_search(&(kid, 0, kid)) {
+                self.visible.remove(at);
+                if at < self.selected {
+                    self.selected -= 1;
+                }
+            }
+            self.refresh_row(kid);
+        }
         let seq = applied.seq();
         match applied {
             Applied::Added(_) => self.refresh_row(seq),
@@ -182,8 +193,9 @@ impl App {
 
     /// Rebuilds `visible` from the store (after a filter change, eviction, resume).
     pub fn rebuild_visible(&mut self) {
+        self.store.take_adopted();
         let keep = self.selected_seq();
-        let mut visible: Vec<(u64, u64)> = Vec::with_capacity(self.store.len());
+        let mut visible: Vec<crate::store::RowKey> = Vec::with_capacity(self.store.len());
         for seq in self.store.rows() {
             let shown = |p: u64| {
                 self.store
@@ -537,7 +549,7 @@ impl App {
             } else {
                 (self.selected + n - step % n) % n
             };
-            let seq = self.visible[i].1;
+            let seq = self.visible[i].2;
             if self
                 .store
                 .get(seq)
@@ -755,7 +767,7 @@ impl App {
         let records: Vec<Record> = self
             .visible
             .iter()
-            .filter_map(|&(_, s)| self.store.get(s))
+            .filter_map(|&(_, _, s)| self.store.get(s))
             .filter(|e| e.record.state != State::Open)
             .map(|e| e.record.clone())
             .collect();

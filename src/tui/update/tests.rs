@@ -30,7 +30,7 @@ fn typed(app: &mut App, text: &str) {
 fn names(app: &App) -> Vec<String> {
     app.visible
         .iter()
-        .filter_map(|&(_, s)| app.store.get(s))
+        .filter_map(|&(_, _, s)| app.store.get(s))
         .map(|e| match (&e.record.event, &e.record.cap) {
             (Some(ev), _) => format!("  {}", ev.message),
             (None, Some(c)) => c.clone(),
@@ -193,7 +193,7 @@ fn the_detail_opens_switches_tabs_folds_and_searches() {
 fn binary_fields_are_decoded_beside_their_bytes() {
     let mut app = app();
     let seq = app.store.seq_of(5).unwrap();
-    app.selected = app.visible.iter().position(|&(_, s)| s == seq).unwrap();
+    app.selected = app.visible.iter().position(|&(_, _, s)| s == seq).unwrap();
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Tab);
     key(&mut app, KeyCode::Tab);
@@ -397,10 +397,49 @@ fn the_header_learns_the_modes_from_finished_records() {
         ..Default::default()
     });
     app.take(&cut);
-    assert!(!app.seen.proxy_mode, "a login-mode request cut off before routing");
+    assert!(
+        !app.seen.proxy_mode,
+        "a login-mode request cut off before routing"
+    );
     let mut proxied = cut.clone();
     proxied.id = 51;
     proxied.request.as_mut().unwrap().url = "https://sim.example:12043/cap/x".into();
     app.take(&proxied);
     assert!(app.seen.proxy_mode);
+}
+
+#[test]
+fn in_a_file_events_before_their_poll_end_up_under_it_in_the_list() {
+    let mut app = App::new(
+        Source::File {
+            path: "x.jsonl".into(),
+            follow: false,
+        },
+        Limits::default(),
+    );
+    app.resize(80, 24);
+    // File order: finished records, so the poll's event comes before the poll.
+    let finals: Vec<Record> = fixture::session()
+        .into_iter()
+        .filter(|r| r.is_final())
+        .collect();
+    let mut ordered: Vec<Record> = finals
+        .iter()
+        .filter(|r| r.kind == Kind::Event)
+        .cloned()
+        .collect();
+    ordered.extend(finals.iter().filter(|r| r.kind != Kind::Event).cloned());
+    for r in &ordered {
+        app.take(r);
+    }
+    let names = names(&app);
+    let poll = names.iter().position(|n| n == "EventQueueGet").unwrap();
+    assert_eq!(names[poll + 1], "  TeleportFinish", "{names:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.contains("TeleportFinish"))
+            .count(),
+        1
+    );
 }
