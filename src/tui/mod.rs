@@ -147,6 +147,8 @@ fn tempfile_path(id: u64) -> PathBuf {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        UI_UP.store(false, Ordering::SeqCst);
+        UI_THREAD.with(|t| t.set(false));
         restore();
     }
 }
@@ -162,12 +164,26 @@ pub fn restore() {
     let _ = disable_raw_mode();
 }
 
-/// Restores the terminal before the previous panic hook prints, so a panic message is readable.
+/// Whether a UI owns the terminal now.
+static UI_UP: AtomicBool = AtomicBool::new(false);
+
+std::thread_local! {
+    /// Set on the thread that runs the UI.
+    static UI_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A panic on the UI's own thread restores the terminal before the previous hook prints, so the
+/// message is readable. A panic elsewhere while the UI is up (a connection's task) goes to the log
+/// instead of being printed over the UI, which goes on.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if UI_UP.load(Ordering::SeqCst) && !UI_THREAD.with(|t| t.get()) {
+                tracing::error!("a task panicked: {info}");
+                return;
+            }
             restore();
             previous(info);
         }));
@@ -183,6 +199,8 @@ pub fn run(
     replayer: Option<Replayer>,
 ) -> io::Result<App> {
     let _guard = Guard::enter()?;
+    UI_THREAD.with(|t| t.set(true));
+    UI_UP.store(true, Ordering::SeqCst);
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
     let size = terminal.size()?;
