@@ -12,13 +12,14 @@ use crate::record::{Kind, Received, Record, State, Subscriber};
 /// The `tracing` target of the log lines (so `RUST_LOG` can pick them out).
 pub const TARGET: &str = "capscope::headless";
 
-/// Logs every finished record (every one that `filter` matches, when there is one) until the stream
-/// ends.
+/// Logs every finished record (every one that `filter` keeps, when there is one: by
+/// [`crate::store::keeps`], the rule the UI uses too) until the stream ends.
 pub async fn run(mut records: Subscriber, filter: Option<Filter>) {
+    let mut kept = crate::store::KeptIds::default();
     while let Some(received) = records.recv().await {
         match received {
             Received::Record(r) => {
-                if filter.as_ref().is_some_and(|f| !f.matches(&r)) {
+                if !kept.keep(filter.as_ref(), &r) {
                     continue;
                 }
                 if let Some(line) = line(&r) {

@@ -22,3 +22,5 @@ pub mod mockgrid;
 pub mod paths;
 pub mod proxy;
 pub mod record;
+pub mod store;
+pub mod tui;

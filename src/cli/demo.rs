@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::run::{self, Extras, RunArgs, Session};
+use super::ui::LiveUi;
 use super::CaDirArg;
 use crate::mockgrid::script::{self, Step};
 use crate::mockgrid::viewer::{LoginForm, Viewer, ViewerConfig};
@@ -27,6 +28,7 @@ use crate::mockgrid::{
     MockGrid, MockGridConfig, MockGridHandle, DEMO_FIRST, DEMO_LAST, DEMO_PASSWORD,
 };
 use crate::record::{Kind, Received, State, Subscriber};
+use crate::tui::log::LineWriter;
 
 /// How long the demo waits, once the last step ran, for the viewer to receive the last events.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -102,12 +104,23 @@ pub struct Summary {
 
 /// Runs the demo, printing to stdout.
 pub fn run(args: DemoArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
-    run::init_tracing(args.run.verbose);
+    let ui = if super::ui::wanted(args.run.headless) {
+        let (ui, quit) = LiveUi::new(super::ui::start_logging(args.run.verbose)?);
+        Some((ui.with_filter(args.run.capture.filter.clone()), quit))
+    } else {
+        run::init_tracing(args.run.verbose);
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(session(args, ca_dir, Box::new(std::io::stdout())))?;
+    let out: Box<dyn Write + Send> = match &ui {
+        // While the UI is up, the demo's lines go to its log; after, to the terminal.
+        Some((ui, _)) => Box::new(LineWriter::new(ui.sink().clone())),
+        None => Box::new(std::io::stdout()),
+    };
+    runtime.block_on(session_with_ui(args, ca_dir, out, ui))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -126,7 +139,8 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
 /// What `on_start` sets up, for the end of the session.
 struct Started {
     viewer: Viewer,
-    driver: JoinHandle<()>,
+    /// The viewer's timeline; taken (and stopped) before capscope stops.
+    driver: Option<JoinHandle<()>>,
     tally_stop: oneshot::Sender<()>,
     tally: JoinHandle<(BTreeMap<String, usize>, BTreeMap<String, usize>)>,
 }
@@ -134,9 +148,19 @@ struct Started {
 /// Runs one demo session, printing the demo's own lines to `out` (capscope's record log goes through
 /// `tracing`, as with `capscope run`), and returns what happened.
 pub async fn session(
+    args: DemoArgs,
+    ca_dir: &CaDirArg,
+    out: Box<dyn Write + Send>,
+) -> anyhow::Result<Summary> {
+    session_with_ui(args, ca_dir, out, None).await
+}
+
+/// [`session`], shown in the terminal UI when `ui` is given (quitting it ends the demo).
+pub async fn session_with_ui(
     mut args: DemoArgs,
     ca_dir: &CaDirArg,
     out: Box<dyn Write + Send>,
+    ui: Option<(LiveUi, oneshot::Receiver<()>)>,
 ) -> anyhow::Result<Summary> {
     let out: Out = Arc::new(Mutex::new(out));
     let every = seconds("every", args.every)?;
@@ -163,21 +187,47 @@ pub async fn session(
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let started: Arc<Mutex<Option<anyhow::Result<Started>>>> = Arc::default();
     let stopped_by: Arc<Mutex<&'static str>> = Arc::new(Mutex::new("Ctrl-C"));
+    let (ui, quit_rx) = match ui {
+        Some((ui, quit)) => (Some(ui), Some(quit)),
+        None => (None, None),
+    };
+    let no_log = ui.is_some();
     let shutdown = {
-        let stopped_by = stopped_by.clone();
+        let (stopped_by, started, ui) = (stopped_by.clone(), started.clone(), ui.clone());
         async move {
             let why = tokio::select! {
                 _ = done_rx => "the last step",
                 () = sleep_or_forever(stop_after) => "--for",
                 _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                _ = quit_or_forever(quit_rx) => "q",
             };
             *stopped_by.lock().unwrap_or_else(|p| p.into_inner()) = why;
+            // The scripted viewer stops first, so none of its requests meets a capscope that is
+            // shutting down (and fails for that reason alone).
+            let driver = started
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .and_then(|s| s.as_mut().ok())
+                .and_then(|s| s.driver.take());
+            if let Some(driver) = driver {
+                driver.abort();
+                let _ = driver.await;
+            }
+            if let Some(ui) = ui {
+                ui.stopped().await;
+            }
         }
     };
     let on_start = {
         let (grid, out, started) = (grid.clone(), out.clone(), started.clone());
         let (mode, steps) = ((args.mode, args.login), args.steps);
+        let grid_url = grid.login_url.clone();
         move |s: &Session<'_>| {
+            // The UI subscribes before the viewer logs in, so it sees the login.
+            if let Some(ui) = &ui {
+                ui.start(s, &grid_url);
+            }
             let result = start_viewer(s, &grid, &out, mode, &ca_pem_path, every, steps, done_tx);
             *started.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
         }
@@ -185,7 +235,10 @@ pub async fn session(
     run::serve(
         args.run,
         ca_dir,
-        Extras { upstream_roots },
+        Extras {
+            upstream_roots,
+            no_log,
+        },
         shutdown,
         on_start,
     )
@@ -196,8 +249,10 @@ pub async fn session(
         .unwrap_or_else(|p| p.into_inner())
         .take()
         .context("capscope stopped before the demo started")??;
-    started.driver.abort();
-    let _ = started.driver.await;
+    if let Some(driver) = started.driver {
+        driver.abort();
+        let _ = driver.await;
+    }
     let _ = started.tally_stop.send(());
     let (records_by_cap, events_by_message) = started.tally.await.unwrap_or_default();
     let journal = started.viewer.journal();
@@ -288,7 +343,7 @@ fn start_viewer(
     ));
     Ok(Started {
         viewer,
-        driver,
+        driver: Some(driver),
         tally_stop,
         tally,
     })
@@ -391,6 +446,15 @@ fn grid_hold_margin(grid: &MockGridHandle) -> Duration {
     const MARGIN: Duration = Duration::from_secs(10);
     const VIEWER_DEFAULT: Duration = Duration::from_secs(30);
     (grid.eq_hold() + MARGIN).max(VIEWER_DEFAULT)
+}
+
+async fn quit_or_forever(quit: Option<oneshot::Receiver<()>>) {
+    match quit {
+        Some(q) => {
+            let _ = q.await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_or_forever(limit: Option<Duration>) {

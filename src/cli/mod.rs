@@ -14,6 +14,7 @@ pub mod demo;
 pub mod dump;
 pub mod export;
 pub mod run;
+pub mod ui;
 
 /// capscope: a man-in-the-middle debugging proxy for Second Life and OpenSimulator capabilities.
 #[derive(Debug, Parser)]
@@ -40,6 +41,8 @@ pub enum Command {
     Dump(dump::DumpArgs),
     /// Convert a capture file for other tools (HAR 1.2).
     Export(export::ExportArgs),
+    /// Open a capture file in the terminal UI (`--follow` for one still being written).
+    View(ui::ViewArgs),
 }
 
 /// Where the certificate authority lives; shared by every subcommand that needs it.
@@ -73,5 +76,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dump(args) => dump::run(args),
         Command::Export(args) => export::run(args),
         Command::Demo(args) => demo::run(args, &ca_dir),
+        Command::View(args) => ui::view(args),
     }
 }

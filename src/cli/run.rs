@@ -1,7 +1,9 @@
-//! `capscope run`: parse the proxy's flags, load the CA, start the proxy and the headless log, and stop
-//! cleanly on Ctrl-C (or SIGTERM), finishing the records in flight.
+//! `capscope run`: parse the proxy's flags, load the CA, start the proxy and the terminal UI (or, with
+//! `--headless` or no terminal, the headless log), and stop cleanly on Ctrl-C, SIGTERM or the UI's
+//! `q`, finishing the records in flight.
 //!
-//! Owns only the command-line side: the engine is [`crate::proxy`], the log [`crate::headless`].
+//! Owns only the command-line side: the engine is [`crate::proxy`], the log [`crate::headless`], the
+//! UI [`crate::tui`] (started through [`super::ui`]).
 //! Later features add their flags here: add a field (or a flattened group) to [`RunArgs`].
 
 use std::future::Future;
@@ -33,8 +35,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub proxy: ProxyArgs,
 
-    /// Print one line per finished exchange (mitmdump-style). There is no terminal UI yet, so run
-    /// always behaves as if this were given.
+    /// Print one line per finished exchange (mitmdump-style) instead of opening the terminal UI
+    /// (also what happens when standard output is not a terminal).
     #[arg(long)]
     pub headless: bool,
 
@@ -177,18 +179,44 @@ fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
-    init_tracing(args.verbose);
+    let ui = if super::ui::wanted(args.headless) {
+        let (ui, quit) = super::ui::LiveUi::new(super::ui::start_logging(args.verbose)?);
+        Some((ui.with_filter(args.capture.filter.clone()), quit))
+    } else {
+        init_tracing(args.verbose);
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(
-        args,
-        ca_dir,
-        Extras::default(),
-        shutdown_signal(),
-        |_| {},
-    ))?;
+    match ui {
+        None => runtime.block_on(serve(
+            args,
+            ca_dir,
+            Extras::default(),
+            shutdown_signal(),
+            |_| {},
+        ))?,
+        Some((ui, quit)) => {
+            let grid = args.caps.grid.clone();
+            let stopping = ui.clone();
+            let shutdown = async move {
+                tokio::select! {
+                    () = shutdown_signal() => {}
+                    _ = quit => {}
+                }
+                stopping.stopped().await;
+            };
+            let extras = Extras {
+                no_log: true,
+                ..Extras::default()
+            };
+            runtime.block_on(serve(args, ca_dir, extras, shutdown, |s| {
+                ui.start(s, &grid)
+            }))?
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -214,6 +242,8 @@ pub(crate) fn init_tracing(verbose: u8) {
 pub struct Extras {
     /// More roots to trust upstream (e.g. the simulated grid's test CA).
     pub upstream_roots: Vec<CertificateDer<'static>>,
+    /// No headless log (the terminal UI shows the records instead).
+    pub no_log: bool,
 }
 
 /// A running session, as `on_start` sees it.
@@ -299,7 +329,7 @@ pub async fn serve(
         };
         Some(capture::start_saving(&bus, header, options).context("cannot start the capture")?)
     };
-    let log = tokio::spawn(headless::run(bus.subscribe(), log_filter));
+    let log = (!extras.no_log).then(|| tokio::spawn(headless::run(bus.subscribe(), log_filter)));
 
     let builder = Proxy::builder(config)
         .ca(ca)
@@ -356,7 +386,9 @@ pub async fn serve(
     }
     drop(caps);
     drop(bus);
-    let _ = tokio::time::timeout(LOG_DRAIN, log).await;
+    if let Some(log) = log {
+        let _ = tokio::time::timeout(LOG_DRAIN, log).await;
+    }
     Ok(())
 }
 

@@ -281,6 +281,15 @@ impl Record {
         self.notes.push(why.to_owned());
     }
 
+    /// A copy that holds nothing against the [`Bus`]'s body budget. A consumer that keeps history
+    /// (the UI's store) keeps this copy and accounts for its bodies itself, so the history never
+    /// makes the capture writer lose bodies.
+    pub fn detached(&self) -> Record {
+        let mut copy = self.clone();
+        copy.charge = None;
+        copy
+    }
+
     /// Whether the record will not change again.
     pub fn is_final(&self) -> bool {
         self.state != State::Open
