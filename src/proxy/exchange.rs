@@ -14,9 +14,12 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 
 use super::connect;
-use super::hook::{Decision, RequestHead, Route, UpstreamError, Via, MAX_REWRITE_BODY};
+use super::decode::{decode_limited, Coding, Stop};
+use super::hook::{
+    Decision, Hook, RequestHead, Rewrite, Route, UpstreamError, Via, MAX_REWRITE_BODY,
+};
 use super::server::{Life, Shared};
-use super::tap::{decodable, decode_whole, Exchange, ProxyBody, Side};
+use super::tap::{Exchange, ProxyBody, Side};
 use super::upstream::{collect_limited, describe_hyper, Collect};
 use super::wire::{
     content_encoding, record_headers, split_authority, strip_hop_by_hop, text_response,
@@ -363,8 +366,7 @@ async fn forward(
     };
     let (mut parts, body) = resp.into_parts();
     record_response(&exchange, parts.status, parts.version, &parts.headers);
-    let encoding = content_encoding(&parts.headers);
-    exchange.set_encoding(Side::Response, encoding.clone());
+    exchange.set_encoding(Side::Response, content_encoding(&parts.headers));
     strip_hop_by_hop(&mut parts.headers);
     parts.version = client_version;
 
@@ -401,30 +403,33 @@ async fn forward(
             )
         }
     };
-    let mut notes = Vec::new();
-    let readable = match encoding.as_deref().filter(|e| decodable(e)) {
-        Some(enc) => decode_whole(&wire, enc).unwrap_or_else(|reason| {
-            notes.push(format!(
-                "could not undo Content-Encoding {enc} for the rewrite: {reason}"
-            ));
-            wire.clone()
-        }),
-        None => wire.clone(),
+    // Decoding and the hook's parsing are CPU work on up to MAX_REWRITE_BODY bytes: a blocking
+    // thread does them, so no request-handling worker waits for them.
+    let hook = ctx.shared.hook.clone();
+    let status = parts.status;
+    let headers = parts.headers.clone();
+    let input = wire.clone();
+    let (rw, readable, mut notes) = match tokio::task::spawn_blocking(move || {
+        rewrite_blocking(&*hook, &head, &request_body, status, headers, input)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => (
+            Rewrite::default(),
+            None,
+            vec![format!(
+                "the rewrite failed ({e}): response forwarded unchanged"
+            )],
+        ),
     };
-    let rw = ctx.shared.hook.rewrite_response(
-        &head,
-        &request_body,
-        parts.status,
-        &parts.headers,
-        readable,
-    );
     notes.extend(rw.notes);
     let sent = match rw.body {
         Some(new) => {
             parts.headers.remove(CONTENT_LENGTH);
             parts.headers.remove(CONTENT_ENCODING);
             exchange.set_encoding(Side::Response, None);
-            exchange.set_body(Side::Response, new.clone(), Some(wire));
+            exchange.set_body(Side::Response, new.clone(), readable);
             new
         }
         None => {
@@ -443,4 +448,50 @@ async fn forward(
     });
     exchange.finish(None);
     Response::from_parts(parts, ProxyBody::full(sent))
+}
+
+/// Undoes the response's `Content-Encoding` (at most [`MAX_REWRITE_BODY`] bytes out) and asks the hook
+/// for a rewrite; runs on a blocking thread. The hook sees the body decoded and headers without the
+/// `Content-Encoding` it no longer has. Returns the rewrite, the decoded body it read (what the sender
+/// sent, for the record), and notes.
+fn rewrite_blocking(
+    hook: &dyn Hook,
+    head: &RequestHead,
+    request_body: &Bytes,
+    status: StatusCode,
+    mut headers: http::HeaderMap,
+    wire: Bytes,
+) -> (Rewrite, Option<Bytes>, Vec<String>) {
+    let mut notes = Vec::new();
+    let encoding = content_encoding(&headers);
+    let readable = match encoding.as_deref().and_then(Coding::parse) {
+        None => wire,
+        Some(coding) => {
+            let decoded = decode_limited(&wire, coding, MAX_REWRITE_BODY);
+            match decoded.stop {
+                Stop::End => {
+                    headers.remove(CONTENT_ENCODING);
+                    decoded.bytes
+                }
+                Stop::Limit => {
+                    notes.push(format!(
+                        "response body over {MAX_REWRITE_BODY} bytes once its Content-Encoding {} \
+                         is undone: forwarded unchanged, not rewritten",
+                        coding.name()
+                    ));
+                    return (Rewrite::default(), None, notes);
+                }
+                Stop::Broken(reason) => {
+                    notes.push(format!(
+                        "could not undo Content-Encoding {} for the rewrite ({reason}): forwarded \
+                         unchanged",
+                        coding.name()
+                    ));
+                    return (Rewrite::default(), None, notes);
+                }
+            }
+        }
+    };
+    let rw = hook.rewrite_response(head, request_body, status, &headers, readable.clone());
+    (rw, Some(readable), notes)
 }

@@ -32,6 +32,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 mod connect;
+pub mod decode;
 mod exchange;
 pub mod hook;
 pub mod server;

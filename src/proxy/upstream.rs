@@ -101,7 +101,10 @@ impl UpstreamClient {
             },
             None => fut.await,
         };
-        result.map_err(|e| classify(&host, &e, self.settings.connect_timeout))
+        let mut response =
+            result.map_err(|e| classify(&host, &e, self.settings.connect_timeout))?;
+        drop_length_beside_transfer_encoding(response.headers_mut());
+        Ok(response)
     }
 }
 
@@ -147,6 +150,20 @@ impl SendUpstream for UpstreamClient {
                 })?;
             Ok(Response::from_parts(parts, body))
         })
+    }
+}
+
+/// RFC 9112 section 6.3: a message with both `Transfer-Encoding` and `Content-Length` is framed by the
+/// transfer coding, and the length must be removed before the message is passed on. hyper's client
+/// already reads such a body as chunked but leaves the length in the headers; forwarded as is, the
+/// proxy's server side would cut the body at that length.
+fn drop_length_beside_transfer_encoding(headers: &mut http::HeaderMap) {
+    if headers.contains_key(http::header::TRANSFER_ENCODING)
+        && headers.remove(http::header::CONTENT_LENGTH).is_some()
+    {
+        tracing::debug!(
+            "upstream sent Transfer-Encoding and Content-Length: the length is dropped"
+        );
     }
 }
 

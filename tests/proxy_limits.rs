@@ -1,0 +1,250 @@
+//! Limits under hostile input: decoded bodies stay within `--max-body` in records and within
+//! `MAX_REWRITE_BODY` for a rewrite, decoding never holds up other requests, and framing the upstream
+//! gets wrong (chunked and a length at once) does not cut a body.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use capscope::proxy::hook::{Decision, Hook, RequestHead, Rewrite, MAX_REWRITE_BODY};
+use capscope::proxy::{Proxy, ProxyConfig};
+use capscope::record::{Bus, State};
+use common::*;
+use http::{HeaderMap, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// How many MiB the bombs decode to (more than `MAX_REWRITE_BODY`).
+const BOMB_MIB: usize = 40;
+
+#[tokio::test]
+async fn a_compressed_body_is_kept_at_most_max_body_once_decoded() {
+    let up = start_upstream(true).await;
+    let max_body = 64 * 1024;
+    let mut proxy = start_proxy(ProxyConfig {
+        max_body,
+        ..config_trusting(&up)
+    })
+    .await;
+    let mut client = proxy.client().https(&up.authority()).await;
+    let path = format!("/gzbomb/{BOMB_MIB}");
+    let (resp, body) = send_h1(&mut client, in_tunnel("GET", &path, &up, full(""))).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        body.len(),
+        gzip_bomb(BOMB_MIB).len(),
+        "the wire is untouched"
+    );
+
+    let r = proxy.next_final().await;
+    assert_eq!(r.state, State::Done);
+    let b = &r.response.as_ref().unwrap().body;
+    assert_eq!(b.content_encoding.as_deref(), Some("gzip"));
+    assert!(
+        b.data.len() <= max_body,
+        "the record keeps {} decoded bytes, over --max-body {max_body}",
+        b.data.len()
+    );
+    assert!(b.truncated, "a record cut at the limit says so");
+    assert_eq!(b.size, body.len() as u64, "the size is the wire's");
+}
+
+/// Rewrites every response, counting what it is given; `hold` makes it wait for the test.
+#[derive(Default)]
+struct Counting {
+    seen: Mutex<Vec<usize>>,
+    hold: Option<Hold>,
+}
+
+struct Hold {
+    entered: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Mutex<mpsc::Receiver<()>>,
+    /// The hook went on by itself: nobody released it in time.
+    timed_out: AtomicBool,
+    returned: AtomicBool,
+}
+
+/// How long a held hook waits for the test before giving up (only reached when the test fails).
+const HOLD_LIMIT: Duration = Duration::from_secs(15);
+
+impl Hook for Counting {
+    fn decide(&self, _head: &RequestHead) -> Decision {
+        let mut d = Decision::pass();
+        d.rewrite_response = true;
+        d
+    }
+
+    fn rewrite_response(
+        &self,
+        _head: &RequestHead,
+        _request_body: &Bytes,
+        _status: StatusCode,
+        _headers: &HeaderMap,
+        body: Bytes,
+    ) -> Rewrite {
+        self.seen.lock().unwrap().push(body.len());
+        if let Some(hold) = &self.hold {
+            let first = hold.entered.lock().unwrap().take();
+            if let Some(tx) = first {
+                let _ = tx.send(());
+                let waited = hold.release.lock().unwrap().recv_timeout(HOLD_LIMIT);
+                hold.timed_out.store(waited.is_err(), Ordering::SeqCst);
+                hold.returned.store(true, Ordering::SeqCst);
+            }
+        }
+        Rewrite::default()
+    }
+}
+
+async fn proxy_with(hook: Arc<Counting>, config: ProxyConfig) -> (TestProxy, Arc<Counting>) {
+    let ca = Arc::new(capscope_ca::CertificateAuthority::generate().unwrap());
+    let bus = Arc::new(Bus::default());
+    let records = bus.subscribe();
+    let handle = Proxy::builder(config)
+        .ca(ca.clone())
+        .bus(bus)
+        .hook(hook.clone())
+        .with_listener(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .start()
+        .await
+        .unwrap();
+    (
+        TestProxy {
+            handle,
+            ca,
+            records,
+        },
+        hook,
+    )
+}
+
+#[tokio::test]
+async fn a_rewrite_never_decodes_past_its_limit() {
+    let up = start_upstream(true).await;
+    let (mut proxy, hook) = proxy_with(Arc::default(), config_trusting(&up)).await;
+    let mut client = proxy.client().https(&up.authority()).await;
+    let path = format!("/gzbomb/{BOMB_MIB}");
+    let (resp, body) = send_h1(&mut client, in_tunnel("GET", &path, &up, full(""))).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    assert_eq!(&body[..], &gzip_bomb(BOMB_MIB)[..], "forwarded unchanged");
+    let seen = hook.seen.lock().unwrap().clone();
+    assert!(
+        seen.is_empty(),
+        "the hook was given a body it could not have whole (decoded sizes {seen:?}, limit \
+         {MAX_REWRITE_BODY})"
+    );
+    let r = proxy.next_final().await;
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("over") && n.contains("unchanged")),
+        "{:?}",
+        r.notes
+    );
+    let b = &r.response.as_ref().unwrap().body;
+    assert!(b.data.len() <= capscope::proxy::DEFAULT_MAX_BODY);
+}
+
+/// The hook holds the rewrite of a large gzip body (standing for a long decode and parse) while an
+/// unrelated request goes through. The test runs on one thread: if the rewrite ran on the runtime,
+/// nothing else could move until the hook gave up.
+#[tokio::test]
+async fn unrelated_requests_are_served_while_a_big_body_is_decoded() {
+    let up = start_upstream(true).await;
+    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let hook = Arc::new(Counting {
+        seen: Mutex::default(),
+        hold: Some(Hold {
+            entered: Mutex::new(Some(entered_tx)),
+            release: Mutex::new(release_rx),
+            timed_out: AtomicBool::new(false),
+            returned: AtomicBool::new(false),
+        }),
+    });
+    let (proxy, hook) = proxy_with(hook, config_trusting(&up)).await;
+
+    let mut big = proxy.client().https(&up.authority()).await;
+    let big_req = in_tunnel("GET", "/gzbomb/8", &up, full(""));
+    let big_done = tokio::spawn(async move { send_h1(&mut big, big_req).await });
+    entered_rx.await.unwrap();
+
+    // While the hook holds: another client, another request, answered.
+    let plain = start_upstream(false).await;
+    let mut other = proxy.client().plain().await;
+    let (resp, body) = send_h1(&mut other, request("GET", &plain.url("/bytes/10"), "")).await;
+    let hook_state = hook.hold.as_ref().unwrap();
+    let served_while_held = !hook_state.returned.load(Ordering::SeqCst);
+    release_tx.send(()).unwrap();
+    assert_eq!(
+        (resp.status(), &body[..]),
+        (StatusCode::OK, &pattern(10)[..])
+    );
+    assert!(
+        served_while_held && !hook_state.timed_out.load(Ordering::SeqCst),
+        "the unrelated request waited for the rewrite to end"
+    );
+    let (resp, body) = big_done.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(body.len(), gzip_bomb(8).len());
+    assert_eq!(hook.seen.lock().unwrap()[0], 8 << 20, "decoded whole");
+}
+
+/// A fake upstream on raw TCP: answers every connection with `reply` after reading the request head,
+/// and counts connections.
+async fn raw_upstream(reply: &'static [u8]) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(reply).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test]
+async fn chunked_wins_over_content_length_from_upstream() {
+    // RFC 9112 section 6.3: with Transfer-Encoding, Content-Length is ignored (and must not be
+    // passed on). The body is 26 bytes in two chunks; the length claims 5.
+    let (addr, _) = raw_upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\
+          Connection: close\r\n\r\n\
+          d\r\nabcdefghijklm\r\nd\r\nnopqrstuvwxyz\r\n0\r\n\r\n",
+    )
+    .await;
+    let mut proxy = start_proxy(ProxyConfig::default()).await;
+    let mut client = proxy.client().plain().await;
+    let (resp, body) = send_h1(&mut client, request("GET", &format!("http://{addr}/x"), "")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(&body[..], b"abcdefghijklmnopqrstuvwxyz");
+    assert_ne!(
+        resp.headers().get("content-length").map(|v| v.as_bytes()),
+        Some(&b"5"[..]),
+        "the stale length was passed on"
+    );
+    let r = proxy.next_final().await;
+    assert_eq!(r.state, State::Done);
+    assert_eq!(
+        &r.response.as_ref().unwrap().body.data[..],
+        b"abcdefghijklmnopqrstuvwxyz"
+    );
+}
