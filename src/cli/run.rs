@@ -201,7 +201,14 @@ pub(crate) fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Log lines go out through a bounded queue and a thread of their own: a stdout nobody reads
+    // drops (and counts) lines instead of stalling the proxy.
+    let writer = match crate::headless::LogOutput::stdout() {
+        Some(out) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(out),
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+    };
     let _ = tracing_subscriber::fmt()
+        .with_writer(writer)
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_target(false)
