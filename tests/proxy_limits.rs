@@ -248,3 +248,86 @@ async fn chunked_wins_over_content_length_from_upstream() {
         b"abcdefghijklmnopqrstuvwxyz"
     );
 }
+
+/// Far longer than anything here takes: only a proxy that never answers reaches it.
+const HANG: Duration = Duration::from_secs(30);
+
+/// Waits (without a deadline of its own: the test harness's is enough) until `cond` holds.
+async fn until(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_one_to_end() {
+    let up = start_upstream(false).await;
+    let mut proxy = start_proxy(ProxyConfig {
+        max_connections: 2,
+        ..ProxyConfig::default()
+    })
+    .await;
+    // Two clients connect and send nothing.
+    let idle1 = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let _idle2 = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    until(|| proxy.handle.open_connections() == 2).await;
+
+    let mut third = proxy.client().plain().await;
+    let url = up.url("/bytes/10");
+    let mut answer =
+        tokio::spawn(async move { send_h1(&mut third, request("GET", &url, "")).await });
+    // At the limit the third connection is not served...
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut answer)
+            .await
+            .is_err(),
+        "a connection past the limit was served"
+    );
+    assert_eq!(proxy.handle.open_connections(), 2);
+    // ... until one of the others ends.
+    drop(idle1);
+    let (resp, body) = answer.await.unwrap();
+    assert_eq!((resp.status().as_u16(), &body[..]), (200, &pattern(10)[..]));
+    assert_eq!(proxy.next_final().await.state, State::Done);
+}
+
+#[tokio::test]
+async fn a_request_body_that_stops_arriving_gets_408_and_a_failed_record() {
+    let up = start_upstream(false).await;
+    let mut proxy = start_proxy(ProxyConfig {
+        body_timeout: Duration::from_secs(1),
+        ..ProxyConfig::default()
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\n\r\n0123456789",
+        up.url("/sink"),
+        up.authority()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    // 90 bytes never come. The proxy answers (a proxy that never does is caught by HANG).
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(HANG, s.read(&mut buf))
+            .await
+            .expect("no answer to a stalled request body")
+            .unwrap();
+        assert!(n > 0, "the connection closed without an answer");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+
+    let r = proxy.next_final().await;
+    assert_eq!(r.state, State::Failed);
+    let error = r.error.clone().unwrap_or_default();
+    assert!(error.contains("--body-timeout"), "{error}");
+
+    // The proxy serves on.
+    let mut client = proxy.client().plain().await;
+    let (resp, _) = send_h1(&mut client, request("GET", &up.url("/bytes/10"), "")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(proxy.next_final().await.state, State::Done);
+}

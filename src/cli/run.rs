@@ -133,6 +133,17 @@ pub struct ProxyArgs {
     /// The largest request head a client may send, in bytes (suffixes k, M).
     #[arg(long, value_name = "SIZE", default_value = "64k", value_parser = parse_size)]
     pub max_header_size: usize,
+
+    /// How many client connections (tunnels included) are served at once; more wait until one
+    /// ends. Each needs an upstream connection too: keep it under half of `ulimit -n`.
+    #[arg(long, value_name = "N", default_value_t = proxy::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+
+    /// Seconds a request body may send nothing before the exchange is given up (the client gets a
+    /// 408, the upstream an aborted body).
+    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_BODY_TIMEOUT.as_secs())]
+    pub body_timeout: u64,
 }
 
 impl ProxyArgs {
@@ -153,6 +164,8 @@ impl ProxyArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             header_timeout: Duration::from_secs(self.header_timeout),
             max_header_size: self.max_header_size,
+            max_connections: self.max_connections,
+            body_timeout: Duration::from_secs(self.body_timeout),
             ..ProxyConfig::default()
         })
     }

@@ -18,7 +18,7 @@ use super::decode::{decode_limited, Coding, Stop};
 use super::hook::{
     Decision, Hook, RequestHead, Rewrite, Route, UpstreamError, Via, MAX_REWRITE_BODY,
 };
-use super::server::{Life, Shared};
+use super::server::{Life, Shared, Slot};
 use super::tap::{Exchange, ProxyBody, Side};
 use super::upstream::{collect_limited, describe_hyper, Collect};
 use super::wire::{
@@ -45,15 +45,24 @@ pub(crate) struct CtxInner {
     pub(crate) life: Life,
     pub(crate) client: SocketAddr,
     origin: Origin,
+    /// The connection's place under the connection limit (the listener's connections).
+    pub(crate) slot: Option<Slot>,
 }
 
 impl Ctx {
-    pub(crate) fn new(shared: Arc<Shared>, life: Life, client: SocketAddr, origin: Origin) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        life: Life,
+        client: SocketAddr,
+        origin: Origin,
+        slot: Option<Slot>,
+    ) -> Self {
         Ctx(Arc::new(CtxInner {
             shared,
             life,
             client,
             origin,
+            slot,
         }))
     }
 }
@@ -260,6 +269,20 @@ fn upstream_failure(exchange: &Exchange, e: &UpstreamError) -> Response<ProxyBod
     fail(exchange, status, format!("upstream {e}"))
 }
 
+/// The client stopped sending its request body: it gets a 408, the upstream (if the request had
+/// started) an aborted body, and the record says why.
+fn stalled(exchange: &Exchange, limit: std::time::Duration) -> Response<ProxyBody> {
+    fail(
+        exchange,
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the client sent no request body data for {} s (--body-timeout); the exchange was \
+             given up",
+            limit.as_secs()
+        ),
+    )
+}
+
 /// The hook runs the exchange: buffer the request body, hand it over, record what comes back.
 async fn handle(
     ctx: &Ctx,
@@ -267,8 +290,11 @@ async fn handle(
     head: RequestHead,
     body: Incoming,
 ) -> Response<ProxyBody> {
-    let body = match collect_limited(body, MAX_REWRITE_BODY).await {
+    let body = match collect_limited(body, MAX_REWRITE_BODY, Some(ctx.shared.config.body_timeout))
+        .await
+    {
         Ok(b) => b,
+        Err(Collect::Stalled(limit)) => return stalled(&exchange, limit),
         Err(Collect::TooLarge { .. }) => {
             return fail(
                 &exchange,
@@ -324,9 +350,11 @@ async fn forward(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
+    let body_timeout = ctx.shared.config.body_timeout;
     let mut request_body = Bytes::new();
     let up_body = if rewrite {
-        match collect_limited(body, MAX_REWRITE_BODY).await {
+        match collect_limited(body, MAX_REWRITE_BODY, Some(body_timeout)).await {
+            Err(Collect::Stalled(limit)) => return stalled(&exchange, limit),
             Ok(b) => {
                 exchange.set_body(Side::Request, b.clone(), None);
                 request_body = b.clone();
@@ -340,7 +368,9 @@ async fn forward(
                          not rewritten"
                     ))
                 });
-                ProxyBody::stream(Some(prefix), rest).tapped(exchange.clone(), Side::Request, false)
+                ProxyBody::stream(Some(prefix), rest)
+                    .idle_timeout(body_timeout)
+                    .tapped(exchange.clone(), Side::Request, false)
             }
             Err(Collect::Failed(e)) => {
                 return fail(
@@ -351,7 +381,9 @@ async fn forward(
             }
         }
     } else {
-        ProxyBody::stream(None, body).tapped(exchange.clone(), Side::Request, false)
+        ProxyBody::stream(None, body)
+            .idle_timeout(body_timeout)
+            .tapped(exchange.clone(), Side::Request, false)
     };
 
     exchange.update(|r| r.timings.request_sent_us = Some(r.elapsed_us()));
@@ -362,6 +394,7 @@ async fn forward(
         .await
     {
         Ok(r) => r,
+        Err(_) if exchange.request_stalled() => return stalled(&exchange, body_timeout),
         Err(e) => return upstream_failure(&exchange, &e),
     };
     let (mut parts, body) = resp.into_parts();
@@ -376,7 +409,7 @@ async fn forward(
             ProxyBody::stream(None, body).tapped(exchange, Side::Response, true),
         );
     }
-    let wire = match collect_limited(body, MAX_REWRITE_BODY).await {
+    let wire = match collect_limited(body, MAX_REWRITE_BODY, None).await {
         Ok(b) => b,
         Err(Collect::TooLarge { prefix, rest }) => {
             exchange.update(|r| {
@@ -389,7 +422,11 @@ async fn forward(
                 ProxyBody::stream(Some(prefix), rest).tapped(exchange, Side::Response, true),
             );
         }
-        Err(Collect::Failed(e)) => {
+        Err(e) => {
+            let reason = match e {
+                Collect::Failed(e) => describe_hyper(&e),
+                _ => "it stalled".to_owned(),
+            };
             return upstream_failure(
                 &exchange,
                 &UpstreamError::Protocol {
@@ -398,9 +435,9 @@ async fn forward(
                         .authority()
                         .map(|a| a.to_string())
                         .unwrap_or_default(),
-                    reason: format!("the response body broke off: {}", describe_hyper(&e)),
+                    reason: format!("the response body broke off: {reason}"),
                 },
-            )
+            );
         }
     };
     // Decoding and the hook's parsing are CPU work on up to MAX_REWRITE_BODY bytes: a blocking

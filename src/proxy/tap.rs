@@ -9,9 +9,11 @@
 //! This module owns the tap and record finalisation (including decoding `Content-Encoding` for the
 //! record, off the forwarding path). It must not decide routes or touch sockets.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -154,6 +156,8 @@ struct Pending {
     record: Option<Record>,
     request: Capture,
     response: Capture,
+    /// The request body was given up because the client stopped sending it.
+    request_stalled: bool,
 }
 
 /// One exchange in flight: its record, its body captures, and the bus it is published on.
@@ -175,6 +179,7 @@ impl Exchange {
                 record: Some(record),
                 request: Capture::default(),
                 response: Capture::default(),
+                request_stalled: false,
             }),
         })
     }
@@ -189,6 +194,11 @@ impl Exchange {
         if let Some(r) = self.lock().record.as_mut() {
             f(r);
         }
+    }
+
+    /// Whether the request body was given up because the client stopped sending it.
+    pub(crate) fn request_stalled(&self) -> bool {
+        self.lock().request_stalled
     }
 
     /// Names the `Content-Encoding` a body carries, to undo for the record.
@@ -293,7 +303,52 @@ enum Kind {
     Stream {
         prefix: Option<Bytes>,
         body: Incoming,
+        idle: Option<IdleTimer>,
     },
+}
+
+/// Gives up on a body whose sender sends nothing for `limit`. Only time spent waiting for the sender
+/// counts: the timer starts when the receiver asks for data, so a slow receiver never trips it.
+#[derive(Debug)]
+struct IdleTimer {
+    limit: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
+}
+
+impl IdleTimer {
+    fn new(limit: Duration) -> Self {
+        IdleTimer {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            waiting: false,
+        }
+    }
+
+    /// Called when the body had nothing to give: the limit, once the sender was silent that long.
+    fn expired_now(&mut self, cx: &mut Context<'_>) -> Option<Duration> {
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = tokio::time::Instant::now() + self.limit;
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then_some(self.limit)
+    }
+}
+
+/// Why a forwarded body broke off.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection it came on failed.
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// Its sender sent nothing for this long.
+    #[error("the sender sent no body data for {} s (--body-timeout)", .0.as_secs())]
+    Stalled(Duration),
 }
 
 #[derive(Debug)]
@@ -338,9 +393,18 @@ impl ProxyBody {
             kind: Kind::Stream {
                 prefix: prefix.filter(|p| !p.is_empty()),
                 body,
+                idle: None,
             },
             tap: None,
         }
+    }
+
+    /// Breaks the body off (with [`BodyError::Stalled`]) when its sender sends nothing for `limit`.
+    pub(crate) fn idle_timeout(mut self, limit: Duration) -> Self {
+        if let Kind::Stream { idle, .. } = &mut self.kind {
+            *idle = Some(IdleTimer::new(limit));
+        }
+        self
     }
 
     /// Taps this body into `exchange`. With `finishes`, the body's end publishes the record.
@@ -365,18 +429,29 @@ impl ProxyBody {
 
 impl HttpBody for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = match &mut this.kind {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Kind::Stream { prefix, body } => match prefix.take() {
+            Kind::Stream { prefix, body, idle } => match prefix.take() {
                 Some(p) => Poll::Ready(Some(Ok(Frame::data(p)))),
-                None => Pin::new(body).poll_frame(cx),
+                None => match Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => match idle.as_mut().and_then(|t| t.expired_now(cx)) {
+                        Some(limit) => Poll::Ready(Some(Err(BodyError::Stalled(limit)))),
+                        None => Poll::Pending,
+                    },
+                    ready => {
+                        if let Some(timer) = idle {
+                            timer.waiting = false;
+                        }
+                        ready.map(|f| f.map(|r| r.map_err(BodyError::from)))
+                    }
+                },
             },
         };
         if let Some(tap) = this.tap.as_mut() {
@@ -392,6 +467,9 @@ impl HttpBody for ProxyBody {
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    if matches!(e, BodyError::Stalled(_)) && tap.side == Side::Request {
+                        tap.exchange.lock().request_stalled = true;
+                    }
                     tap.end(Some(format!("the {} body broke off: {e}", tap.side.word())))
                 }
                 Poll::Ready(None) => tap.end(None),
@@ -409,7 +487,7 @@ impl HttpBody for ProxyBody {
         match &self.kind {
             Kind::Full(None) => SizeHint::with_exact(0),
             Kind::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
-            Kind::Stream { prefix, body } => {
+            Kind::Stream { prefix, body, .. } => {
                 let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
                 let inner = body.size_hint();
                 let mut hint = SizeHint::new();
@@ -427,7 +505,7 @@ impl Kind {
     fn is_end(&self) -> bool {
         match self {
             Kind::Full(d) => d.is_none(),
-            Kind::Stream { prefix, body } => prefix.is_none() && body.is_end_stream(),
+            Kind::Stream { prefix, body, .. } => prefix.is_none() && body.is_end_stream(),
         }
     }
 }

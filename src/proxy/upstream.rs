@@ -136,7 +136,7 @@ impl SendUpstream for UpstreamClient {
             let (mut parts, body) = response.into_parts();
             // The body is handed over whole: its framing headers are this hop's, not the caller's.
             strip_hop_by_hop(&mut parts.headers);
-            let body = collect_limited(body, MAX_REWRITE_BODY)
+            let body = collect_limited(body, MAX_REWRITE_BODY, None)
                 .await
                 .map_err(|e| match e {
                     Collect::TooLarge { .. } => UpstreamError::TooLarge {
@@ -146,6 +146,10 @@ impl SendUpstream for UpstreamClient {
                     Collect::Failed(e) => UpstreamError::Protocol {
                         host: host.clone(),
                         reason: describe_hyper(&e),
+                    },
+                    Collect::Stalled(limit) => UpstreamError::Protocol {
+                        host: host.clone(),
+                        reason: format!("no body data for {} s", limit.as_secs()),
                     },
                 })?;
             Ok(Response::from_parts(parts, body))
@@ -175,12 +179,27 @@ pub(crate) enum Collect {
         rest: Incoming,
     },
     Failed(hyper::Error),
+    /// The sender sent nothing for this long.
+    Stalled(Duration),
 }
 
-/// Reads a whole body of at most `limit` bytes.
-pub(crate) async fn collect_limited(mut body: Incoming, limit: usize) -> Result<Bytes, Collect> {
+/// Reads a whole body of at most `limit` bytes, giving up when the sender is silent for `idle`.
+pub(crate) async fn collect_limited(
+    mut body: Incoming,
+    limit: usize,
+    idle: Option<Duration>,
+) -> Result<Bytes, Collect> {
     let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let next = match idle {
+            Some(limit) => tokio::time::timeout(limit, body.frame())
+                .await
+                .map_err(|_| Collect::Stalled(limit))?,
+            None => body.frame().await,
+        };
+        let Some(frame) = next else {
+            break;
+        };
         let frame = frame.map_err(Collect::Failed)?;
         if let Ok(data) = frame.into_data() {
             buf.extend_from_slice(&data);
