@@ -331,3 +331,82 @@ async fn a_request_body_that_stops_arriving_gets_408_and_a_failed_record() {
     assert_eq!(resp.status(), 200);
     assert_eq!(proxy.next_final().await.state, State::Done);
 }
+
+/// The open-file limit the binary runs under in the accept-error test.
+const FD_LIMIT: usize = 64;
+/// How long the test keeps the proxy out of file descriptors.
+const STARVED: Duration = Duration::from_secs(3);
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_accept_loop_backs_off_logs_rarely_and_recovers() {
+    let up = start_upstream(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {FD_LIMIT} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_capscope"))
+        .args(["--ca-dir", dir.path().join("ca").to_str().unwrap()])
+        .args(["run", "--headless", "--no-save", "--listen", "127.0.0.1:0"])
+        .env("CAPSCOPE_HOME", dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let next_line = |what: &str| {
+        lines
+            .recv_timeout(HANG)
+            .unwrap_or_else(|_| panic!("no {what} from capscope"))
+    };
+    let addr = loop {
+        let line = next_line("address");
+        if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
+            break a.parse::<std::net::SocketAddr>().unwrap();
+        }
+    };
+
+    // Twice as many idle connections as the proxy has file descriptors.
+    let started = std::time::Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..FD_LIMIT * 2 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let is_failure = |l: &str| l.contains("accepting a connection failed");
+    while !is_failure(&next_line("accept failure")) {}
+    tokio::time::sleep(STARVED).await;
+    drop(idle);
+    let starved = started.elapsed();
+
+    // The proxy serves again once the connections are gone.
+    let ca = capscope_ca::CertificateAuthority::generate().unwrap();
+    let mut client = ProxyClient::new(addr, &ca).plain().await;
+    let answer = tokio::time::timeout(
+        HANG,
+        send_h1(&mut client, request("GET", &up.url("/bytes/10"), "")),
+    )
+    .await
+    .expect("the proxy does not serve after running out of file descriptors");
+    assert_eq!(answer.0.status(), 200);
+
+    let _ = child.kill();
+    let _ = child.wait();
+    reader.join().unwrap();
+    let failures = 1 + lines.try_iter().filter(|l| is_failure(l)).count();
+    // One report per ACCEPT_LOG_INTERVAL (10 s) at most, however often accepting fails.
+    let allowed = 1 + starved.as_secs() as usize / 10;
+    assert!(
+        failures <= allowed,
+        "{failures} accept-failure lines in {starved:?} (at most {allowed} expected)"
+    );
+}

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -176,7 +177,7 @@ impl ProxyHandle {
 
     /// How many client connections are being served now (at most `max_connections`).
     pub fn open_connections(&self) -> usize {
-        self.shared.max_connections - self.shared.connections.available_permits()
+        self.shared.open.load(Ordering::Relaxed)
     }
 
     /// Stops accepting, lets exchanges in flight finish for up to the grace period, then cuts what is
@@ -291,6 +292,8 @@ pub(crate) struct Shared {
     /// One permit per client connection being served.
     connections: Arc<Semaphore>,
     max_connections: usize,
+    /// Client connections being served.
+    open: Arc<AtomicUsize>,
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
 }
@@ -318,6 +321,7 @@ impl Shared {
         Shared {
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
+            open: Arc::new(AtomicUsize::new(0)),
             upstream_dyn: Arc::new(upstream.clone()),
             config,
             ca,
@@ -342,7 +346,29 @@ impl Shared {
 
 /// A client connection's place under the connection limit, held for as long as the connection (or the
 /// tunnel it became) is served.
-pub(crate) type Slot = Arc<OwnedSemaphorePermit>;
+pub(crate) type Slot = Arc<Place>;
+
+/// A permit of the connection limit, counted in [`ProxyHandle::open_connections`].
+pub(crate) struct Place {
+    _permit: OwnedSemaphorePermit,
+    open: Arc<AtomicUsize>,
+}
+
+impl Place {
+    fn new(permit: OwnedSemaphorePermit, open: Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Place {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, life: Life) {
     let ending = life.clone();
@@ -372,7 +398,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, life: Life) {
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let life = life.clone();
-                let slot = Arc::new(permit);
+                let slot = Arc::new(Place::new(permit, shared.open.clone()));
                 tokio::spawn(async move {
                     let io = TokioIo::new(stream);
                     serve_http1(shared, life, io, client, Origin::Listener, Some(slot)).await
