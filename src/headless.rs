@@ -1,8 +1,20 @@
 //! The headless log: one line per finished record, mitmdump-style (time, client, method, URL or cap,
-//! status, size, duration), written through `tracing`.
+//! status, size, duration), written through `tracing`; and [`LogOutput`], the non-blocking writer the
+//! log (and every other `tracing` line) goes out through.
 //!
-//! A [`Bus`](crate::record::Bus) subscriber like any other consumer. It owns only the line format and
-//! its loop; it must not touch the proxy or change records.
+//! A [`Bus`](crate::record::Bus) subscriber like any other consumer. It owns only the line format, its
+//! loop and the output side; it must not touch the proxy or change records.
+//!
+//! Nothing that forwards traffic ever waits for the terminal: a line is put on a bounded queue and a
+//! thread of its own writes the queue out. When the queue is full (stdout is a pipe nobody reads, or a
+//! terminal scrolled back and paused) new lines are dropped and counted; the count is written as soon
+//! as the output moves again, and on exit.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -30,6 +42,196 @@ pub async fn run(mut records: Subscriber, filter: Option<Filter>) {
                 tracing::warn!(target: TARGET, "the log fell behind: {n} records not shown")
             }
         }
+    }
+}
+
+/// The process's stdout log writer, once started.
+static STDOUT: OnceLock<Option<LogOutput>> = OnceLock::new();
+
+/// How many log lines may wait for the output before new ones are dropped.
+pub const LOG_QUEUE_LINES: usize = 1024;
+
+/// A non-blocking, line-oriented writer: every `write` is one line put on a bounded queue (never
+/// waiting), and a thread of its own writes the queue to the real output. Cheap to clone; usable as a
+/// `tracing_subscriber` writer.
+pub struct LogOutput {
+    inner: Arc<OutputInner>,
+    /// The part of a line written so far (a line is queued whole, when its newline comes).
+    partial: Vec<u8>,
+}
+
+impl Clone for LogOutput {
+    fn clone(&self) -> Self {
+        LogOutput {
+            inner: self.inner.clone(),
+            partial: Vec::new(),
+        }
+    }
+}
+
+struct OutputInner {
+    tx: SyncSender<Vec<u8>>,
+    dropped: AtomicU64,
+    /// Lines queued and not yet written (for [`LogOutput::flush_for`]).
+    pending: Mutex<usize>,
+    written: Condvar,
+}
+
+impl std::fmt::Debug for LogOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOutput")
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogOutput {
+    /// A writer to `out`, with room for `capacity` lines in waiting. Starts the writing thread.
+    pub fn new(out: impl Write + Send + 'static, capacity: usize) -> std::io::Result<LogOutput> {
+        let (tx, rx) = sync_channel(capacity.max(1));
+        let inner = Arc::new(OutputInner {
+            tx,
+            dropped: AtomicU64::new(0),
+            pending: Mutex::new(0),
+            written: Condvar::new(),
+        });
+        let for_thread = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("capscope-log".into())
+            .spawn(move || write_lines(rx, out, for_thread))?;
+        Ok(LogOutput {
+            inner,
+            partial: Vec::new(),
+        })
+    }
+
+    /// The process's one writer to stdout (started on first use; `None` if its thread could not be).
+    pub fn stdout() -> Option<LogOutput> {
+        STDOUT
+            .get_or_init(|| LogOutput::new(std::io::stdout(), LOG_QUEUE_LINES).ok())
+            .clone()
+    }
+
+    /// How many lines were dropped because the output did not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to `limit` for the lines queued so far to be written; `false` if some were not.
+    pub fn flush_for(&self, limit: Duration) -> bool {
+        let pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (pending, _) = self
+            .inner
+            .written
+            .wait_timeout_while(pending, limit, |n| *n > 0)
+            .unwrap_or_else(|p| p.into_inner());
+        *pending == 0
+    }
+
+    fn queue(&self, line: &[u8]) {
+        let inner = &self.inner;
+        *inner.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        match inner.tx.try_send(line.to_vec()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                inner.dropped.fetch_add(1, Ordering::Relaxed);
+                inner.line_done();
+            }
+        }
+    }
+}
+
+impl OutputInner {
+    fn line_done(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        *pending = pending.saturating_sub(1);
+        if *pending == 0 {
+            self.written.notify_all();
+        }
+    }
+}
+
+impl Write for LogOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match buf.iter().rposition(|&b| b == b'\n') {
+            // The common case (one `tracing` event): whole lines in one write.
+            Some(end) if self.partial.is_empty() && end + 1 == buf.len() => self.queue(buf),
+            Some(end) => {
+                self.partial.extend_from_slice(&buf[..=end]);
+                let lines = std::mem::take(&mut self.partial);
+                self.queue(&lines);
+                self.partial.extend_from_slice(&buf[end + 1..]);
+            }
+            None => self.partial.extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogOutput {
+    fn drop(&mut self) {
+        if !self.partial.is_empty() {
+            let rest = std::mem::take(&mut self.partial);
+            self.queue(&rest);
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogOutput {
+    type Writer = LogOutput;
+
+    fn make_writer(&'a self) -> LogOutput {
+        self.clone()
+    }
+}
+
+/// The writing thread: writes lines as they come (batched while more are waiting), and says how many
+/// were dropped whenever that count grew. Ends when every [`LogOutput`] is gone.
+fn write_lines(rx: Receiver<Vec<u8>>, out: impl Write, inner: std::sync::Weak<OutputInner>) {
+    let mut out = std::io::BufWriter::new(out);
+    let mut reported = 0;
+    while let Ok(line) = rx.recv() {
+        let mut batch = vec![line];
+        batch.extend(rx.try_iter().take(LOG_QUEUE_LINES));
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        for line in &batch {
+            // A broken output loses the line; the log must never take the process down.
+            let _ = out.write_all(line);
+        }
+        let dropped = inner.dropped.load(Ordering::Relaxed);
+        if dropped > reported {
+            let _ = writeln!(
+                out,
+                "capscope: {} log lines dropped: the output was not read fast enough",
+                dropped - reported
+            );
+            reported = dropped;
+        }
+        let _ = out.flush();
+        for _ in &batch {
+            inner.line_done();
+        }
+    }
+}
+
+/// Writes what the process's stdout log still holds (waiting up to `limit`), and says on stderr how
+/// many lines it dropped, if any.
+pub fn finish_stdout(limit: Duration) {
+    let Some(Some(out)) = STDOUT.get() else {
+        return;
+    };
+    out.flush_for(limit);
+    let dropped = out.dropped();
+    if dropped > 0 {
+        eprintln!(
+            "capscope: {dropped} log lines were dropped because the output was not read fast enough"
+        );
     }
 }
 
@@ -125,6 +327,57 @@ fn size_text(bytes: u64) -> String {
 mod tests {
     use super::*;
     use crate::record::{Body, Request, Response, TunnelInfo};
+
+    /// An output that takes nothing until the test opens it, then collects everything.
+    struct Gate {
+        open: std::sync::mpsc::Receiver<()>,
+        opened: bool,
+        out: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if !self.opened {
+                let _ = self.open.recv();
+                self.opened = true;
+            }
+            self.out.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_output_drops_and_counts_lines_and_never_blocks_the_writer() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let gate = Gate {
+            open: gate,
+            opened: false,
+            out: out.clone(),
+        };
+        let mut log = LogOutput::new(gate, 4).unwrap();
+        // The output takes nothing: every write still returns at once.
+        for i in 0..100 {
+            writeln!(log, "line {i}").unwrap();
+        }
+        assert!(log.dropped() >= 90, "{} dropped", log.dropped());
+        open.send(()).unwrap();
+        assert!(log.flush_for(Duration::from_secs(10)));
+        writeln!(log, "after").unwrap();
+        assert!(log.flush_for(Duration::from_secs(10)));
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert!(text.starts_with("line 0\n"), "{text}");
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with("line ") || l.contains("log lines dropped") || l == "after"),
+            "lines are whole: {text}"
+        );
+        assert!(text.contains("log lines dropped"), "{text}");
+        assert!(text.ends_with("after\n"), "{text}");
+    }
 
     #[test]
     fn an_http_record_makes_one_line_with_the_essentials() {

@@ -577,3 +577,89 @@ async fn dropped_poll_loses_no_event_in_login_mode() {
 async fn dropped_poll_loses_no_event_in_http_proxy_mode() {
     dropped_poll_loses_no_event(TestMode::HttpProxy).await;
 }
+
+/// The grid breaks one poll (`breakage`); the viewer's poll ends (however it ends), the broken poll's
+/// record is published, and the next poll gets an event written afterwards: capscope serves on.
+async fn a_broken_upstream_poll_is_recorded_and_polling_goes_on(
+    mode: TestMode,
+    breakage: Breakage,
+) -> Vec<Arc<Record>> {
+    let mut env = setup(mode).await;
+    let v = env.viewer.clone();
+    let login = v.login().await.unwrap();
+    let caps = v.seed(&login.seed_capability).await.unwrap();
+    let eq = caps["EventQueueGet"].clone();
+    let _stale = v.poll(&eq, None).await.unwrap();
+    let PollResult::Events { id, .. } = v.poll(&eq, None).await.unwrap() else {
+        panic!("the greeting events were queued");
+    };
+
+    env.grid.break_next(breakage);
+    let broken = tokio::time::timeout(WAIT, v.poll(&eq, Some(id)))
+        .await
+        .expect("the viewer's poll never ended");
+    assert!(
+        !matches!(broken, Ok(PollResult::Events { .. })),
+        "{breakage:?}: {broken:?}"
+    );
+
+    env.grid
+        .send_group_chat("Tester", "are you still there?")
+        .unwrap();
+    let mut got = false;
+    for _ in 0..5 {
+        if let Ok(PollResult::Events { events, .. }) = v.poll(&eq, Some(id)).await {
+            got = events.iter().any(|(m, _)| m == "ChatterBoxInvitation");
+            break;
+        }
+    }
+    assert!(
+        got,
+        "{breakage:?}: the event after the broken poll never arrived"
+    );
+    let finished = |records: &BTreeMap<u64, Arc<Record>>| {
+        records
+            .values()
+            .filter(|r| r.cap.as_deref() == Some("EventQueueGet") && r.state != State::Open)
+            .count()
+            >= 4
+    };
+    env.records
+        .wait_for("the records of every poll", finished)
+        .await;
+    let polls = env
+        .records
+        .all()
+        .filter(|r| r.cap.as_deref() == Some("EventQueueGet"))
+        .cloned()
+        .collect();
+    env.proxy.shutdown().await;
+    polls
+}
+
+#[tokio::test]
+async fn a_poll_the_grid_closes_early_is_recorded_and_polling_goes_on() {
+    for mode in [TestMode::Login, TestMode::HttpProxy] {
+        let polls =
+            a_broken_upstream_poll_is_recorded_and_polling_goes_on(mode, Breakage::PollClosed)
+                .await;
+        assert!(
+            polls.iter().all(|r| r.state != State::Open),
+            "{mode:?}: a poll record was left open"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_poll_answered_404_region_gone_reaches_the_viewer_and_is_recorded() {
+    for mode in [TestMode::Login, TestMode::HttpProxy] {
+        let polls =
+            a_broken_upstream_poll_is_recorded_and_polling_goes_on(mode, Breakage::PollGone).await;
+        assert!(
+            polls
+                .iter()
+                .any(|r| r.response.as_ref().is_some_and(|resp| resp.status == 404)),
+            "{mode:?}: no poll record with the 404: {polls:#?}"
+        );
+    }
+}

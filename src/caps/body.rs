@@ -1,17 +1,17 @@
-//! Undoing a response's `Content-Encoding` before a body is read or rewritten (a rewritten body is
-//! sent uncompressed; the proxy drops the header).
+//! Undoing a body's `Content-Encoding` before the caps layer reads it (event-queue answers it fetched
+//! itself; a body the proxy decoded for a rewrite arrives already decoded, with the header gone).
 //!
-//! Owns only decompression with a size limit; knows nothing of what the body means. It undoes every
-//! encoding the record tap (`proxy/tap.rs`) undoes — gzip, deflate, zstd — so no body is readable in a
-//! record yet passes a rewriter unrewritten.
-
-use std::io::Read;
+//! Owns only the choice of what to undo; the decoding itself, with its size limit, is the proxy's one
+//! decoder ([`crate::proxy::decode`]). Knows nothing of what the body means. It undoes every encoding
+//! the record tap undoes — gzip, deflate, zstd — so no body is readable in a record yet passes a
+//! rewriter unrewritten.
 
 use bytes::Bytes;
 use http::header::CONTENT_ENCODING;
 use http::HeaderMap;
 
 use super::CapsError;
+use crate::proxy::decode::{decode_limited, is_zlib_header, Coding, Stop};
 use crate::proxy::hook::MAX_REWRITE_BODY;
 
 /// A body with its `Content-Encoding` undone.
@@ -43,7 +43,7 @@ pub fn decode_content(
             undone: None,
         });
     };
-    let out = match encoding.as_str() {
+    let coding = match encoding.as_str() {
         "" | "identity" | "binary/octet-stream" => {
             return Ok(Decoded {
                 bytes: body,
@@ -51,34 +51,11 @@ pub fn decode_content(
             })
         }
         "gzip" | "x-gzip" if !body.starts_with(GZIP_MAGIC) => return Ok(as_is(body)),
-        "gzip" | "x-gzip" => read_limited(
-            flate2::read::MultiGzDecoder::new(&body[..]),
-            what,
-            &encoding,
-        )?,
         "deflate" if !is_zlib_header(&body) && looks_plain(&body) => return Ok(as_is(body)),
-        "deflate" => {
-            // "deflate" is zlib-wrapped by the standard, raw in some servers: try both.
-            match read_limited(flate2::read::ZlibDecoder::new(&body[..]), what, &encoding) {
-                Ok(v) => v,
-                Err(_) => read_limited(
-                    flate2::read::DeflateDecoder::new(&body[..]),
-                    what,
-                    &encoding,
-                )?,
-            }
-        }
         "zstd" if !body.starts_with(ZSTD_MAGIC) => return Ok(as_is(body)),
-        "zstd" => {
-            let decoder = zstd::stream::read::Decoder::new(&body[..]).map_err(|e| {
-                CapsError::ContentEncoding {
-                    what,
-                    encoding: encoding.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
-            read_limited(decoder, what, &encoding)?
-        }
+        "gzip" | "x-gzip" => Coding::Gzip,
+        "deflate" => Coding::Deflate,
+        "zstd" => Coding::Zstd,
         other => {
             return Err(CapsError::ContentEncoding {
                 what,
@@ -87,10 +64,22 @@ pub fn decode_content(
             })
         }
     };
-    Ok(Decoded {
-        bytes: out.into(),
-        undone: Some(encoding),
-    })
+    let decoded = decode_limited(&body, coding, MAX_REWRITE_BODY);
+    match decoded.stop {
+        Stop::End => Ok(Decoded {
+            bytes: decoded.bytes,
+            undone: Some(encoding),
+        }),
+        Stop::Limit => Err(CapsError::TooLarge {
+            what,
+            limit: MAX_REWRITE_BODY,
+        }),
+        Stop::Broken(reason) => Err(CapsError::ContentEncoding {
+            what,
+            encoding,
+            reason,
+        }),
+    }
 }
 
 /// The first two bytes of every gzip member.
@@ -105,14 +94,6 @@ fn as_is(bytes: Bytes) -> Decoded {
     }
 }
 
-/// A zlib stream header: compression method 8 and a check value that makes the pair a multiple of 31.
-fn is_zlib_header(body: &[u8]) -> bool {
-    match body {
-        [cmf, flg, ..] => cmf & 0x0f == 8 && ((u16::from(*cmf) << 8) | u16::from(*flg)) % 31 == 0,
-        _ => false,
-    }
-}
-
 /// Whether a body already reads as LLSD or XML text (what the caps layer reads is never raw deflate
 /// that starts like this in practice).
 fn looks_plain(body: &[u8]) -> bool {
@@ -120,29 +101,6 @@ fn looks_plain(body: &[u8]) -> bool {
         body.iter().find(|b| !b.is_ascii_whitespace()),
         Some(b'<' | b'{' | b'[') | None
     )
-}
-
-fn read_limited(
-    reader: impl Read,
-    what: &'static str,
-    encoding: &str,
-) -> Result<Vec<u8>, CapsError> {
-    let mut out = Vec::new();
-    reader
-        .take(MAX_REWRITE_BODY as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| CapsError::ContentEncoding {
-            what,
-            encoding: encoding.to_owned(),
-            reason: e.to_string(),
-        })?;
-    if out.len() > MAX_REWRITE_BODY {
-        return Err(CapsError::TooLarge {
-            what,
-            limit: MAX_REWRITE_BODY,
-        });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -57,14 +57,19 @@ pub struct CaDirArg {
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli) {
+    let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("capscope: {e:#}");
             ExitCode::from(2)
         }
-    }
+    };
+    crate::headless::finish_stdout(LOG_FLUSH);
+    code
 }
+
+/// How long, at exit, the log may take to write the lines still queued.
+const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs one parsed command line (tests call this with `Cli::parse_from`).
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {

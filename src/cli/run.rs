@@ -135,6 +135,17 @@ pub struct ProxyArgs {
     /// The largest request head a client may send, in bytes (suffixes k, M).
     #[arg(long, value_name = "SIZE", default_value = "64k", value_parser = parse_size)]
     pub max_header_size: usize,
+
+    /// How many client connections (tunnels included) are served at once; more wait until one
+    /// ends. Each needs an upstream connection too: keep it under half of `ulimit -n`.
+    #[arg(long, value_name = "N", default_value_t = proxy::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+
+    /// Seconds a request body may send nothing before the exchange is given up (the client gets a
+    /// 408, the upstream an aborted body).
+    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_BODY_TIMEOUT.as_secs())]
+    pub body_timeout: u64,
 }
 
 impl ProxyArgs {
@@ -155,6 +166,8 @@ impl ProxyArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             header_timeout: Duration::from_secs(self.header_timeout),
             max_header_size: self.max_header_size,
+            max_connections: self.max_connections,
+            body_timeout: Duration::from_secs(self.body_timeout),
             ..ProxyConfig::default()
         })
     }
@@ -229,7 +242,14 @@ pub(crate) fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Log lines go out through a bounded queue and a thread of their own: a stdout nobody reads
+    // drops (and counts) lines instead of stalling the proxy.
+    let writer = match crate::headless::LogOutput::stdout() {
+        Some(out) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(out),
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+    };
     let _ = tracing_subscriber::fmt()
+        .with_writer(writer)
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_target(false)

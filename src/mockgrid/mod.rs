@@ -133,10 +133,15 @@ pub enum Breakage {
     SeedReply = 1,
     /// The next event-queue poll is answered at once with a 200 whose body is cut off.
     EventBody = 2,
+    /// The next event-queue poll's connection is closed early: a 200 announces a body it never
+    /// sends.
+    PollClosed = 3,
+    /// The next event-queue poll is answered 404, as for a region that is gone.
+    PollGone = 4,
 }
 
 impl Breakage {
-    const COUNT: usize = 3;
+    const COUNT: usize = 5;
 }
 
 /// Why the grid could not start.

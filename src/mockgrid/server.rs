@@ -529,6 +529,17 @@ async fn event_queue(grid: &Arc<Grid>, entry: CapEntry, body: &[u8]) -> Response
     if first && grid.config.stale_first_poll {
         return idle_502();
     }
+    if grid.take_breakage(Breakage::PollGone) {
+        return not_found();
+    }
+    if grid.take_breakage(Breakage::PollClosed) {
+        // hyper closes the connection when the body ends short of the announced length.
+        let mut response = reply(StatusCode::OK, LLSD_XML, "<?xml version=\"1.0\" ?><llsd>");
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("4096"));
+        return response;
+    }
     if grid.take_breakage(Breakage::EventBody) {
         let id = queue.take_id();
         let broken = format!(

@@ -62,7 +62,10 @@ pub(crate) fn accept(ctx: &Ctx, req: Request<Incoming>) -> Response<ProxyBody> {
     };
     let on_upgrade = hyper::upgrade::on(req);
     let (shared, life, client) = (ctx.shared.clone(), ctx.life.clone(), ctx.client);
+    // The tunnel keeps the client connection's place under the connection limit.
+    let slot = ctx.slot.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => tunnel(shared, life, client, authority, TokioIo::new(upgraded)).await,
             Err(e) => tracing::debug!("CONNECT from {client} to {authority} not upgraded: {e}"),
@@ -159,7 +162,7 @@ async fn tunnel<I>(
                 authority,
                 tls: false,
             };
-            serve_http1(shared, life, TokioIo::new(io), client, origin).await
+            serve_http1(shared, life, TokioIo::new(io), client, origin, None).await
         }
         Sniffed::Other | Sniffed::Unsure => {
             let (prefix, io) = io.into_parts();
@@ -247,7 +250,7 @@ async fn intercept_tls<I>(
     if h2 {
         serve_http2(shared, life, tls, client, origin).await
     } else {
-        serve_http1(shared, life, TokioIo::new(tls), client, origin).await
+        serve_http1(shared, life, TokioIo::new(tls), client, origin, None).await
     }
 }
 

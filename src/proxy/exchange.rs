@@ -14,9 +14,12 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 
 use super::connect;
-use super::hook::{Decision, RequestHead, Route, UpstreamError, Via, MAX_REWRITE_BODY};
-use super::server::{Life, Shared};
-use super::tap::{decodable, decode_whole, Exchange, ProxyBody, Side};
+use super::decode::{decode_limited, Coding, Stop};
+use super::hook::{
+    Decision, Hook, RequestHead, Rewrite, Route, UpstreamError, Via, MAX_REWRITE_BODY,
+};
+use super::server::{Life, Shared, Slot};
+use super::tap::{Exchange, ProxyBody, Side};
 use super::upgrade;
 use super::upstream::{collect_limited, describe_hyper, Collect};
 use super::wire::{
@@ -43,15 +46,24 @@ pub(crate) struct CtxInner {
     pub(crate) life: Life,
     pub(crate) client: SocketAddr,
     origin: Origin,
+    /// The connection's place under the connection limit (the listener's connections).
+    pub(crate) slot: Option<Slot>,
 }
 
 impl Ctx {
-    pub(crate) fn new(shared: Arc<Shared>, life: Life, client: SocketAddr, origin: Origin) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        life: Life,
+        client: SocketAddr,
+        origin: Origin,
+        slot: Option<Slot>,
+    ) -> Self {
         Ctx(Arc::new(CtxInner {
             shared,
             life,
             client,
             origin,
+            slot,
         }))
     }
 }
@@ -259,6 +271,20 @@ pub(super) fn upstream_failure(exchange: &Exchange, e: &UpstreamError) -> Respon
     fail(exchange, status, format!("upstream {e}"))
 }
 
+/// The client stopped sending its request body: it gets a 408, the upstream (if the request had
+/// started) an aborted body, and the record says why.
+fn stalled(exchange: &Exchange, limit: std::time::Duration) -> Response<ProxyBody> {
+    fail(
+        exchange,
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the client sent no request body data for {} s (--body-timeout); the exchange was \
+             given up",
+            limit.as_secs()
+        ),
+    )
+}
+
 /// The hook runs the exchange: buffer the request body, hand it over, record what comes back.
 async fn handle(
     ctx: &Ctx,
@@ -266,8 +292,11 @@ async fn handle(
     head: RequestHead,
     body: Incoming,
 ) -> Response<ProxyBody> {
-    let body = match collect_limited(body, MAX_REWRITE_BODY).await {
+    let body = match collect_limited(body, MAX_REWRITE_BODY, Some(ctx.shared.config.body_timeout))
+        .await
+    {
         Ok(b) => b,
+        Err(Collect::Stalled(limit)) => return stalled(&exchange, limit),
         Err(Collect::TooLarge { .. }) => {
             return fail(
                 &exchange,
@@ -326,9 +355,11 @@ async fn forward(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
+    let body_timeout = ctx.shared.config.body_timeout;
     let mut request_body = Bytes::new();
     let up_body = if rewrite {
-        match collect_limited(body, MAX_REWRITE_BODY).await {
+        match collect_limited(body, MAX_REWRITE_BODY, Some(body_timeout)).await {
+            Err(Collect::Stalled(limit)) => return stalled(&exchange, limit),
             Ok(b) => {
                 exchange.set_body(Side::Request, b.clone(), None);
                 request_body = b.clone();
@@ -342,7 +373,9 @@ async fn forward(
                          not rewritten"
                     ))
                 });
-                ProxyBody::stream(Some(prefix), rest).tapped(exchange.clone(), Side::Request, false)
+                ProxyBody::stream(Some(prefix), rest)
+                    .idle_timeout(body_timeout)
+                    .tapped(exchange.clone(), Side::Request, false)
             }
             Err(Collect::Failed(e)) => {
                 return fail(
@@ -353,7 +386,9 @@ async fn forward(
             }
         }
     } else {
-        ProxyBody::stream(None, body).tapped(exchange.clone(), Side::Request, false)
+        ProxyBody::stream(None, body)
+            .idle_timeout(body_timeout)
+            .tapped(exchange.clone(), Side::Request, false)
     };
 
     exchange.update(|r| r.timings.request_sent_us = Some(r.elapsed_us()));
@@ -364,12 +399,12 @@ async fn forward(
         .await
     {
         Ok(r) => r,
+        Err(_) if exchange.request_stalled() => return stalled(&exchange, body_timeout),
         Err(e) => return upstream_failure(&exchange, &e),
     };
     let (mut parts, body) = resp.into_parts();
     record_response(&exchange, parts.status, parts.version, &parts.headers);
-    let encoding = content_encoding(&parts.headers);
-    exchange.set_encoding(Side::Response, encoding.clone());
+    exchange.set_encoding(Side::Response, content_encoding(&parts.headers));
     strip_hop_by_hop(&mut parts.headers);
     parts.version = client_version;
     let header_notes =
@@ -386,7 +421,7 @@ async fn forward(
             ProxyBody::stream(None, body).tapped(exchange, Side::Response, true),
         );
     }
-    let wire = match collect_limited(body, MAX_REWRITE_BODY).await {
+    let wire = match collect_limited(body, MAX_REWRITE_BODY, None).await {
         Ok(b) => b,
         Err(Collect::TooLarge { prefix, rest }) => {
             exchange.update(|r| {
@@ -399,7 +434,11 @@ async fn forward(
                 ProxyBody::stream(Some(prefix), rest).tapped(exchange, Side::Response, true),
             );
         }
-        Err(Collect::Failed(e)) => {
+        Err(e) => {
+            let reason = match e {
+                Collect::Failed(e) => describe_hyper(&e),
+                _ => "it stalled".to_owned(),
+            };
             return upstream_failure(
                 &exchange,
                 &UpstreamError::Protocol {
@@ -408,35 +447,38 @@ async fn forward(
                         .authority()
                         .map(|a| a.to_string())
                         .unwrap_or_default(),
-                    reason: format!("the response body broke off: {}", describe_hyper(&e)),
+                    reason: format!("the response body broke off: {reason}"),
                 },
-            )
+            );
         }
     };
-    let mut notes = Vec::new();
-    let readable = match encoding.as_deref().filter(|e| decodable(e)) {
-        Some(enc) => decode_whole(&wire, enc).unwrap_or_else(|reason| {
-            notes.push(format!(
-                "could not undo Content-Encoding {enc} for the rewrite: {reason}"
-            ));
-            wire.clone()
-        }),
-        None => wire.clone(),
+    // Decoding and the hook's parsing are CPU work on up to MAX_REWRITE_BODY bytes: a blocking
+    // thread does them, so no request-handling worker waits for them.
+    let hook = ctx.shared.hook.clone();
+    let status = parts.status;
+    let headers = parts.headers.clone();
+    let input = wire.clone();
+    let (rw, readable, mut notes) = match tokio::task::spawn_blocking(move || {
+        rewrite_blocking(&*hook, &head, &request_body, status, headers, input)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => (
+            Rewrite::default(),
+            None,
+            vec![format!(
+                "the rewrite failed ({e}): response forwarded unchanged"
+            )],
+        ),
     };
-    let rw = ctx.shared.hook.rewrite_response(
-        &head,
-        &request_body,
-        parts.status,
-        &parts.headers,
-        readable,
-    );
     notes.extend(rw.notes);
     let sent = match rw.body {
         Some(new) => {
             parts.headers.remove(CONTENT_LENGTH);
             parts.headers.remove(CONTENT_ENCODING);
             exchange.set_encoding(Side::Response, None);
-            exchange.set_body(Side::Response, new.clone(), Some(wire));
+            exchange.set_body(Side::Response, new.clone(), readable);
             new
         }
         None => {
@@ -461,4 +503,50 @@ async fn forward(
     });
     exchange.finish(None);
     Response::from_parts(parts, ProxyBody::full(sent))
+}
+
+/// Undoes the response's `Content-Encoding` (at most [`MAX_REWRITE_BODY`] bytes out) and asks the hook
+/// for a rewrite; runs on a blocking thread. The hook sees the body decoded and headers without the
+/// `Content-Encoding` it no longer has. Returns the rewrite, the decoded body it read (what the sender
+/// sent, for the record), and notes.
+fn rewrite_blocking(
+    hook: &dyn Hook,
+    head: &RequestHead,
+    request_body: &Bytes,
+    status: StatusCode,
+    mut headers: http::HeaderMap,
+    wire: Bytes,
+) -> (Rewrite, Option<Bytes>, Vec<String>) {
+    let mut notes = Vec::new();
+    let encoding = content_encoding(&headers);
+    let readable = match encoding.as_deref().and_then(Coding::parse) {
+        None => wire,
+        Some(coding) => {
+            let decoded = decode_limited(&wire, coding, MAX_REWRITE_BODY);
+            match decoded.stop {
+                Stop::End => {
+                    headers.remove(CONTENT_ENCODING);
+                    decoded.bytes
+                }
+                Stop::Limit => {
+                    notes.push(format!(
+                        "response body over {MAX_REWRITE_BODY} bytes once its Content-Encoding {} \
+                         is undone: forwarded unchanged, not rewritten",
+                        coding.name()
+                    ));
+                    return (Rewrite::default(), None, notes);
+                }
+                Stop::Broken(reason) => {
+                    notes.push(format!(
+                        "could not undo Content-Encoding {} for the rewrite ({reason}): forwarded \
+                         unchanged",
+                        coding.name()
+                    ));
+                    return (Rewrite::default(), None, notes);
+                }
+            }
+        }
+    };
+    let rw = hook.rewrite_response(head, request_body, status, &headers, readable.clone());
+    (rw, Some(readable), notes)
 }

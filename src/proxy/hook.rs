@@ -181,9 +181,10 @@ pub trait Hook: Send + Sync + 'static {
     }
 
     /// Rewrites (or only inspects) a buffered response body, when [`Decision::rewrite_response`] was set.
-    /// `body` is the response body with any gzip/deflate/zstd `Content-Encoding` already undone (so a
-    /// rewrite can parse it; `headers` still name the encoding the wire used); `request_body` is as
-    /// the client sent it.
+    /// `body` is the response body with any gzip/deflate/zstd `Content-Encoding` already undone (at
+    /// most [`MAX_REWRITE_BODY`] bytes once decoded; a larger body is forwarded without a rewrite), and
+    /// `headers` no longer name an encoding that was undone; `request_body` is as the client sent it.
+    /// Called on a blocking thread: it may parse, but must not wait on I/O.
     fn rewrite_response(
         &self,
         head: &RequestHead,

@@ -33,6 +33,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 mod connect;
+pub mod decode;
 mod exchange;
 pub mod hook;
 pub mod server;
@@ -61,6 +62,13 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_HEADER_SIZE: usize = 64 * 1024;
 /// How long [`ProxyHandle::shutdown`] lets exchanges in flight finish.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How many client connections (tunnels included) are served at once; more wait in the listen queue
+/// until one ends. nginx's default `worker_connections`; each proxied connection also needs an
+/// upstream one, so keep it under half the open-file limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// How long a request body may send nothing before the exchange is given up (the client gets a 408,
+/// the upstream an aborted body). nginx's `client_body_timeout`.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The smallest head buffer hyper accepts.
 pub const MIN_MAX_HEADER_SIZE: usize = 8192;
 
@@ -87,6 +95,10 @@ pub struct ProxyConfig {
     /// are held open by the server on purpose.
     pub response_timeout: Option<Duration>,
     pub shutdown_grace: Duration,
+    /// How many client connections are served at once (at least 1).
+    pub max_connections: usize,
+    /// How long a request body may send nothing.
+    pub body_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -104,6 +116,8 @@ impl Default for ProxyConfig {
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             response_timeout: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 }

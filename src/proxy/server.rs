@@ -7,15 +7,16 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::exchange::{self, Origin};
@@ -26,8 +27,13 @@ use crate::record::{Bus, Kind, Record, State};
 
 /// How long, after the grace period, stopped connections get to publish their last records.
 const STOP_SETTLE: Duration = Duration::from_secs(1);
-/// Pause after an accept error (e.g. out of file descriptors) before accepting again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// The first pause after an accept error (e.g. out of file descriptors) before accepting again; it
+/// doubles with each error in a row, up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause after accept errors.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Accept errors, and the connection limit being reached, are logged at most once per interval.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Entry point: `Proxy::builder(config)`.
 #[derive(Debug)]
@@ -169,6 +175,11 @@ impl ProxyHandle {
         self.shared.bus.clone()
     }
 
+    /// How many client connections are being served now (at most `max_connections`).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting, lets exchanges in flight finish for up to the grace period, then cuts what is
     /// left (their records are published as failed).
     pub async fn shutdown(mut self) {
@@ -278,6 +289,11 @@ pub(crate) struct Shared {
     /// The hook's view of `upstream`, built once.
     pub(crate) upstream_dyn: Upstream,
     pub(crate) local_addr: SocketAddr,
+    /// One permit per client connection being served.
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    /// Client connections being served.
+    open: Arc<AtomicUsize>,
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
 }
@@ -301,7 +317,11 @@ impl Shared {
             .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
             .keep_alive_interval(config.idle_timeout)
             .keep_alive_timeout(config.header_timeout);
+        let max_connections = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Shared {
+            connections: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            open: Arc::new(AtomicUsize::new(0)),
             upstream_dyn: Arc::new(upstream.clone()),
             config,
             ca,
@@ -324,30 +344,144 @@ impl Shared {
     }
 }
 
+/// A client connection's place under the connection limit, held for as long as the connection (or the
+/// tunnel it became) is served.
+pub(crate) type Slot = Arc<Place>;
+
+/// A permit of the connection limit, counted in [`ProxyHandle::open_connections`].
+pub(crate) struct Place {
+    _permit: OwnedSemaphorePermit,
+    open: Arc<AtomicUsize>,
+}
+
+impl Place {
+    fn new(permit: OwnedSemaphorePermit, open: Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Place {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, life: Life) {
     let ending = life.clone();
     let mut ending = pin!(ending.ending());
+    let mut trouble = AcceptTrouble::default();
     loop {
+        let permit = match shared.connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                trouble.limit_reached(shared.max_connections);
+                tokio::select! {
+                    p = shared.connections.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    _ = &mut ending => break,
+                }
+            }
+        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut ending => break,
         };
         match accepted {
             Ok((stream, client)) => {
+                trouble.accepted();
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let life = life.clone();
+                let slot = Arc::new(Place::new(permit, shared.open.clone()));
                 tokio::spawn(async move {
-                    serve_http1(shared, life, TokioIo::new(stream), client, Origin::Listener).await
+                    let io = TokioIo::new(stream);
+                    serve_http1(shared, life, io, client, Origin::Listener, Some(slot)).await
                 });
             }
             Err(e) => {
-                tracing::warn!("accepting a connection failed: {e}");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                drop(permit);
+                let pause = trouble.failed(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = &mut ending => break,
+                }
             }
         }
     }
     tracing::debug!("no longer accepting connections");
+}
+
+/// Accept errors in a row (out of file descriptors, mostly) and the connection limit: how long to
+/// pause, and when to say so.
+#[derive(Debug, Default)]
+struct AcceptTrouble {
+    /// The pause after the last error in a row; zero after a success.
+    backoff: Duration,
+    last_error_log: Option<Instant>,
+    errors_unlogged: u64,
+    last_limit_log: Option<Instant>,
+}
+
+impl AcceptTrouble {
+    fn accepted(&mut self) {
+        self.backoff = Duration::ZERO;
+    }
+
+    /// Logs (at most once per [`ACCEPT_LOG_INTERVAL`]) and says how long to pause.
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        self.backoff = (self.backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+        if due(&mut self.last_error_log) {
+            let more = std::mem::take(&mut self.errors_unlogged);
+            let hint = if e.raw_os_error() == Some(EMFILE) || e.raw_os_error() == Some(ENFILE) {
+                " (out of file descriptors: raise the limit with `ulimit -n`, or lower \
+                 --max-connections)"
+            } else {
+                ""
+            };
+            let more = if more > 0 {
+                format!("; {more} more since the last report")
+            } else {
+                String::new()
+            };
+            tracing::warn!(
+                "accepting a connection failed: {e}{hint}; retrying in up to {} ms{more}",
+                self.backoff.as_millis()
+            );
+        } else {
+            self.errors_unlogged += 1;
+        }
+        self.backoff
+    }
+
+    fn limit_reached(&mut self, limit: usize) {
+        if due(&mut self.last_limit_log) {
+            tracing::warn!(
+                "{limit} client connections open (--max-connections): new ones wait until one ends"
+            );
+        }
+    }
+}
+
+/// "Too many open files" for the process and for the system (Linux and the BSDs agree on these).
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+
+/// Whether a rate-limited message may be logged now (and notes that it was).
+fn due(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    match last {
+        Some(t) if now.duration_since(*t) < ACCEPT_LOG_INTERVAL => false,
+        _ => {
+            *last = Some(now);
+            true
+        }
+    }
 }
 
 /// Serves HTTP/1.1 on a connection (with CONNECT upgrades when it is the listener's).
@@ -357,10 +491,11 @@ pub(crate) async fn serve_http1<I>(
     io: I,
     client: SocketAddr,
     origin: Origin,
+    slot: Option<Slot>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let ctx = exchange::Ctx::new(shared.clone(), life.clone(), client, origin);
+    let ctx = exchange::Ctx::new(shared.clone(), life.clone(), client, origin, slot);
     let service = service_fn(move |req| exchange::serve(ctx.clone(), req));
     let conn = shared.http1.serve_connection(io, service).with_upgrades();
     if let Some(Err(e)) = life.drive(conn, |c| c.graceful_shutdown()).await {
@@ -378,7 +513,7 @@ pub(crate) async fn serve_http2<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ctx = exchange::Ctx::new(shared.clone(), life.clone(), client, origin);
+    let ctx = exchange::Ctx::new(shared.clone(), life.clone(), client, origin, None);
     let service = service_fn(move |req| exchange::serve(ctx.clone(), req));
     let conn = shared.http2.serve_connection(TokioIo::new(io), service);
     if let Some(Err(e)) = life.drive(conn, |c| c.graceful_shutdown()).await {

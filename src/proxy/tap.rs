@@ -9,15 +9,17 @@
 //! This module owns the tap and record finalisation (including decoding `Content-Encoding` for the
 //! record, off the forwarding path). It must not decide routes or touch sockets.
 
-use std::io::Read;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::decode::{decode_limited, Coding, Stop};
 use crate::record::{self, Bus, Record, State};
 
 /// Captured bodies larger than this are assembled (and decoded) on a blocking thread rather than in the
@@ -69,29 +71,57 @@ impl Capture {
         self.push(&data, limit);
     }
 
-    fn into_body(self, notes: &mut Vec<String>, side: Side) -> record::Body {
+    /// The record's body: the wire bytes copied, with their `Content-Encoding` undone, at most `limit`
+    /// bytes either way (marked truncated when the body was longer).
+    fn into_body(self, notes: &mut Vec<String>, side: Side, limit: usize) -> record::Body {
         let wire = concat(self.chunks, self.captured);
         let mut body = record::Body {
             data: wire,
             size: self.size,
             truncated: self.truncated,
             content_encoding: None,
-            original: self.original,
+            original: self.original.map(|o| bounded_copy(&o, limit)),
         };
-        if let Some(encoding) = self.encoding {
-            match decode(&body.data, &encoding) {
-                Decoded::Identity => {}
-                Decoded::Data(data) => {
-                    body.data = data;
-                    body.content_encoding = Some(encoding);
-                }
-                Decoded::Failed(reason) => notes.push(format!(
+        let Some((encoding, coding)) = self
+            .encoding
+            .and_then(|e| Coding::parse(&e).map(|c| (e, c)))
+        else {
+            return body;
+        };
+        let decoded = decode_limited(&body.data, coding, limit);
+        match decoded.stop {
+            Stop::Broken(reason) if decoded.bytes.is_empty() => {
+                notes.push(format!(
                     "{} body: could not undo Content-Encoding {encoding}: {reason} (kept as sent)",
                     side.word()
-                )),
+                ));
+                return body;
+            }
+            Stop::End => {}
+            Stop::Limit => body.truncated = true,
+            // A copy cut at the body limit ends mid-stream: that is expected, keep what decoded.
+            Stop::Broken(_) if body.truncated => {}
+            Stop::Broken(reason) => {
+                body.truncated = true;
+                notes.push(format!(
+                    "{} body: Content-Encoding {encoding} broke off after {} decoded bytes: {reason}",
+                    side.word(),
+                    decoded.bytes.len()
+                ));
             }
         }
+        body.data = decoded.bytes;
+        body.content_encoding = Some(encoding);
         body
+    }
+}
+
+/// At most `limit` bytes of `data`, copied (a slice would keep the whole buffer alive).
+fn bounded_copy(data: &Bytes, limit: usize) -> Bytes {
+    if data.len() <= limit {
+        data.clone()
+    } else {
+        Bytes::copy_from_slice(&data[..limit])
     }
 }
 
@@ -115,70 +145,9 @@ fn concat(chunks: Vec<Bytes>, len: usize) -> Bytes {
     out.freeze()
 }
 
-enum Decoded {
-    Identity,
-    Data(Bytes),
-    Failed(String),
-}
-
-/// Undoes a `Content-Encoding` for the record. The result is bounded by the record limit already
-/// applied to `data` times [`MAX_DECODE_RATIO`], so a compression bomb cannot blow up memory.
-fn decode(data: &Bytes, encoding: &str) -> Decoded {
-    let limit = (data.len().saturating_mul(MAX_DECODE_RATIO) as u64).max(MIN_DECODE_LIMIT);
-    let mut out = Vec::new();
-    let result = match encoding.trim().to_ascii_lowercase().as_str() {
-        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(&data[..])
-            .take(limit)
-            .read_to_end(&mut out),
-        "deflate" => {
-            // `deflate` is meant to be zlib-wrapped, but some servers send raw deflate.
-            let zlib = flate2::read::ZlibDecoder::new(&data[..])
-                .take(limit)
-                .read_to_end(&mut out);
-            if zlib.is_err() {
-                out.clear();
-                flate2::read::DeflateDecoder::new(&data[..])
-                    .take(limit)
-                    .read_to_end(&mut out)
-            } else {
-                zlib
-            }
-        }
-        "zstd" => match zstd::stream::read::Decoder::new(&data[..]) {
-            Ok(d) => d.take(limit).read_to_end(&mut out),
-            Err(e) => Err(e),
-        },
-        // `identity`, and Second Life's `binary/octet-stream`, which is not an encoding at all.
-        _ => return Decoded::Identity,
-    };
-    match result {
-        Ok(_) => Decoded::Data(Bytes::from(out)),
-        // A truncated capture ends mid-stream: keep what decoded.
-        Err(_) if !out.is_empty() => Decoded::Data(Bytes::from(out)),
-        Err(e) => Decoded::Failed(e.to_string()),
-    }
-}
-
-/// A decoded body in a record may be at most this many times its encoded capture.
-const MAX_DECODE_RATIO: usize = 32;
-/// ... but always at least this much.
-const MIN_DECODE_LIMIT: u64 = 1024 * 1024;
-
 /// Whether a `Content-Encoding` value is one the record decodes (the wire is never altered).
 pub(crate) fn decodable(encoding: &str) -> bool {
-    matches!(
-        encoding.trim().to_ascii_lowercase().as_str(),
-        "gzip" | "x-gzip" | "deflate" | "zstd"
-    )
-}
-
-/// Undoes a `Content-Encoding` of a whole buffered body (for a hook that reads it). `Err` names why.
-pub(crate) fn decode_whole(data: &Bytes, encoding: &str) -> Result<Bytes, String> {
-    match decode(data, encoding) {
-        Decoded::Identity => Ok(data.clone()),
-        Decoded::Data(d) => Ok(d),
-        Decoded::Failed(reason) => Err(reason),
-    }
+    Coding::parse(encoding).is_some()
 }
 
 #[derive(Debug)]
@@ -187,6 +156,8 @@ struct Pending {
     record: Option<Record>,
     request: Capture,
     response: Capture,
+    /// The request body was given up because the client stopped sending it.
+    request_stalled: bool,
 }
 
 /// One exchange in flight: its record, its body captures, and the bus it is published on.
@@ -208,6 +179,7 @@ impl Exchange {
                 record: Some(record),
                 request: Capture::default(),
                 response: Capture::default(),
+                request_stalled: false,
             }),
         })
     }
@@ -222,6 +194,11 @@ impl Exchange {
         if let Some(r) = self.lock().record.as_mut() {
             f(r);
         }
+    }
+
+    /// Whether the request body was given up because the client stopped sending it.
+    pub(crate) fn request_stalled(&self) -> bool {
+        self.lock().request_stalled
     }
 
     /// Names the `Content-Encoding` a body carries, to undo for the record.
@@ -271,10 +248,11 @@ impl Exchange {
             || request.encoding.is_some()
             || response.encoding.is_some();
         let bus = self.bus.clone();
+        let limit = self.max_body;
         let publish = move || {
             let mut notes = Vec::new();
-            let req_body = request.into_body(&mut notes, Side::Request);
-            let resp_body = response.into_body(&mut notes, Side::Response);
+            let req_body = request.into_body(&mut notes, Side::Request, limit);
+            let resp_body = response.into_body(&mut notes, Side::Response, limit);
             if let Some(r) = record.request.as_mut() {
                 r.body = req_body;
             }
@@ -325,7 +303,52 @@ enum Kind {
     Stream {
         prefix: Option<Bytes>,
         body: Incoming,
+        idle: Option<IdleTimer>,
     },
+}
+
+/// Gives up on a body whose sender sends nothing for `limit`. Only time spent waiting for the sender
+/// counts: the timer starts when the receiver asks for data, so a slow receiver never trips it.
+#[derive(Debug)]
+struct IdleTimer {
+    limit: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
+}
+
+impl IdleTimer {
+    fn new(limit: Duration) -> Self {
+        IdleTimer {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            waiting: false,
+        }
+    }
+
+    /// Called when the body had nothing to give: the limit, once the sender was silent that long.
+    fn expired_now(&mut self, cx: &mut Context<'_>) -> Option<Duration> {
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = tokio::time::Instant::now() + self.limit;
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then_some(self.limit)
+    }
+}
+
+/// Why a forwarded body broke off.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection it came on failed.
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// Its sender sent nothing for this long.
+    #[error("the sender sent no body data for {} s (--body-timeout)", .0.as_secs())]
+    Stalled(Duration),
 }
 
 #[derive(Debug)]
@@ -370,9 +393,18 @@ impl ProxyBody {
             kind: Kind::Stream {
                 prefix: prefix.filter(|p| !p.is_empty()),
                 body,
+                idle: None,
             },
             tap: None,
         }
+    }
+
+    /// Breaks the body off (with [`BodyError::Stalled`]) when its sender sends nothing for `limit`.
+    pub(crate) fn idle_timeout(mut self, limit: Duration) -> Self {
+        if let Kind::Stream { idle, .. } = &mut self.kind {
+            *idle = Some(IdleTimer::new(limit));
+        }
+        self
     }
 
     /// Taps this body into `exchange`. With `finishes`, the body's end publishes the record.
@@ -397,18 +429,29 @@ impl ProxyBody {
 
 impl HttpBody for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = match &mut this.kind {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Kind::Stream { prefix, body } => match prefix.take() {
+            Kind::Stream { prefix, body, idle } => match prefix.take() {
                 Some(p) => Poll::Ready(Some(Ok(Frame::data(p)))),
-                None => Pin::new(body).poll_frame(cx),
+                None => match Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => match idle.as_mut().and_then(|t| t.expired_now(cx)) {
+                        Some(limit) => Poll::Ready(Some(Err(BodyError::Stalled(limit)))),
+                        None => Poll::Pending,
+                    },
+                    ready => {
+                        if let Some(timer) = idle {
+                            timer.waiting = false;
+                        }
+                        ready.map(|f| f.map(|r| r.map_err(BodyError::from)))
+                    }
+                },
             },
         };
         if let Some(tap) = this.tap.as_mut() {
@@ -424,6 +467,9 @@ impl HttpBody for ProxyBody {
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    if matches!(e, BodyError::Stalled(_)) && tap.side == Side::Request {
+                        tap.exchange.lock().request_stalled = true;
+                    }
                     tap.end(Some(format!("the {} body broke off: {e}", tap.side.word())))
                 }
                 Poll::Ready(None) => tap.end(None),
@@ -441,7 +487,7 @@ impl HttpBody for ProxyBody {
         match &self.kind {
             Kind::Full(None) => SizeHint::with_exact(0),
             Kind::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
-            Kind::Stream { prefix, body } => {
+            Kind::Stream { prefix, body, .. } => {
                 let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
                 let inner = body.size_hint();
                 let mut hint = SizeHint::new();
@@ -459,7 +505,7 @@ impl Kind {
     fn is_end(&self) -> bool {
         match self {
             Kind::Full(d) => d.is_none(),
-            Kind::Stream { prefix, body } => prefix.is_none() && body.is_end_stream(),
+            Kind::Stream { prefix, body, .. } => prefix.is_none() && body.is_end_stream(),
         }
     }
 }
@@ -485,13 +531,28 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn gzip(plain: &[u8]) -> Bytes {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(plain).unwrap();
+        Bytes::from(enc.finish().unwrap())
+    }
+
+    fn capture_of(data: &Bytes, encoding: &str, limit: usize) -> Capture {
+        let mut c = Capture {
+            encoding: Some(encoding.into()),
+            ..Capture::default()
+        };
+        c.push(data, limit);
+        c
+    }
+
     #[test]
     fn capture_counts_true_size_and_truncates_at_limit() {
         let mut c = Capture::default();
         c.push(&Bytes::from_static(b"hello "), 8);
         c.push(&Bytes::from_static(b"world"), 8);
         c.push(&Bytes::from_static(b"!!"), 8);
-        let body = c.into_body(&mut Vec::new(), Side::Response);
+        let body = c.into_body(&mut Vec::new(), Side::Response, 8);
         assert_eq!(&body.data[..], b"hello wo");
         assert_eq!(body.size, 13);
         assert!(body.truncated);
@@ -499,34 +560,57 @@ mod tests {
 
     #[test]
     fn gzip_is_undone_for_the_record_and_bogus_encodings_are_kept() {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(b"<llsd><integer>1</integer></llsd>").unwrap();
-        let gz = Bytes::from(enc.finish().unwrap());
-        match decode(&gz, "gzip") {
-            Decoded::Data(d) => assert_eq!(&d[..], b"<llsd><integer>1</integer></llsd>"),
-            _ => panic!("gzip not decoded"),
-        }
-        assert!(matches!(
-            decode(&Bytes::from_static(b"abc"), "binary/octet-stream"),
-            Decoded::Identity
-        ));
+        let text = b"<llsd><integer>1</integer></llsd>";
+        let gz = gzip(text);
+        let body = capture_of(&gz, "gzip", 1024).into_body(&mut Vec::new(), Side::Response, 1024);
+        assert_eq!(&body.data[..], text);
+        assert_eq!(body.content_encoding.as_deref(), Some("gzip"));
+        assert!(!body.truncated);
+
+        let body = capture_of(&Bytes::from_static(b"abc"), "binary/octet-stream", 1024).into_body(
+            &mut Vec::new(),
+            Side::Response,
+            1024,
+        );
+        assert_eq!((&body.data[..], body.content_encoding), (&b"abc"[..], None));
         assert!(!decodable("binary/octet-stream"));
-        assert!(matches!(
-            decode(&Bytes::from_static(b"not gzip"), "gzip"),
-            Decoded::Failed(_)
-        ));
+
+        let mut notes = Vec::new();
+        let body = capture_of(&Bytes::from_static(b"not gzip"), "gzip", 1024).into_body(
+            &mut notes,
+            Side::Response,
+            1024,
+        );
+        assert_eq!(&body.data[..], b"not gzip");
+        assert!(notes[0].contains("could not undo"), "{notes:?}");
     }
 
     #[test]
-    fn a_compression_bomb_is_cut_at_the_decode_limit() {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&vec![0u8; 64 * 1024 * 1024]).unwrap();
-        let gz = Bytes::from(enc.finish().unwrap());
-        match decode(&gz, "gzip") {
-            Decoded::Data(d) => {
-                assert!(d.len() as u64 <= MIN_DECODE_LIMIT.max(gz.len() as u64 * 32))
-            }
-            _ => panic!("not decoded"),
-        }
+    fn a_decoded_body_is_never_kept_past_the_body_limit() {
+        // A few KiB of gzip that decode to 64 MiB: the record keeps `limit` bytes, marked truncated.
+        let member = gzip(&vec![0u8; 1 << 20]);
+        let bomb: Bytes = std::iter::repeat_n(&member[..], 64)
+            .flatten()
+            .copied()
+            .collect();
+        let limit = 256 * 1024;
+        assert!(
+            bomb.len() < limit,
+            "the encoded bomb fits the capture whole"
+        );
+        let body =
+            capture_of(&bomb, "gzip", limit).into_body(&mut Vec::new(), Side::Response, limit);
+        assert_eq!(body.data.len(), limit);
+        assert!(body.truncated);
+        assert_eq!(body.size, bomb.len() as u64);
+    }
+
+    #[test]
+    fn what_was_sent_before_a_rewrite_is_bounded_too() {
+        let mut c = Capture::default();
+        c.set_whole(Bytes::from_static(b"new"), 4);
+        c.original = Some(Bytes::from(vec![1u8; 100]));
+        let body = c.into_body(&mut Vec::new(), Side::Response, 4);
+        assert_eq!(body.original.as_deref(), Some(&[1u8; 4][..]));
     }
 }

@@ -101,7 +101,10 @@ impl UpstreamClient {
             },
             None => fut.await,
         };
-        result.map_err(|e| classify(&host, &e, self.settings.connect_timeout))
+        let mut response =
+            result.map_err(|e| classify(&host, &e, self.settings.connect_timeout))?;
+        drop_length_beside_transfer_encoding(response.headers_mut());
+        Ok(response)
     }
 }
 
@@ -133,7 +136,7 @@ impl SendUpstream for UpstreamClient {
             let (mut parts, body) = response.into_parts();
             // The body is handed over whole: its framing headers are this hop's, not the caller's.
             strip_hop_by_hop(&mut parts.headers);
-            let body = collect_limited(body, MAX_REWRITE_BODY)
+            let body = collect_limited(body, MAX_REWRITE_BODY, None)
                 .await
                 .map_err(|e| match e {
                     Collect::TooLarge { .. } => UpstreamError::TooLarge {
@@ -144,9 +147,27 @@ impl SendUpstream for UpstreamClient {
                         host: host.clone(),
                         reason: describe_hyper(&e),
                     },
+                    Collect::Stalled(limit) => UpstreamError::Protocol {
+                        host: host.clone(),
+                        reason: format!("no body data for {} s", limit.as_secs()),
+                    },
                 })?;
             Ok(Response::from_parts(parts, body))
         })
+    }
+}
+
+/// RFC 9112 section 6.3: a message with both `Transfer-Encoding` and `Content-Length` is framed by the
+/// transfer coding, and the length must be removed before the message is passed on. hyper's client
+/// already reads such a body as chunked but leaves the length in the headers; forwarded as is, the
+/// proxy's server side would cut the body at that length.
+fn drop_length_beside_transfer_encoding(headers: &mut http::HeaderMap) {
+    if headers.contains_key(http::header::TRANSFER_ENCODING)
+        && headers.remove(http::header::CONTENT_LENGTH).is_some()
+    {
+        tracing::debug!(
+            "upstream sent Transfer-Encoding and Content-Length: the length is dropped"
+        );
     }
 }
 
@@ -158,12 +179,27 @@ pub(crate) enum Collect {
         rest: Incoming,
     },
     Failed(hyper::Error),
+    /// The sender sent nothing for this long.
+    Stalled(Duration),
 }
 
-/// Reads a whole body of at most `limit` bytes.
-pub(crate) async fn collect_limited(mut body: Incoming, limit: usize) -> Result<Bytes, Collect> {
+/// Reads a whole body of at most `limit` bytes, giving up when the sender is silent for `idle`.
+pub(crate) async fn collect_limited(
+    mut body: Incoming,
+    limit: usize,
+    idle: Option<Duration>,
+) -> Result<Bytes, Collect> {
     let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let next = match idle {
+            Some(limit) => tokio::time::timeout(limit, body.frame())
+                .await
+                .map_err(|_| Collect::Stalled(limit))?,
+            None => body.frame().await,
+        };
+        let Some(frame) = next else {
+            break;
+        };
         let frame = frame.map_err(Collect::Failed)?;
         if let Ok(data) = frame.into_data() {
             buf.extend_from_slice(&data);

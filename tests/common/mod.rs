@@ -121,6 +121,15 @@ impl ChannelBody {
     }
 }
 
+/// `members` gzip members of 1 MiB of zeros each (a multi-member gzip stream: `members` MiB decoded
+/// from about `members` KiB).
+pub fn gzip_bomb(members: usize) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let member = enc.finish().unwrap();
+    member.repeat(members)
+}
+
 /// An LLSD XML map of about `len` bytes, like a small cap response.
 pub fn llsd_body(len: usize) -> String {
     let mut out = String::from("<?xml version=\"1.0\" ?><llsd><map>");
@@ -177,7 +186,7 @@ impl RepeatBody {
 /// - `/echo`: the request body back, with `x-method` and `x-request-bytes`;
 /// - `/bytes/N`: N pattern bytes with a Content-Length; `/chunked/N`: the same, chunked;
 /// - `/status/N`: an empty response with status N;
-/// - `/gzip`: a gzip-encoded text body; `/octet`: a body labelled `Content-Encoding: binary/octet-stream`;
+/// - `/gzip`: a gzip-encoded text body; `/gzbomb/N`: N MiB of zeros as N gzip members; `/octet`: a body labelled `Content-Encoding: binary/octet-stream`;
 /// - `/reset`: announces 100000 bytes, sends 1000, then breaks off;
 /// - `/repeat/N`: N bytes of one shared block; `/llsd/N`: an LLSD body of about N bytes;
 /// - `/sink`: reads the request body and answers its size;
@@ -293,6 +302,13 @@ async fn route(
             .header("content-encoding", "gzip")
             .header("content-type", "application/llsd+xml")
             .body(full(enc.finish().unwrap()))
+            .unwrap()
+    } else if let Some(n) = number("/gzbomb/") {
+        // N gzip members of 1 MiB of zeros each: about N KiB on the wire, N MiB once decoded.
+        Response::builder()
+            .header("content-encoding", "gzip")
+            .header("content-type", "application/llsd+xml")
+            .body(full(gzip_bomb(n as usize)))
             .unwrap()
     } else if path == "/octet" {
         Response::builder()

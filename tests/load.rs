@@ -1,0 +1,437 @@
+//! Load, ignored by default (not part of `cargo test` or CI). One command each, as in
+//! docs/reliability.md; each prints its figures (run with `--nocapture`).
+//!
+//! - `idle_event_polls`: many concurrent idle EventQueueGet polls through the `capscope run` binary in
+//!   login mode, against the simulated grid; capscope's peak memory must stay under 256 MiB.
+//! - `a_gigabyte_each_way_with_tls_on_both_sides`: 1 GiB down and 1 GiB up through the binary, TLS to
+//!   the client and to the upstream; peak memory under 64 MiB.
+//! - `mixed_load_with_the_capture_attached`: several minutes of viewers doing seeds, inventory, assets,
+//!   uploads and event polls through a whole `run` session (caps layer, capture writer, headless log):
+//!   throughput, added latency (p50/p99), memory over time, open files before and after.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use capscope::mockgrid::viewer::{PollResult, Viewer, ViewerConfig};
+use capscope::mockgrid::{MockGrid, MockGridConfig};
+use capscope_ca::CertificateAuthority;
+use common::*;
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+
+/// Far longer than anything here should take.
+const HANG: Duration = Duration::from_secs(120);
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A field of /proc/PID/status, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// The soft open-file limit of this process.
+fn fd_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3).and_then(|n| n.parse().ok()))
+        .unwrap_or(1024)
+}
+
+/// `capscope run` with `args`, its stdout read line by line (the address is returned).
+fn spawn_capscope(dir: &Path, args: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_capscope"))
+        .args(["--ca-dir", dir.join("ca").to_str().unwrap()])
+        .args(["run", "--headless", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("CAPSCOPE_HOME", dir)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(HANG).expect("capscope printed no address");
+        if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
+            break a.parse().unwrap();
+        }
+    };
+    (child, addr, rx)
+}
+
+/// Kills the child if the test fails before stopping it.
+struct Reap(u32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// `CAPSCOPE_LOAD_POLLS` polls (default 10000) held open at once. With `CAPSCOPE_LOAD_DISTINCT=1` each
+/// poll carries its own `ack`, so each needs its own upstream poll (two file descriptors in capscope
+/// per poll, four on the machine); otherwise they all join one upstream poll, as repeated viewer polls
+/// of one queue do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: see docs/reliability.md"]
+async fn idle_event_polls() {
+    let polls = env_number("CAPSCOPE_LOAD_POLLS", 10_000) as usize;
+    let distinct = env_number("CAPSCOPE_LOAD_DISTINCT", 0) == 1;
+    let need = if distinct { polls * 3 } else { polls } as u64 + 200;
+    assert!(
+        fd_limit() >= need,
+        "the open-file limit is {}; this needs {need}: raise it (`ulimit -n {need}`)",
+        fd_limit()
+    );
+    let grid = MockGrid::start(MockGridConfig {
+        eq_hold: Duration::from_secs(600),
+        stale_first_poll: false,
+        ..MockGridConfig::for_tests()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let grid_ca = dir.path().join("grid-ca.pem");
+    std::fs::write(&grid_ca, &grid.ca_pem).unwrap();
+    let max = (polls + 100).to_string();
+    let (mut child, addr, _lines) = spawn_capscope(
+        dir.path(),
+        &[
+            "--grid",
+            &grid.login_url,
+            "--upstream-ca",
+            grid_ca.to_str().unwrap(),
+            "--no-save",
+            "--max-connections",
+            &max,
+        ],
+    );
+    let pid = child.id();
+    let _reap = Reap(pid);
+    let viewer = Viewer::new(ViewerConfig::new(
+        format!("http://{addr}/login"),
+        grid.ca_pem.clone(),
+    ))
+    .unwrap();
+    let login = viewer.login().await.unwrap();
+    let caps = viewer.seed(&login.seed_capability).await.unwrap();
+    let eq: http::Uri = caps["EventQueueGet"].parse().unwrap();
+    let path = eq.path().to_owned();
+    // Take the greeting events, so that polls acknowledging them are idle.
+    let PollResult::Events { id, .. } = viewer.poll(&eq.to_string(), None).await.unwrap() else {
+        panic!("the greeting events were queued");
+    };
+    let id = i64::from(id);
+    let rss_before = status_kib(pid, "VmRSS:");
+    let fds_before = open_fds(pid);
+    let polls_before = grid.polls_received();
+
+    let started = Instant::now();
+    let mut held = Vec::with_capacity(polls);
+    for i in 0..polls {
+        let ack = if distinct { id + i as i64 } else { id };
+        let body = format!(
+            "<?xml version=\"1.0\" ?><llsd><map><key>ack</key><integer>{ack}</integer>\
+             <key>done</key><boolean>0</boolean></map></llsd>"
+        );
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/llsd+xml\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        held.push(s);
+        if (i + 1) % 1000 == 0 {
+            println!(
+                "  {} polls open after {:.1} s; capscope RSS {} MiB, {} open files",
+                i + 1,
+                started.elapsed().as_secs_f64(),
+                status_kib(pid, "VmRSS:") / 1024,
+                open_fds(pid)
+            );
+        }
+    }
+    // Every poll is in capscope, and the grid holds the upstream ones.
+    let upstream_expected = if distinct { polls as u64 } else { 1 };
+    let deadline = Instant::now() + HANG;
+    while grid.polls_received() - polls_before < upstream_expected || open_fds(pid) < polls {
+        assert!(
+            Instant::now() < deadline,
+            "the polls never all arrived: the grid has {} of {upstream_expected}, capscope {} open \
+             files",
+            grid.polls_received() - polls_before,
+            open_fds(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let settled = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = status_kib(pid, "VmRSS:");
+    let peak = status_kib(pid, "VmHWM:");
+    let fds_held = open_fds(pid);
+    let test_peak = status_kib(std::process::id(), "VmHWM:");
+    drop(held);
+    let deadline = Instant::now() + HANG;
+    while open_fds(pid) > fds_before + 2 {
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fds_after = open_fds(pid);
+    stop(&mut child);
+    println!(
+        "idle_event_polls: {polls} polls ({}), upstream polls {}, all held after {:.1} s; \
+         capscope RSS {} -> {} MiB (peak {} MiB); open files {fds_before} -> {fds_held} -> \
+         {fds_after}; the test process (grid + clients) peaked at {} MiB",
+        if distinct {
+            "distinct acks"
+        } else {
+            "one ack, joined"
+        },
+        grid.polls_received() - polls_before,
+        settled.as_secs_f64(),
+        rss_before / 1024,
+        rss / 1024,
+        peak / 1024,
+        test_peak / 1024
+    );
+    assert!(peak < 256 * 1024, "capscope peaked at {peak} KiB");
+}
+
+/// 1 GiB each way, TLS on both sides, through the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: see docs/reliability.md"]
+async fn a_gigabyte_each_way_with_tls_on_both_sides() {
+    const SIZE: u64 = 1 << 30;
+    let up = start_upstream(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let up_ca = dir.path().join("upstream-ca.pem");
+    std::fs::write(&up_ca, up.ca.cert_pem()).unwrap();
+    let (mut child, addr, _lines) =
+        spawn_capscope(dir.path(), &["--upstream-ca", up_ca.to_str().unwrap()]);
+    let _reap = Reap(child.id());
+    let ca = CertificateAuthority::load_or_create(&dir.path().join("ca")).unwrap();
+    let mut client = ProxyClient::new(addr, &ca).https(&up.authority()).await;
+
+    let started = Instant::now();
+    client.ready().await.unwrap();
+    let resp = client
+        .send_request(in_tunnel("GET", &format!("/repeat/{SIZE}"), &up, full("")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut got = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            got += data.len() as u64;
+        }
+    }
+    assert_eq!(got, SIZE);
+    let down = started.elapsed();
+
+    let started = Instant::now();
+    let upload = PatternBody::new(SIZE, 256 * 1024).boxed();
+    let (resp, count) = send_h1(&mut client, in_tunnel("POST", "/sink", &up, upload)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(String::from_utf8_lossy(&count), SIZE.to_string());
+    let upward = started.elapsed();
+    let peak = status_kib(child.id(), "VmHWM:");
+    stop(&mut child);
+    println!(
+        "a_gigabyte_each_way_with_tls_on_both_sides: down {:.0} MiB/s, up {:.0} MiB/s, capscope \
+         peaked at {} MiB",
+        1024.0 / down.as_secs_f64(),
+        1024.0 / upward.as_secs_f64(),
+        peak / 1024
+    );
+    assert!(peak < 64 * 1024, "capscope peaked at {peak} KiB");
+}
+
+/// Percentile of sorted durations.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs `viewers` viewers doing activity rounds for `secs`, returning each round's duration.
+async fn activity(viewers: &[Viewer], secs: u64) -> Vec<Duration> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for v in viewers {
+        let v = v.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rounds = Vec::new();
+            while Instant::now() < end {
+                let t = Instant::now();
+                let failed = v.activity_round(None).await;
+                assert_eq!(failed, 0, "{:?}", v.journal().errors);
+                rounds.push(t.elapsed());
+            }
+            rounds
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
+/// `CAPSCOPE_LOAD_VIEWERS` viewers (default 8) for `CAPSCOPE_LOAD_SECS` seconds (default 180) through
+/// a whole `run` session with its capture, after a baseline of the same length straight to the grid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: see docs/reliability.md"]
+async fn mixed_load_with_the_capture_attached() {
+    let viewers_n = env_number("CAPSCOPE_LOAD_VIEWERS", 8) as usize;
+    let secs = env_number("CAPSCOPE_LOAD_SECS", 180);
+    let baseline_secs = (secs / 6).max(10);
+    let grid = MockGrid::start(MockGridConfig {
+        eq_hold: Duration::from_secs(5),
+        asset_size: 256 * 1024,
+        ..MockGridConfig::for_tests()
+    })
+    .await
+    .unwrap();
+
+    // Baseline: the same viewers straight to the grid.
+    let mut direct = Vec::new();
+    let mut direct_running = Vec::new();
+    for _ in 0..viewers_n {
+        let v = Viewer::new(ViewerConfig::new(
+            grid.login_url.clone(),
+            grid.ca_pem.clone(),
+        ))
+        .unwrap();
+        direct_running.push(v.start().await.unwrap());
+        direct.push(v);
+    }
+    let base = activity(&direct, baseline_secs).await;
+    drop(direct_running);
+
+    let dir = tempfile::tempdir().unwrap();
+    let grid_ca = dir.path().join("grid-ca.pem");
+    std::fs::write(&grid_ca, &grid.ca_pem).unwrap();
+    let capture = dir.path().join("load.jsonl.zst");
+    let (mut child, addr, lines) = spawn_capscope(
+        dir.path(),
+        &[
+            "--grid",
+            &grid.login_url,
+            "--upstream-ca",
+            grid_ca.to_str().unwrap(),
+            "-w",
+            capture.to_str().unwrap(),
+        ],
+    );
+    let pid = child.id();
+    let _reap = Reap(pid);
+    let fds_before = open_fds(pid);
+    let mut viewers = Vec::new();
+    let mut running = Vec::new();
+    for _ in 0..viewers_n {
+        let v = Viewer::new(ViewerConfig::new(
+            format!("http://{addr}/login"),
+            grid.ca_pem.clone(),
+        ))
+        .unwrap();
+        running.push(v.start().await.unwrap());
+        viewers.push(v);
+    }
+    // Memory every 10 s while the load runs.
+    let sampler = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        loop {
+            samples.push(status_kib(pid, "VmRSS:") / 1024);
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            if samples.len() as u64 > secs / 10 + 1 {
+                return samples;
+            }
+        }
+    });
+    let started = Instant::now();
+    let through = activity(&viewers, secs).await;
+    let took = started.elapsed();
+    let rss = sampler.await.unwrap();
+    drop(running);
+    // A last poll each, to see the queues still answer.
+    for v in &viewers {
+        let eq = v.journal().caps["EventQueueGet"].clone();
+        let r = tokio::time::timeout(HANG, v.poll(&eq, None)).await.unwrap();
+        assert!(matches!(
+            r,
+            Ok(PollResult::Idle(_) | PollResult::Events { .. })
+        ));
+    }
+    drop(viewers);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fds_after = open_fds(pid);
+    let peak = status_kib(pid, "VmHWM:");
+    stop(&mut child);
+    let dropped: Vec<String> = lines
+        .try_iter()
+        .filter(|l| l.contains("dropped") || l.contains("lost") || l.contains("fell behind"))
+        .collect();
+    let requests_per_round = 7.0;
+    println!(
+        "mixed_load_with_the_capture_attached: {viewers_n} viewers, {:.0} s; {} rounds ({:.0} \
+         requests/s plus event polls); round p50 {:?} p99 {:?} through capscope, {:?} / {:?} \
+         straight to the grid (added p50 {:?}, p99 {:?}); RSS every 10 s (MiB): {rss:?}, peak {} \
+         MiB; open files {fds_before} before, {fds_after} after; capture {} KiB; log/capture \
+         losses: {dropped:?}",
+        took.as_secs_f64(),
+        through.len(),
+        through.len() as f64 * requests_per_round / took.as_secs_f64(),
+        pct(&through, 0.5),
+        pct(&through, 0.99),
+        pct(&base, 0.5),
+        pct(&base, 0.99),
+        pct(&through, 0.5).saturating_sub(pct(&base, 0.5)),
+        pct(&through, 0.99).saturating_sub(pct(&base, 0.99)),
+        peak / 1024,
+        std::fs::metadata(&capture).map_or(0, |m| m.len() / 1024),
+    );
+}
