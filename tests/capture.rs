@@ -951,3 +951,28 @@ fn har_of_the_v1_fixture_matches_the_golden_file() {
         golden.display()
     );
 }
+
+/// A record whose body once made the secret masker panic (a short binary LLSD body whose string value
+/// holds a second secret key), followed by ordinary records: the writer keeps recording all of them.
+#[test]
+fn a_hostile_body_never_stops_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.jsonl");
+    let mut hostile = b"k\0\0\0\x06passwds\0\0\0\x14".to_vec();
+    hostile.extend_from_slice(b"k\0\0\0\x06passwds\0\0\0\x01X...");
+    let mut first = binary_record(1);
+    first.response.as_mut().unwrap().body = Body::whole(hostile.clone());
+    let mut notation = binary_record(2);
+    notation.response.as_mut().unwrap().body =
+        Body::whole(&b"{'passwd':s(14)\"'passwd':'x'..\"}"[..]);
+    let records = vec![first, notation, tunnel_record(3), seed_record(4)];
+    write_capture(&path, &records, false);
+    let c = Reader::open(&path).unwrap();
+    let ids: Vec<u64> = c.records.iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        vec![1, 2, 3, 4],
+        "every record after the hostile one is kept"
+    );
+    assert_eq!(c.records[2], records[2]);
+}
