@@ -976,3 +976,40 @@ fn a_hostile_body_never_stops_the_writer() {
     );
     assert_eq!(c.records[2], records[2]);
 }
+
+/// A few kilobytes of zstd that expand into one line longer than any capture line (the file that took
+/// `dump` past 1 GB): the line is skipped with a warning and the records around it are read.
+#[test]
+fn a_zstd_bomb_line_is_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.jsonl.zst");
+    let mut enc =
+        zstd::stream::write::Encoder::new(std::fs::File::create(&path).unwrap(), 1).unwrap();
+    serde_json::to_writer(&mut enc, &header()).unwrap();
+    enc.write_all(b"\n").unwrap();
+    serde_json::to_writer(&mut enc, &Line::Record(Box::new(tunnel_record(1)))).unwrap();
+    enc.write_all(b"\n").unwrap();
+    let chunk = vec![b'['; 1 << 20];
+    let long = capture::MAX_LINE_BYTES + (1 << 20);
+    for _ in 0..long / chunk.len() {
+        enc.write_all(&chunk).unwrap();
+    }
+    enc.write_all(b"\n").unwrap();
+    serde_json::to_writer(&mut enc, &Line::Record(Box::new(tunnel_record(2)))).unwrap();
+    enc.write_all(b"\n").unwrap();
+    enc.finish().unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < 64 * 1024, "a small file: {size} bytes");
+
+    let c = Reader::open(&path).unwrap();
+    let ids: Vec<u64> = c.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![1, 2]);
+    assert_eq!(
+        c.warnings,
+        vec![Warning::LongLine {
+            line: 3,
+            bytes: long as u64
+        }]
+    );
+    assert!(c.warnings[0].to_string().contains("was skipped"));
+}

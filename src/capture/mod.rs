@@ -34,6 +34,23 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The file-name suffix that turns on zstd compression.
 pub const ZSTD_SUFFIX: &str = ".zst";
 
+/// How many bodies one record line can carry: request `data` and `original`, response `data` and
+/// `original` (an event record carries one).
+pub const BODIES_PER_LINE: usize = 4;
+
+/// The most bytes one body byte can take in a line: JSON escapes a control character as `\u00XX`
+/// (base64, used for bodies that are not UTF-8, takes 4 per 3).
+pub const JSON_EXPANSION: usize = 6;
+
+/// The body size a capture line is sized for: `--max-body`'s default (`proxy::DEFAULT_MAX_BODY`).
+pub const LINE_BODY_BUDGET: usize = 4 * 1024 * 1024;
+
+/// The longest line in a capture: room for [`BODIES_PER_LINE`] bodies of [`LINE_BODY_BUDGET`] bytes at
+/// the worst [`JSON_EXPANSION`] (96 MiB), plus headers, rounded up to 128 MiB. The writer never
+/// writes a longer line (a record that would need one is saved without its bodies, with a note), and
+/// the reader skips a longer one with a warning, never holding more than this of it in memory.
+pub const MAX_LINE_BYTES: usize = 128 * 1024 * 1024;
+
 /// The directory under the data directory where sessions are saved by default.
 pub const CAPTURES_DIR: &str = "captures";
 

@@ -109,9 +109,10 @@ pub fn mask_record(record: &Record) -> Option<Record> {
     Some(out)
 }
 
-/// A copy of `record` with every body emptied (their sizes kept, marked truncated) and its secret
-/// headers masked, noting `note`: what is saved when masking the bodies failed.
-pub fn without_bodies(record: &Record, note: &str) -> Record {
+/// A copy of `record` with every body emptied (their sizes kept, marked truncated), noting `note`, and
+/// its secret headers masked when `mask` says so: what is saved when masking the bodies failed, or
+/// when they would not fit in a capture line.
+pub fn without_bodies(record: &Record, note: &str, mask: bool) -> Record {
     let mut out = record.clone();
     let empty = |body: &mut Body| {
         body.data = Bytes::new();
@@ -120,13 +121,13 @@ pub fn without_bodies(record: &Record, note: &str) -> Record {
     };
     if let Some(req) = out.request.as_mut() {
         empty(&mut req.body);
-        if let Some(h) = mask_headers(&req.headers) {
+        if let Some(h) = mask_headers(&req.headers).filter(|_| mask) {
             req.headers = h;
         }
     }
     if let Some(resp) = out.response.as_mut() {
         empty(&mut resp.body);
-        if let Some(h) = mask_headers(&resp.headers) {
+        if let Some(h) = mask_headers(&resp.headers).filter(|_| mask) {
             resp.headers = h;
         }
     }
@@ -538,9 +539,9 @@ fn element_content(data: &[u8], tag: &[u8], start: usize) -> Option<Edit> {
     })
 }
 
-/// LLSD binary: `k` + big-endian u32 length + FIELD, then a value: `u` + 16 bytes, `s`/`l`/`b` + length
-/// + bytes, `i` + 4 bytes, `r`/`d` + 8 bytes, or `1` (true). Replacements keep every length, so the
-/// body stays valid byte for byte.
+/// LLSD binary: `k` + big-endian u32 length + FIELD, then a value: `u` + 16 bytes, `s`/`l`/`b` with a
+/// length and that many bytes, `i` + 4 bytes, `r`/`d` + 8 bytes, or `1` (true). Replacements keep
+/// every length, so the body stays valid byte for byte.
 fn mask_binary(data: &[u8], field: &str) -> Option<Vec<u8>> {
     let len = u32::try_from(field.len()).ok()?;
     let mut key = vec![b'k'];

@@ -37,6 +37,11 @@ pub const KEPT_IDS_REMEMBERED: usize = 4096;
 pub const MASK_FAILED_NOTE: &str =
     "bodies dropped from the capture: masking their secrets failed (a capscope bug; please report it)";
 
+/// The note on a record saved without its bodies because its line would have been longer than
+/// [`super::MAX_LINE_BYTES`].
+pub const LINE_TOO_LONG_NOTE: &str =
+    "bodies dropped from the capture: the record is larger than a capture line may be";
+
 /// Size of the in-memory write buffer in front of the file.
 const WRITE_BUFFER: usize = 64 * 1024;
 
@@ -73,6 +78,8 @@ pub struct Writer {
     line: Vec<u8>,
     /// How secrets are masked ([`secrets::mask_record`]; tests swap in a failing one).
     mask: fn(&Record) -> Option<Record>,
+    /// The longest line written ([`super::MAX_LINE_BYTES`]; smaller in tests).
+    max_line: usize,
 }
 
 impl std::fmt::Debug for Writer {
@@ -114,6 +121,7 @@ impl Writer {
             kept: std::collections::VecDeque::new(),
             line: Vec::with_capacity(4096),
             mask: secrets::mask_record,
+            max_line: super::MAX_LINE_BYTES,
         };
         let mut line = std::mem::take(&mut writer.line);
         serde_json::to_writer(&mut line, &header).map_err(|e| writer.write_err(e.into()))?;
@@ -193,12 +201,37 @@ impl Writer {
                         path = %self.path.display(),
                         "masking secrets failed; the record is saved without its bodies"
                     );
-                    Some(secrets::without_bodies(record, MASK_FAILED_NOTE))
+                    Some(secrets::without_bodies(record, MASK_FAILED_NOTE, true))
                 }
             }
         };
-        self.put_line(&LineRef::Record(masked.as_ref().unwrap_or(record)))?;
-        Ok(true)
+        let record = masked.as_ref().unwrap_or(record);
+        let mut buf = std::mem::take(&mut self.line);
+        let r = self.put_record(record, &mut buf);
+        self.line = buf;
+        r.map(|()| true)
+    }
+
+    /// Writes one record line; a record whose line would be longer than a reader accepts is written
+    /// without its bodies, with a note.
+    fn put_record(&mut self, record: &Record, buf: &mut Vec<u8>) -> Result<(), CaptureError> {
+        buf.clear();
+        serde_json::to_writer(&mut *buf, &LineRef::Record(record))
+            .map_err(|e| self.write_err(e.into()))?;
+        if buf.len() > self.max_line {
+            tracing::warn!(
+                id = record.id,
+                bytes = buf.len(),
+                path = %self.path.display(),
+                "record too large for a capture line; saved without its bodies"
+            );
+            let bodiless = secrets::without_bodies(record, LINE_TOO_LONG_NOTE, !self.keep_secrets);
+            buf.clear();
+            serde_json::to_writer(&mut *buf, &LineRef::Record(&bodiless))
+                .map_err(|e| self.write_err(e.into()))?;
+        }
+        buf.push(b'\n');
+        self.put(buf)
     }
 
     /// Appends a marker saying `dropped` records were lost here.
@@ -493,5 +526,34 @@ mod tests {
         assert_eq!(req.headers[0].value, "s=********");
         assert!(first.notes.iter().any(|n| n == MASK_FAILED_NOTE));
         assert_eq!(c.records[1].request.as_ref().unwrap().body.data, "plain");
+    }
+
+    /// A record too large for a capture line is saved without its bodies, with a note, so that every
+    /// line the writer writes can be read back.
+    #[test]
+    fn a_record_too_large_for_a_line_is_saved_without_its_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        let mut writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+        writer.max_line = 4096;
+        let big = "y".repeat(8192);
+        assert!(writer.write_record(&record(1, &big)).unwrap());
+        assert!(writer.write_record(&record(2, "small")).unwrap());
+        writer.finish().unwrap();
+        let c = crate::capture::Reader::open(&path).unwrap();
+        assert!(c.warnings.is_empty());
+        let first = &c.records[0];
+        let body = &first.request.as_ref().unwrap().body;
+        assert!(body.data.is_empty() && body.truncated);
+        assert_eq!(body.size, 8192);
+        assert!(first.notes.iter().any(|n| n == LINE_TOO_LONG_NOTE));
+        assert_eq!(c.records[1].request.as_ref().unwrap().body.data, "small");
+        let longest = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::len)
+            .max()
+            .unwrap();
+        assert!(longest <= 4096, "{longest}");
     }
 }
