@@ -180,3 +180,48 @@ fn a_corrupt_key_fails_with_the_path_and_the_fix() {
     assert!(err.contains(&key.display().to_string()), "{err}");
     assert!(err.contains("capscope ca regenerate"), "{err}");
 }
+
+/// Several `capscope ca export` processes started at once on a fresh home all print the same CA, and
+/// the pair left on disk matches (the race used to leave one process's key beside another's
+/// certificate about half the time).
+#[test]
+fn processes_creating_the_ca_at_once_agree() {
+    const PROCESSES: usize = 4;
+    for round in 0..3 {
+        let home = Home::new();
+        let children: Vec<_> = (0..PROCESSES)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_capscope"))
+                    .args(["ca", "export"])
+                    .env("CAPSCOPE_HOME", home.dir.path())
+                    .env_remove("RUST_LOG")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        for out in &outputs {
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&outputs[0].stdout),
+                "round {round}: one CA"
+            );
+        }
+        // A later command loads the pair on disk: the key matches the certificate.
+        assert_eq!(
+            home.ok(&["ca", "export"]),
+            outputs[0].stdout,
+            "round {round}"
+        );
+    }
+}

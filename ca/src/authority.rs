@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -43,6 +44,11 @@ pub const DEFAULT_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 const MAX_HOSTNAME_IN_CN: usize = 40;
 /// Where the CA's common name takes the machine's name from (first readable wins; unix only).
 const HOSTNAME_FILES: [&str; 2] = ["/proc/sys/kernel/hostname", "/etc/hostname"];
+/// How long a loader waits for the certificate of a key another process has just written (creating
+/// a CA takes milliseconds); a key older than this without a certificate is an incomplete CA.
+pub const CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a loader looks again while it waits for that certificate.
+const CREATION_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 /// Stand-in path in errors about a CA that only exists in memory.
 const IN_MEMORY: &str = "(in-memory CA)";
 
@@ -99,21 +105,43 @@ impl CertificateAuthority {
     /// Fails, naming the file and suggesting `capscope ca regenerate`, when only one of key and
     /// certificate exists, when either is unreadable or corrupt, when they do not match, or when
     /// the certificate has expired.
+    ///
+    /// Safe when several processes (or threads) create the CA in one directory at once: the key is
+    /// published only if none exists (see [`files::write_new`]), only the process that published it
+    /// writes the certificate, and the others wait for that certificate and load the winner's pair.
     pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
         let files = CaFiles::in_dir(dir);
-        let key = files::read_optional(&files.key)?;
-        let cert = files::read_optional(&files.cert_pem)?;
-        match (key, cert) {
-            (None, None) => Self::create_in(files),
-            (Some(key), Some(cert)) => Self::load(files, &key, &cert),
-            (None, Some(_)) => Err(CaError::Incomplete {
-                dir: files.dir.clone(),
-                missing: files.key,
-            }),
-            (Some(_), None) => Err(CaError::Incomplete {
-                dir: files.dir.clone(),
-                missing: files.cert_pem,
-            }),
+        let deadline = Instant::now() + CREATION_WAIT;
+        loop {
+            let key = files::read_optional(&files.key)?;
+            let cert = files::read_optional(&files.cert_pem)?;
+            match (key, cert) {
+                (None, None) => match Self::create_new_in(files.clone())? {
+                    Some(ca) => return Ok(ca),
+                    // Another creator published its key first: load its pair.
+                    None => continue,
+                },
+                (Some(key), Some(cert)) => return Self::load(files, &key, &cert),
+                // A key without its certificate yet: another creator is between the two writes.
+                (Some(_), None)
+                    if Instant::now() < deadline
+                        && files::age(&files.key).is_some_and(|a| a < CREATION_WAIT) =>
+                {
+                    std::thread::sleep(CREATION_POLL);
+                }
+                (None, Some(_)) => {
+                    return Err(CaError::Incomplete {
+                        dir: files.dir.clone(),
+                        missing: files.key,
+                    })
+                }
+                (Some(_), None) => {
+                    return Err(CaError::Incomplete {
+                        dir: files.dir.clone(),
+                        missing: files.cert_pem,
+                    })
+                }
+            }
         }
     }
 
@@ -133,7 +161,11 @@ impl CertificateAuthority {
         for path in files.all() {
             files::move_aside(path)?;
         }
-        Self::create_in(files)
+        match Self::create_new_in(files)? {
+            Some(ca) => Ok(ca),
+            // Someone created a CA between the move and the write: that one is the new CA.
+            None => Self::load_or_create(dir),
+        }
     }
 
     /// Keeps at most `capacity` hosts' configurations (default [`DEFAULT_CACHE_CAPACITY`]);
@@ -255,18 +287,23 @@ impl CertificateAuthority {
         })
     }
 
-    fn create_in(files: CaFiles) -> Result<Self, CaError> {
+    /// Creates a CA in `files.dir` unless another creator publishes its key first (then `None`).
+    fn create_new_in(files: CaFiles) -> Result<Option<Self>, CaError> {
         files::create_dir(&files.dir)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (key, cert_der) = new_ca(&provider)?;
-        // Key first: a crash between the writes leaves an "incomplete CA" error, never a
-        // certificate whose key is lost.
-        files::write_atomically(&files.key, key.serialize_pem().as_bytes(), Secrecy::Private)?;
         let ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
+        // Key first, and only if there is none: whoever publishes the key owns the certificate
+        // write. A crash between the writes leaves an "incomplete CA" error, never a certificate
+        // whose key is lost.
+        let key_pem = ca.issuer.key().serialize_pem();
+        if !files::write_new(&files.key, key_pem.as_bytes(), Secrecy::Private)? {
+            return Ok(None);
+        }
         files::write_atomically(&files.cert_pem, ca.cert_pem.as_bytes(), Secrecy::Public)?;
         files::write_atomically(&files.cert_der, ca.cert_der(), Secrecy::Public)?;
         tracing::info!(dir = %files.dir.display(), name = %ca.common_name, "created a new CA");
-        Ok(ca)
+        Ok(Some(ca))
     }
 
     fn load(files: CaFiles, key_pem: &[u8], cert_pem: &[u8]) -> Result<Self, CaError> {

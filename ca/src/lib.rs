@@ -22,8 +22,8 @@ mod files;
 mod host;
 
 pub use authority::{
-    CertificateAuthority, Leaf, BACKDATE, CA_VALIDITY, DEFAULT_ALPN, LEAF_VALIDITY, ORGANIZATION,
-    SERIAL_BYTES, SESSION_CACHE_SIZE,
+    CertificateAuthority, Leaf, BACKDATE, CA_VALIDITY, CREATION_WAIT, DEFAULT_ALPN, LEAF_VALIDITY,
+    ORGANIZATION, SERIAL_BYTES, SESSION_CACHE_SIZE,
 };
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use error::{CaError, CertProblem, HostProblem, REGENERATE_HINT};
