@@ -510,6 +510,60 @@ fn start_saving_creates_the_default_directory() {
     }
 }
 
+/// Two sessions started in the same second (two `capscope run` at once, or one quickly restarted)
+/// each get their own default capture: neither overwrites the other.
+#[test]
+fn sessions_started_together_get_distinct_default_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let bus = Bus::default();
+        let start = |id| {
+            let mut h = header();
+            h.grid = Some(format!("grid-{id}"));
+            capture::start_saving(
+                &bus,
+                h,
+                capture::SaveOptions {
+                    path: None,
+                    data_dir: dir.path().to_path_buf(),
+                    keep_secrets: false,
+                    filter: None,
+                },
+            )
+            .unwrap()
+        };
+        let sessions: Vec<_> = (0..5).map(start).collect();
+        let mut paths: Vec<PathBuf> = sessions.iter().map(|(_, p)| p.clone()).collect();
+        for (handle, _) in sessions {
+            handle.finish().await.unwrap();
+        }
+        for (i, path) in paths.iter().enumerate() {
+            let grid = Reader::open(path).unwrap().header.grid;
+            assert_eq!(grid, Some(format!("grid-{i}")), "{}", path.display());
+        }
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 5, "distinct files: {paths:?}");
+    });
+}
+
+/// `-w FILE` over an existing file that others could read: the capture is private all the same.
+#[cfg(unix)]
+#[test]
+fn an_existing_file_is_made_private_when_written_over() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.jsonl");
+    std::fs::write(&path, "old contents\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let writer = Writer::create(&path, header(), false).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode {mode:o}");
+    writer.finish().unwrap();
+    assert!(Reader::open(&path).unwrap().records.is_empty());
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/captures")

@@ -94,18 +94,38 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// Creates (or truncates) `path`, writes the header line and flushes it. A name ending in `.zst`
-    /// selects zstd compression. `keep_secrets` is recorded in the header.
+    /// selects zstd compression. `keep_secrets` is recorded in the header. The file is readable by
+    /// its owner only (0600 on unix), even when it existed before with a wider mode.
     pub fn create(
         path: impl AsRef<Path>,
-        mut header: Header,
+        header: Header,
         keep_secrets: bool,
     ) -> Result<Writer, CaptureError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), header, keep_secrets, false)
+    }
+
+    /// Like [`Writer::create`], but fails (a [`CaptureError::Create`] whose source is
+    /// `AlreadyExists`) when `path` exists, never touching it.
+    pub fn create_new(
+        path: impl AsRef<Path>,
+        header: Header,
+        keep_secrets: bool,
+    ) -> Result<Writer, CaptureError> {
+        Self::open_with(path.as_ref(), header, keep_secrets, true)
+    }
+
+    fn open_with(
+        path: &Path,
+        mut header: Header,
+        keep_secrets: bool,
+        new: bool,
+    ) -> Result<Writer, CaptureError> {
+        let path = path.to_path_buf();
         let create_err = |source| CaptureError::Create {
             path: path.clone(),
             source,
         };
-        let file = create_private(&path).map_err(create_err)?;
+        let file = create_private(&path, new).map_err(create_err)?;
         let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
         let sink = if super::is_zstd_path(&path) {
             Sink::Zstd(zstd::stream::write::Encoder::new(buffered, ZSTD_LEVEL).map_err(create_err)?)
@@ -462,14 +482,32 @@ async fn run(
     })
 }
 
-/// Creates (or truncates) a capture file readable by its owner only: captures hold cap URLs, which are
-/// bearer secrets, and with `--keep-secrets` the login's secrets too.
-fn create_private(path: &Path) -> std::io::Result<File> {
+/// The mode of a capture file on unix: owner only.
+#[cfg(unix)]
+pub const CAPTURE_MODE: u32 = 0o600;
+
+/// Creates (or, unless `new`, truncates) a capture file readable by its owner only: captures hold cap
+/// URLs, which are bearer secrets, and with `--keep-secrets` the login's secrets too. A file that
+/// existed with a wider mode is narrowed before anything is written to it.
+fn create_private(path: &Path, new: bool) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    if new {
+        options.write(true).create_new(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, CAPTURE_MODE);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode above applies only to a file created now; an existing one keeps its own.
+        if file.metadata()?.permissions().mode() & 0o777 != CAPTURE_MODE {
+            file.set_permissions(std::fs::Permissions::from_mode(CAPTURE_MODE))?;
+        }
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
