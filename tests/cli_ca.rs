@@ -225,3 +225,70 @@ fn processes_creating_the_ca_at_once_agree() {
         );
     }
 }
+
+/// `install-viewer` appends only to a file that is a PEM certificate bundle (what the viewer's CA.pem
+/// is): anything else is refused, untouched, with no backup made.
+#[test]
+fn install_viewer_refuses_a_file_that_is_not_a_certificate_bundle() {
+    let home = Home::new();
+    let key_pem =
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+    for (name, contents) in [
+        ("profile", "export PATH=$HOME/bin:$PATH\n".as_bytes()),
+        ("CA.pem", key_pem.as_bytes()),
+        ("CA.pem", b"\x7fELF\x02\x01\x01\0\0\0".as_slice()),
+    ] {
+        let dir = home.dir.path().join(format!("t-{}", contents.len()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join(name);
+        fs::write(&target, contents).unwrap();
+        let out = home.capscope(&["ca", "install-viewer", target.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted");
+        assert!(
+            err.contains("not a PEM certificate bundle"),
+            "{name}: {err}"
+        );
+        assert_eq!(fs::read(&target).unwrap(), contents, "{name}: untouched");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{name}: no backup: {names:?}");
+    }
+}
+
+/// A backup name that is a symbolic link (planted, or left by something else) is never written
+/// through: the command refuses, and the link's target is neither created nor changed.
+#[cfg(unix)]
+#[test]
+fn install_viewer_never_follows_a_symlinked_backup() {
+    let home = Home::new();
+    let user_settings = home.dir.path().join("viewer").join("user_settings");
+    fs::create_dir_all(&user_settings).unwrap();
+    let store = user_settings.join("CA.pem");
+    let other = capscope_ca::CertificateAuthority::generate().unwrap();
+    fs::write(&store, other.cert_pem()).unwrap();
+    let victim = home.dir.path().join("victim");
+    let backup = user_settings.join("CA.pem.capscope-backup");
+    std::os::unix::fs::symlink(&victim, &backup).unwrap();
+
+    let out = home.capscope(&["ca", "install-viewer", store.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a symlinked backup was accepted");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(!victim.exists(), "wrote through the link");
+    assert_eq!(
+        fs::read_to_string(&store).unwrap(),
+        other.cert_pem(),
+        "store untouched"
+    );
+
+    // A dangling link in place of CA.pem itself is not followed either.
+    fs::remove_file(&backup).unwrap();
+    fs::remove_file(&store).unwrap();
+    std::os::unix::fs::symlink(&victim, &store).unwrap();
+    let out = home.capscope(&["ca", "install-viewer", user_settings.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!victim.exists(), "created the link's target");
+}
