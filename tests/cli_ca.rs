@@ -292,3 +292,41 @@ fn install_viewer_never_follows_a_symlinked_backup() {
     assert!(!out.status.success());
     assert!(!victim.exists(), "created the link's target");
 }
+
+/// A CA folder whose key others can read, and a directory others can enter, are reported by every
+/// command that loads the CA (not only `run`); the key is narrowed back to 0600.
+#[cfg(unix)]
+#[test]
+fn exposed_ca_files_are_reported_by_every_command_and_the_key_is_narrowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.ok(&["ca", "export"]);
+    let key = home.ca_dir().join("ca-key.pem");
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for args in [
+        &["ca", "export"][..],
+        &["ca", "path"][..],
+        &["ca", "export", "--der"][..],
+    ] {
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(home.ca_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        let out = home.capscope(args);
+        assert!(out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("warning") && err.contains("ca-key.pem") && err.contains("644"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("chmod 700"), "{args:?}: {err}");
+        assert_eq!(mode(&key), 0o600, "{args:?}: the key is private again");
+        assert_eq!(
+            mode(&home.ca_dir()),
+            0o755,
+            "{args:?}: the directory is the user's to change"
+        );
+    }
+    // Once fixed, nothing more is said.
+    fs::set_permissions(home.ca_dir(), fs::Permissions::from_mode(0o700)).unwrap();
+    let out = home.capscope(&["ca", "export"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -21,7 +21,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::cache::{ConfigCache, DEFAULT_CACHE_CAPACITY};
 use crate::error::{CaError, CertProblem};
-use crate::files::{self, CaFiles, Secrecy};
+use crate::files::{self, CaFiles, CaWarning, Secrecy};
 use crate::host::Host;
 
 /// The CA certificate is valid this long from its creation (about ten years).
@@ -83,6 +83,7 @@ pub struct CertificateAuthority {
     ticketer: Arc<dyn ProducesTickets>,
     alpn: Vec<Vec<u8>>,
     cache: ConfigCache,
+    warnings: Vec<CaWarning>,
 }
 
 impl fmt::Debug for CertificateAuthority {
@@ -203,6 +204,13 @@ impl CertificateAuthority {
         self.not_after
     }
 
+    /// What the user should know about the CA's files (a key others could read, now narrowed to
+    /// 0600; a directory others can enter), found when it was loaded or created. Every command
+    /// that loads the CA shows these; the crate does not log them itself.
+    pub fn warnings(&self) -> &[CaWarning] {
+        &self.warnings
+    }
+
     /// The files this CA was loaded from or written to; `None` for an in-memory CA.
     pub fn files(&self) -> Option<&CaFiles> {
         self.files.as_ref()
@@ -292,7 +300,7 @@ impl CertificateAuthority {
         files::create_dir(&files.dir)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (key, cert_der) = new_ca(&provider)?;
-        let ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
+        let mut ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
         // Key first, and only if there is none: whoever publishes the key owns the certificate
         // write. A crash between the writes leaves an "incomplete CA" error, never a certificate
         // whose key is lost.
@@ -302,12 +310,13 @@ impl CertificateAuthority {
         }
         files::write_atomically(&files.cert_pem, ca.cert_pem.as_bytes(), Secrecy::Public)?;
         files::write_atomically(&files.cert_der, ca.cert_der(), Secrecy::Public)?;
+        // The key is new (0600), but the directory may have existed with a wider mode.
+        ca.warnings = files::check_permissions(&files);
         tracing::info!(dir = %files.dir.display(), name = %ca.common_name, "created a new CA");
         Ok(Some(ca))
     }
 
     fn load(files: CaFiles, key_pem: &[u8], cert_pem: &[u8]) -> Result<Self, CaError> {
-        files::warn_if_key_exposed(&files.key);
         let key = KeyPair::from_pem(&String::from_utf8_lossy(key_pem)).map_err(|source| {
             CaError::CorruptKey {
                 path: files.key.clone(),
@@ -320,7 +329,8 @@ impl CertificateAuthority {
                 reason: CertProblem::Pem(e),
             })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
+        let mut ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
+        ca.warnings = files::check_permissions(&files);
         if files::read_optional(&files.cert_der)?.is_none() {
             files::write_atomically(&files.cert_der, ca.cert_der(), Secrecy::Public)?;
         }
@@ -399,6 +409,7 @@ impl CertificateAuthority {
             ticketer,
             alpn: DEFAULT_ALPN.iter().map(|p| p.to_vec()).collect(),
             cache: ConfigCache::new(DEFAULT_CACHE_CAPACITY),
+            warnings: Vec::new(),
         })
     }
 }

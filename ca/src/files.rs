@@ -220,22 +220,93 @@ pub fn move_aside(path: &Path) -> Result<(), CaError> {
     }
 }
 
-/// Logs a warning when the key file can be read by other users (unix only).
-pub fn warn_if_key_exposed(path: &Path) {
+/// Something about the CA's files the user should know (and fix), found when loading or creating it.
+/// Every command that loads the CA shows these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaWarning {
+    /// The key file could be read (or written) by other users; capscope narrowed it to 0600, or, if
+    /// `fixed` is false, could not.
+    KeyExposed {
+        path: PathBuf,
+        mode: u32,
+        fixed: bool,
+    },
+    /// Other users can list or enter the CA directory (its files are still protected by their own
+    /// modes); the directory is left alone, it may be one the user chose and shares.
+    DirOpen { path: PathBuf, mode: u32 },
+}
+
+impl std::fmt::Display for CaWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaWarning::KeyExposed {
+                path,
+                mode,
+                fixed: true,
+            } => write!(
+                f,
+                "the CA key {} had mode {mode:03o}, readable by other users; capscope set it to 600. \
+                 Anyone who read it can impersonate any site to a client that trusts this CA: \
+                 consider `capscope ca regenerate`",
+                path.display()
+            ),
+            CaWarning::KeyExposed {
+                path,
+                mode,
+                fixed: false,
+            } => write!(
+                f,
+                "the CA key {} has mode {mode:03o}, readable by other users, and capscope could not \
+                 change it: run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
+            CaWarning::DirOpen { path, mode } => write!(
+                f,
+                "the CA directory {} has mode {mode:03o}: other users can see into it; run \
+                 `chmod 700 {}`",
+                path.display(),
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Checks the CA's permissions (unix): the key must be 0600 (narrowed if it is not) and the
+/// directory should be 0700 (reported only). Returns what the user should hear about.
+pub fn check_permissions(files: &CaFiles) -> Vec<CaWarning> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = fs::metadata(path) {
+        let mut warnings = Vec::new();
+        // fs::metadata follows a link: what matters is the mode of the file that holds the key.
+        if let Ok(meta) = fs::metadata(&files.key) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{mode:o}"),
-                    "the CA key is readable by other users; run `chmod 600` on it"
-                );
+                let fixed =
+                    fs::set_permissions(&files.key, fs::Permissions::from_mode(KEY_MODE)).is_ok();
+                warnings.push(CaWarning::KeyExposed {
+                    path: files.key.clone(),
+                    mode,
+                    fixed,
+                });
             }
         }
+        if let Ok(meta) = fs::metadata(&files.dir) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                warnings.push(CaWarning::DirOpen {
+                    path: files.dir.clone(),
+                    mode,
+                });
+            }
+        }
+        warnings
     }
     #[cfg(not(unix))]
-    let _ = path;
+    {
+        let _ = files;
+        Vec::new()
+    }
 }

@@ -27,5 +27,5 @@ pub use authority::{
 };
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use error::{CaError, CertProblem, HostProblem, REGENERATE_HINT};
-pub use files::{CaFiles, BACKUP_SUFFIX, CERT_DER_FILE, CERT_PEM_FILE, KEY_FILE};
+pub use files::{CaFiles, CaWarning, BACKUP_SUFFIX, CERT_DER_FILE, CERT_PEM_FILE, KEY_FILE};
 pub use host::{Host, MAX_DNS_NAME_LEN};

@@ -235,3 +235,37 @@ fn racing_creators_agree_on_one_matching_pair() {
         );
     }
 }
+
+/// A key others can read is narrowed back to 0600 and reported; an open directory is reported and
+/// left alone; a private CA says nothing.
+#[cfg(unix)]
+#[test]
+fn exposed_permissions_are_reported_and_the_key_narrowed() {
+    use capscope_ca::CaWarning;
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("ca");
+    let ca = CertificateAuthority::load_or_create(&dir).unwrap();
+    assert!(ca.warnings().is_empty(), "{:?}", ca.warnings());
+    let key = dir.join(KEY_FILE);
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+    let ca = CertificateAuthority::load_or_create(&dir).unwrap();
+    assert_eq!(
+        ca.warnings(),
+        [
+            CaWarning::KeyExposed {
+                path: key.clone(),
+                mode: 0o640,
+                fixed: true
+            },
+            CaWarning::DirOpen {
+                path: dir.clone(),
+                mode: 0o750
+            }
+        ]
+    );
+    assert!(ca.warnings()[1].to_string().contains("chmod 700"));
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&dir), 0o750);
+}

@@ -72,8 +72,17 @@ pub fn run(args: CaArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
 }
 
 fn load(dir: &Path) -> anyhow::Result<CertificateAuthority> {
-    CertificateAuthority::load_or_create(dir)
-        .with_context(|| format!("cannot load the CA from {}", dir.display()))
+    let ca = CertificateAuthority::load_or_create(dir)
+        .with_context(|| format!("cannot load the CA from {}", dir.display()))?;
+    report_warnings(&ca);
+    Ok(ca)
+}
+
+/// Shows the CA's warnings on stderr (stdout may be the certificate itself: `ca export`).
+pub fn report_warnings(ca: &CertificateAuthority) {
+    for w in ca.warnings() {
+        eprintln!("capscope: warning: {w}");
+    }
 }
 
 fn print_paths(dir: &Path) -> anyhow::Result<ExitCode> {
@@ -93,6 +102,7 @@ fn print_paths(dir: &Path) -> anyhow::Result<ExitCode> {
     // Reading only: loading an existing CA writes nothing but a missing DER copy.
     match CertificateAuthority::load_or_create(dir) {
         Ok(ca) => {
+            report_warnings(&ca);
             writeln!(out, "name:              {}", ca.common_name())?;
             writeln!(out, "expires:           {} (UTC)", ca.not_after().date())?;
         }
@@ -118,6 +128,7 @@ fn export(dir: &Path, der: bool) -> anyhow::Result<ExitCode> {
 fn regenerate(dir: &Path) -> anyhow::Result<ExitCode> {
     let ca = CertificateAuthority::regenerate(dir)
         .with_context(|| format!("cannot regenerate the CA in {}", dir.display()))?;
+    report_warnings(&ca);
     let cert = ca
         .files()
         .map(|f| f.cert_pem.display().to_string())

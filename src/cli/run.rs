@@ -266,10 +266,12 @@ pub async fn serve(
     };
 
     let dir = paths::ca_dir(ca_dir.ca_dir.as_deref())?;
-    let ca = Arc::new(
-        CertificateAuthority::load_or_create(&dir)
-            .with_context(|| format!("cannot load the CA from {}", dir.display()))?,
-    );
+    let ca = CertificateAuthority::load_or_create(&dir)
+        .with_context(|| format!("cannot load the CA from {}", dir.display()))?;
+    for w in ca.warnings() {
+        tracing::warn!("{w}");
+    }
+    let ca = Arc::new(ca);
     let cert_path = capscope_ca::CaFiles::in_dir(&dir).cert_pem;
 
     // Bind first: the caps layer mints cap URLs on the address actually bound (port 0 included).
