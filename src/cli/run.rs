@@ -76,8 +76,9 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub no_save: bool,
 
-    /// Keep secrets (the login passwd, secure_session_id, cookies, Authorization) in the capture
-    /// instead of masking them. Cap URLs are bearer secrets whatever this says.
+    /// Keep secrets (the login passwd, session ids and circuit code, MFA and web tokens, voice
+    /// passwords, cookies, Authorization; docs/capture-format.md lists them) in the capture instead of
+    /// masking them. Cap URLs are bearer secrets whatever this says.
     #[arg(long)]
     pub keep_secrets: bool,
 
