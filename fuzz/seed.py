@@ -1,15 +1,129 @@
 #!/usr/bin/env python3
-"""Seeds the fuzz corpora from the LLSD test vectors: run from the repository root,
-then `cargo +nightly fuzz run <target>`."""
-import base64, json, os
+"""Writes the seed corpus checked in under fuzz/corpus/<target>/: run from the repository root.
+
+The LLSD decoder targets (xml, binary, notation, roundtrip) are seeded from the LLSD test vectors;
+the others from small hand-written bodies of the shapes each parser sees (login requests and replies,
+seeds, event-queue answers, captures, filters). Re-running it rewrites the same files."""
+import base64, json, os, struct, subprocess
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+corpus = os.path.join(root, "fuzz/corpus")
+
+
+def put(target, name, data):
+    out = os.path.join(corpus, target)
+    os.makedirs(out, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+
+
 vectors = json.load(open(os.path.join(root, "tests/data/llsd/llsd-curated.json")))["vectors"]
 for target in ("xml", "binary", "notation", "roundtrip"):
-    out = os.path.join(root, "fuzz/corpus", target)
-    os.makedirs(out, exist_ok=True)
     for i, case in enumerate(vectors):
         for fmt in ("xml", "binary", "notation"):
             if fmt in case and (target == fmt or target == "roundtrip"):
-                with open(os.path.join(out, f"{i}-{fmt}"), "wb") as f:
-                    f.write(base64.b64decode(case[fmt]))
+                put(target, f"{i}-{fmt}", base64.b64decode(case[fmt]))
+
+
+def member(name, value):
+    return f"<member><name>{name}</name><value>{value}</value></member>"
+
+
+def rpc(kind, members):
+    body = "".join(member(n, v) for n, v in members)
+    if kind == "call":
+        return ("<?xml version=\"1.0\"?><methodCall><methodName>login_to_simulator</methodName>"
+                f"<params><param><value><struct>{body}</struct></value></param></params></methodCall>")
+    return ("<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>"
+            f"{body}</struct></value></param></params></methodResponse>")
+
+
+uuid = "11111111-2222-3333-4444-555555555555"
+login_request = rpc("call", [
+    ("first", "<string>Ann</string>"), ("last", "<string>Resident</string>"),
+    ("passwd", "<string>$1$5f4dcc3b5aa765d61d8327deb882cf99</string>"),
+    ("start", "<string>last</string>"), ("token", "<string>123456</string>"),
+    ("mfa_hash", "<string>abcdef</string>"), ("channel", "<string>Second Life Release</string>"),
+])
+login_reply = rpc("response", [
+    ("login", "<string>true</string>"), ("agent_id", f"<string>{uuid}</string>"),
+    ("session_id", f"<string>{uuid}</string>"), ("secure_session_id", f"<string>{uuid}</string>"),
+    ("circuit_code", "<i4>123456</i4>"), ("sim_ip", "<string>127.0.0.1</string>"),
+    ("sim_port", "<i4>13000</i4>"), ("region_x", "<i4>256000</i4>"), ("region_y", "<i4>256000</i4>"),
+    ("seed_capability", "<string>https://sim.example:12043/cap/abc</string>"),
+    ("openid_token", "<string>tok</string>"), ("openid_url", "<string>https://id.example/</string>"),
+])
+login_fault = ("<?xml version=\"1.0\"?><methodResponse><fault><value><struct>"
+               + member("faultCode", "<int>4</int>") + member("faultString", "<string>no</string>")
+               + "</struct></value></fault></methodResponse>")
+for name, body in [("request", login_request), ("reply", login_reply), ("fault", login_fault)]:
+    put("login", name, body)
+    put("secrets", f"login-{name}", body)
+
+seed_xml = ("<?xml version=\"1.0\"?><llsd><map>"
+            "<key>EventQueueGet</key><string>https://sim.example:12043/cap/eq</string>"
+            "<key>FetchInventory2</key><uri>https://sim.example:12043/cap/inv</uri>"
+            "<key>UploadBakedTexture</key><string>https://sim.example:12043/cap/up</string>"
+            "</map></llsd>")
+seed_request = ("<?xml version=\"1.0\"?><llsd><array><string>EventQueueGet</string>"
+                "<string>FetchInventory2</string></array></llsd>")
+seed_notation = "{'EventQueueGet':'https://sim.example:12043/cap/eq','Seed':l\"https://x/\"}"
+
+
+def binary_map(entries):
+    out = b"{" + struct.pack(">I", len(entries))
+    for k, v in entries:
+        out += b"k" + struct.pack(">I", len(k)) + k.encode() + v
+    return out + b"}"
+
+
+def bstr(s, tag=b"s"):
+    return tag + struct.pack(">I", len(s)) + s.encode()
+
+
+seed_binary = binary_map([("EventQueueGet", bstr("https://sim.example:12043/cap/eq")),
+                          ("GetTexture", bstr("https://sim.example:12043/cap/tex", b"l"))])
+uploader = ("<llsd><map><key>state</key><string>upload</string>"
+            "<key>uploader</key><string>https://sim.example:12043/cap/upl</string></map></llsd>")
+for name, body in [("xml", seed_xml), ("request", seed_request), ("notation", seed_notation),
+                   ("binary", seed_binary), ("uploader", uploader)]:
+    put("seed", name, body)
+
+events = ("<?xml version=\"1.0\"?><llsd><map><key>id</key><integer>3</integer><key>events</key><array>"
+          "<map><key>message</key><string>EstablishAgentCommunication</string><key>body</key><map>"
+          "<key>seed-capability</key><string>https://sim2.example:12043/cap/seed2</string>"
+          "<key>sim-ip-and-port</key><string>127.0.0.2:13001</string></map></map>"
+          "<map><key>message</key><string>TeleportFinish</string><key>body</key><map><key>Info</key>"
+          "<array><map><key>SeedCapability</key><string>https://sim3.example/cap/s3</string>"
+          "<key>RegionHandle</key><binary encoding=\"base64\">AAPoAAAD6AA=</binary></map></array>"
+          "</map></map></array></map></llsd>")
+poll = "<llsd><map><key>ack</key><integer>2</integer><key>done</key><boolean>false</boolean></map></llsd>"
+for name, body in [("events", events), ("poll", poll), ("events-notation",
+                   "{'id':i1,'events':[{'message':'EnableSimulator','body':{}}]}")]:
+    put("event_queue", name, body)
+
+secrets_binary = binary_map([("secure_session_id", b"u" + bytes(range(16))),
+                             ("circuit_code", b"i" + struct.pack(">i", 42)),
+                             ("passwd", bstr("$1$abc")), ("note", bstr("'passwd':'x'"))])
+put("secrets", "binary", secrets_binary)
+put("secrets", "notation", "{'session_id':u" + uuid + ",'token':s(6)\"123456\",'password':b64\"cHc=\"}")
+put("secrets", "xml", "<llsd><map><key>password</key><string>pw</string><key>voice_credentials</key>"
+    "<map><key>channel_credentials</key><string>c</string></map></map></llsd>")
+
+capture = open(os.path.join(root, "tests/data/captures/v1.jsonl"), "rb").read()
+put("capture_reader", "v1-plain", b"\x00" + capture)
+zst = subprocess.run(["zstd", "-q", "-c"], input=capture, capture_output=True, check=True).stdout
+put("capture_reader", "v1-zstd", b"\x01" + zst)
+put("capture_reader", "torn", b"\x00" + capture[: len(capture) // 2])
+
+for i, expr in enumerate([
+    "cap:EventQueueGet & status:5xx",
+    "event:TeleportFinish body.Info[0].SimPort == 13005",
+    "cap:Fetch* & body.folders[*].items[*].name ~ \"Object 1*\"",
+    "kind:event | kind:login",
+    "!(method:GET | host:*.amazonaws.com) & teleport",
+    "req[\"any key\"].*[2] >= -1.5e3 | region:'Da Boom' | \"http://\"",
+]):
+    put("filter", f"expr-{i}", expr)

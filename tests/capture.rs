@@ -510,6 +510,60 @@ fn start_saving_creates_the_default_directory() {
     }
 }
 
+/// Two sessions started in the same second (two `capscope run` at once, or one quickly restarted)
+/// each get their own default capture: neither overwrites the other.
+#[test]
+fn sessions_started_together_get_distinct_default_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let bus = Bus::default();
+        let start = |id| {
+            let mut h = header();
+            h.grid = Some(format!("grid-{id}"));
+            capture::start_saving(
+                &bus,
+                h,
+                capture::SaveOptions {
+                    path: None,
+                    data_dir: dir.path().to_path_buf(),
+                    keep_secrets: false,
+                    filter: None,
+                },
+            )
+            .unwrap()
+        };
+        let sessions: Vec<_> = (0..5).map(start).collect();
+        let mut paths: Vec<PathBuf> = sessions.iter().map(|(_, p)| p.clone()).collect();
+        for (handle, _) in sessions {
+            handle.finish().await.unwrap();
+        }
+        for (i, path) in paths.iter().enumerate() {
+            let grid = Reader::open(path).unwrap().header.grid;
+            assert_eq!(grid, Some(format!("grid-{i}")), "{}", path.display());
+        }
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 5, "distinct files: {paths:?}");
+    });
+}
+
+/// `-w FILE` over an existing file that others could read: the capture is private all the same.
+#[cfg(unix)]
+#[test]
+fn an_existing_file_is_made_private_when_written_over() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.jsonl");
+    std::fs::write(&path, "old contents\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let writer = Writer::create(&path, header(), false).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode {mode:o}");
+    writer.finish().unwrap();
+    assert!(Reader::open(&path).unwrap().records.is_empty());
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/captures")
@@ -950,4 +1004,66 @@ fn har_of_the_v1_fixture_matches_the_golden_file() {
         "HAR of v1.jsonl differs from {}",
         golden.display()
     );
+}
+
+/// A record whose body once made the secret masker panic (a short binary LLSD body whose string value
+/// holds a second secret key), followed by ordinary records: the writer keeps recording all of them.
+#[test]
+fn a_hostile_body_never_stops_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.jsonl");
+    let mut hostile = b"k\0\0\0\x06passwds\0\0\0\x14".to_vec();
+    hostile.extend_from_slice(b"k\0\0\0\x06passwds\0\0\0\x01X...");
+    let mut first = binary_record(1);
+    first.response.as_mut().unwrap().body = Body::whole(hostile.clone());
+    let mut notation = binary_record(2);
+    notation.response.as_mut().unwrap().body =
+        Body::whole(&b"{'passwd':s(14)\"'passwd':'x'..\"}"[..]);
+    let records = vec![first, notation, tunnel_record(3), seed_record(4)];
+    write_capture(&path, &records, false);
+    let c = Reader::open(&path).unwrap();
+    let ids: Vec<u64> = c.records.iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        vec![1, 2, 3, 4],
+        "every record after the hostile one is kept"
+    );
+    assert_eq!(c.records[2], records[2]);
+}
+
+/// A few kilobytes of zstd that expand into one line longer than any capture line (the file that took
+/// `dump` past 1 GB): the line is skipped with a warning and the records around it are read.
+#[test]
+fn a_zstd_bomb_line_is_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.jsonl.zst");
+    let mut enc =
+        zstd::stream::write::Encoder::new(std::fs::File::create(&path).unwrap(), 1).unwrap();
+    serde_json::to_writer(&mut enc, &header()).unwrap();
+    enc.write_all(b"\n").unwrap();
+    serde_json::to_writer(&mut enc, &Line::Record(Box::new(tunnel_record(1)))).unwrap();
+    enc.write_all(b"\n").unwrap();
+    let chunk = vec![b'['; 1 << 20];
+    let long = capture::MAX_LINE_BYTES + (1 << 20);
+    for _ in 0..long / chunk.len() {
+        enc.write_all(&chunk).unwrap();
+    }
+    enc.write_all(b"\n").unwrap();
+    serde_json::to_writer(&mut enc, &Line::Record(Box::new(tunnel_record(2)))).unwrap();
+    enc.write_all(b"\n").unwrap();
+    enc.finish().unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < 64 * 1024, "a small file: {size} bytes");
+
+    let c = Reader::open(&path).unwrap();
+    let ids: Vec<u64> = c.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![1, 2]);
+    assert_eq!(
+        c.warnings,
+        vec![Warning::LongLine {
+            line: 3,
+            bytes: long as u64
+        }]
+    );
+    assert!(c.warnings[0].to_string().contains("was skipped"));
 }

@@ -180,3 +180,153 @@ fn a_corrupt_key_fails_with_the_path_and_the_fix() {
     assert!(err.contains(&key.display().to_string()), "{err}");
     assert!(err.contains("capscope ca regenerate"), "{err}");
 }
+
+/// Several `capscope ca export` processes started at once on a fresh home all print the same CA, and
+/// the pair left on disk matches (the race used to leave one process's key beside another's
+/// certificate about half the time).
+#[test]
+fn processes_creating_the_ca_at_once_agree() {
+    const PROCESSES: usize = 4;
+    for round in 0..3 {
+        let home = Home::new();
+        let children: Vec<_> = (0..PROCESSES)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_capscope"))
+                    .args(["ca", "export"])
+                    .env("CAPSCOPE_HOME", home.dir.path())
+                    .env_remove("RUST_LOG")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        for out in &outputs {
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&outputs[0].stdout),
+                "round {round}: one CA"
+            );
+        }
+        // A later command loads the pair on disk: the key matches the certificate.
+        assert_eq!(
+            home.ok(&["ca", "export"]),
+            outputs[0].stdout,
+            "round {round}"
+        );
+    }
+}
+
+/// `install-viewer` appends only to a file that is a PEM certificate bundle (what the viewer's CA.pem
+/// is): anything else is refused, untouched, with no backup made.
+#[test]
+fn install_viewer_refuses_a_file_that_is_not_a_certificate_bundle() {
+    let home = Home::new();
+    let key_pem =
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+    for (name, contents) in [
+        ("profile", "export PATH=$HOME/bin:$PATH\n".as_bytes()),
+        ("CA.pem", key_pem.as_bytes()),
+        ("CA.pem", b"\x7fELF\x02\x01\x01\0\0\0".as_slice()),
+    ] {
+        let dir = home.dir.path().join(format!("t-{}", contents.len()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join(name);
+        fs::write(&target, contents).unwrap();
+        let out = home.capscope(&["ca", "install-viewer", target.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted");
+        assert!(
+            err.contains("not a PEM certificate bundle"),
+            "{name}: {err}"
+        );
+        assert_eq!(fs::read(&target).unwrap(), contents, "{name}: untouched");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{name}: no backup: {names:?}");
+    }
+}
+
+/// A backup name that is a symbolic link (planted, or left by something else) is never written
+/// through: the command refuses, and the link's target is neither created nor changed.
+#[cfg(unix)]
+#[test]
+fn install_viewer_never_follows_a_symlinked_backup() {
+    let home = Home::new();
+    let user_settings = home.dir.path().join("viewer").join("user_settings");
+    fs::create_dir_all(&user_settings).unwrap();
+    let store = user_settings.join("CA.pem");
+    let other = capscope_ca::CertificateAuthority::generate().unwrap();
+    fs::write(&store, other.cert_pem()).unwrap();
+    let victim = home.dir.path().join("victim");
+    let backup = user_settings.join("CA.pem.capscope-backup");
+    std::os::unix::fs::symlink(&victim, &backup).unwrap();
+
+    let out = home.capscope(&["ca", "install-viewer", store.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a symlinked backup was accepted");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(!victim.exists(), "wrote through the link");
+    assert_eq!(
+        fs::read_to_string(&store).unwrap(),
+        other.cert_pem(),
+        "store untouched"
+    );
+
+    // A dangling link in place of CA.pem itself is not followed either.
+    fs::remove_file(&backup).unwrap();
+    fs::remove_file(&store).unwrap();
+    std::os::unix::fs::symlink(&victim, &store).unwrap();
+    let out = home.capscope(&["ca", "install-viewer", user_settings.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!victim.exists(), "created the link's target");
+}
+
+/// A CA folder whose key others can read, and a directory others can enter, are reported by every
+/// command that loads the CA (not only `run`); the key is narrowed back to 0600.
+#[cfg(unix)]
+#[test]
+fn exposed_ca_files_are_reported_by_every_command_and_the_key_is_narrowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.ok(&["ca", "export"]);
+    let key = home.ca_dir().join("ca-key.pem");
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for args in [
+        &["ca", "export"][..],
+        &["ca", "path"][..],
+        &["ca", "export", "--der"][..],
+    ] {
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(home.ca_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        let out = home.capscope(args);
+        assert!(out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("warning") && err.contains("ca-key.pem") && err.contains("644"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("chmod 700"), "{args:?}: {err}");
+        assert_eq!(mode(&key), 0o600, "{args:?}: the key is private again");
+        assert_eq!(
+            mode(&home.ca_dir()),
+            0o755,
+            "{args:?}: the directory is the user's to change"
+        );
+    }
+    // Once fixed, nothing more is said.
+    fs::set_permissions(home.ca_dir(), fs::Permissions::from_mode(0o700)).unwrap();
+    let out = home.capscope(&["ca", "export"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -20,7 +21,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::cache::{ConfigCache, DEFAULT_CACHE_CAPACITY};
 use crate::error::{CaError, CertProblem};
-use crate::files::{self, CaFiles, Secrecy};
+use crate::files::{self, CaFiles, CaWarning, Secrecy};
 use crate::host::Host;
 
 /// The CA certificate is valid this long from its creation (about ten years).
@@ -43,6 +44,11 @@ pub const DEFAULT_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 const MAX_HOSTNAME_IN_CN: usize = 40;
 /// Where the CA's common name takes the machine's name from (first readable wins; unix only).
 const HOSTNAME_FILES: [&str; 2] = ["/proc/sys/kernel/hostname", "/etc/hostname"];
+/// How long a loader waits for the certificate of a key another process has just written (creating
+/// a CA takes milliseconds); a key older than this without a certificate is an incomplete CA.
+pub const CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a loader looks again while it waits for that certificate.
+const CREATION_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 /// Stand-in path in errors about a CA that only exists in memory.
 const IN_MEMORY: &str = "(in-memory CA)";
 
@@ -77,6 +83,7 @@ pub struct CertificateAuthority {
     ticketer: Arc<dyn ProducesTickets>,
     alpn: Vec<Vec<u8>>,
     cache: ConfigCache,
+    warnings: Vec<CaWarning>,
 }
 
 impl fmt::Debug for CertificateAuthority {
@@ -99,21 +106,43 @@ impl CertificateAuthority {
     /// Fails, naming the file and suggesting `capscope ca regenerate`, when only one of key and
     /// certificate exists, when either is unreadable or corrupt, when they do not match, or when
     /// the certificate has expired.
+    ///
+    /// Safe when several processes (or threads) create the CA in one directory at once: the key is
+    /// published only if none exists (see [`files::write_new`]), only the process that published it
+    /// writes the certificate, and the others wait for that certificate and load the winner's pair.
     pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
         let files = CaFiles::in_dir(dir);
-        let key = files::read_optional(&files.key)?;
-        let cert = files::read_optional(&files.cert_pem)?;
-        match (key, cert) {
-            (None, None) => Self::create_in(files),
-            (Some(key), Some(cert)) => Self::load(files, &key, &cert),
-            (None, Some(_)) => Err(CaError::Incomplete {
-                dir: files.dir.clone(),
-                missing: files.key,
-            }),
-            (Some(_), None) => Err(CaError::Incomplete {
-                dir: files.dir.clone(),
-                missing: files.cert_pem,
-            }),
+        let deadline = Instant::now() + CREATION_WAIT;
+        loop {
+            let key = files::read_optional(&files.key)?;
+            let cert = files::read_optional(&files.cert_pem)?;
+            match (key, cert) {
+                (None, None) => match Self::create_new_in(files.clone())? {
+                    Some(ca) => return Ok(ca),
+                    // Another creator published its key first: load its pair.
+                    None => continue,
+                },
+                (Some(key), Some(cert)) => return Self::load(files, &key, &cert),
+                // A key without its certificate yet: another creator is between the two writes.
+                (Some(_), None)
+                    if Instant::now() < deadline
+                        && files::age(&files.key).is_some_and(|a| a < CREATION_WAIT) =>
+                {
+                    std::thread::sleep(CREATION_POLL);
+                }
+                (None, Some(_)) => {
+                    return Err(CaError::Incomplete {
+                        dir: files.dir.clone(),
+                        missing: files.key,
+                    })
+                }
+                (Some(_), None) => {
+                    return Err(CaError::Incomplete {
+                        dir: files.dir.clone(),
+                        missing: files.cert_pem,
+                    })
+                }
+            }
         }
     }
 
@@ -133,7 +162,11 @@ impl CertificateAuthority {
         for path in files.all() {
             files::move_aside(path)?;
         }
-        Self::create_in(files)
+        match Self::create_new_in(files)? {
+            Some(ca) => Ok(ca),
+            // Someone created a CA between the move and the write: that one is the new CA.
+            None => Self::load_or_create(dir),
+        }
     }
 
     /// Keeps at most `capacity` hosts' configurations (default [`DEFAULT_CACHE_CAPACITY`]);
@@ -169,6 +202,13 @@ impl CertificateAuthority {
     /// When the CA certificate expires.
     pub fn not_after(&self) -> OffsetDateTime {
         self.not_after
+    }
+
+    /// What the user should know about the CA's files (a key others could read, now narrowed to
+    /// 0600; a directory others can enter), found when it was loaded or created. Every command
+    /// that loads the CA shows these; the crate does not log them itself.
+    pub fn warnings(&self) -> &[CaWarning] {
+        &self.warnings
     }
 
     /// The files this CA was loaded from or written to; `None` for an in-memory CA.
@@ -255,22 +295,28 @@ impl CertificateAuthority {
         })
     }
 
-    fn create_in(files: CaFiles) -> Result<Self, CaError> {
+    /// Creates a CA in `files.dir` unless another creator publishes its key first (then `None`).
+    fn create_new_in(files: CaFiles) -> Result<Option<Self>, CaError> {
         files::create_dir(&files.dir)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (key, cert_der) = new_ca(&provider)?;
-        // Key first: a crash between the writes leaves an "incomplete CA" error, never a
-        // certificate whose key is lost.
-        files::write_atomically(&files.key, key.serialize_pem().as_bytes(), Secrecy::Private)?;
-        let ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
+        let mut ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
+        // Key first, and only if there is none: whoever publishes the key owns the certificate
+        // write. A crash between the writes leaves an "incomplete CA" error, never a certificate
+        // whose key is lost.
+        let key_pem = ca.issuer.key().serialize_pem();
+        if !files::write_new(&files.key, key_pem.as_bytes(), Secrecy::Private)? {
+            return Ok(None);
+        }
         files::write_atomically(&files.cert_pem, ca.cert_pem.as_bytes(), Secrecy::Public)?;
         files::write_atomically(&files.cert_der, ca.cert_der(), Secrecy::Public)?;
+        // The key is new (0600), but the directory may have existed with a wider mode.
+        ca.warnings = files::check_permissions(&files);
         tracing::info!(dir = %files.dir.display(), name = %ca.common_name, "created a new CA");
-        Ok(ca)
+        Ok(Some(ca))
     }
 
     fn load(files: CaFiles, key_pem: &[u8], cert_pem: &[u8]) -> Result<Self, CaError> {
-        files::warn_if_key_exposed(&files.key);
         let key = KeyPair::from_pem(&String::from_utf8_lossy(key_pem)).map_err(|source| {
             CaError::CorruptKey {
                 path: files.key.clone(),
@@ -283,7 +329,8 @@ impl CertificateAuthority {
                 reason: CertProblem::Pem(e),
             })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
+        let mut ca = Self::assemble(key, cert_der, Some(files.clone()), provider)?;
+        ca.warnings = files::check_permissions(&files);
         if files::read_optional(&files.cert_der)?.is_none() {
             files::write_atomically(&files.cert_der, ca.cert_der(), Secrecy::Public)?;
         }
@@ -362,6 +409,7 @@ impl CertificateAuthority {
             ticketer,
             alpn: DEFAULT_ALPN.iter().map(|p| p.to_vec()).collect(),
             cache: ConfigCache::new(DEFAULT_CACHE_CAPACITY),
+            warnings: Vec::new(),
         })
     }
 }

@@ -24,10 +24,10 @@ mod files;
 mod host;
 
 pub use authority::{
-    CertificateAuthority, Leaf, BACKDATE, CA_VALIDITY, DEFAULT_ALPN, LEAF_VALIDITY, ORGANIZATION,
-    SERIAL_BYTES, SESSION_CACHE_SIZE,
+    CertificateAuthority, Leaf, BACKDATE, CA_VALIDITY, CREATION_WAIT, DEFAULT_ALPN, LEAF_VALIDITY,
+    ORGANIZATION, SERIAL_BYTES, SESSION_CACHE_SIZE,
 };
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use error::{CaError, CertProblem, HostProblem, REGENERATE_HINT};
-pub use files::{CaFiles, BACKUP_SUFFIX, CERT_DER_FILE, CERT_PEM_FILE, KEY_FILE};
+pub use files::{CaFiles, CaWarning, BACKUP_SUFFIX, CERT_DER_FILE, CERT_PEM_FILE, KEY_FILE};
 pub use host::{Host, MAX_DNS_NAME_LEN};

@@ -188,3 +188,84 @@ fn regenerate_works_on_a_fresh_directory() {
 fn an_in_memory_ca_has_no_files() {
     assert!(CertificateAuthority::generate().unwrap().files().is_none());
 }
+
+/// Several creators racing on one empty directory (two `capscope` commands started at once) all end
+/// with the same CA, and the key on disk matches the certificate on disk.
+#[test]
+fn racing_creators_agree_on_one_matching_pair() {
+    const RACERS: usize = 6;
+    const ROUNDS: usize = 8;
+    for round in 0..ROUNDS {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("ca");
+        let start = std::sync::Arc::new(std::sync::Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (dir, start) = (dir.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    CertificateAuthority::load_or_create(&dir).map(|ca| ca.cert_pem().to_owned())
+                })
+            })
+            .collect();
+        let certs: Vec<String> = racers
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"))
+            })
+            .collect();
+        assert!(
+            certs.iter().all(|c| c == &certs[0]),
+            "round {round}: every racer got the same CA"
+        );
+        let after = CertificateAuthority::load_or_create(&dir)
+            .unwrap_or_else(|e| panic!("round {round}: the pair on disk is broken: {e}"));
+        assert_eq!(after.cert_pem(), certs[0], "round {round}");
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [CERT_DER_FILE, CERT_PEM_FILE, KEY_FILE],
+            "round {round}: no leftovers"
+        );
+    }
+}
+
+/// A key others can read is narrowed back to 0600 and reported; an open directory is reported and
+/// left alone; a private CA says nothing.
+#[cfg(unix)]
+#[test]
+fn exposed_permissions_are_reported_and_the_key_narrowed() {
+    use capscope_ca::CaWarning;
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("ca");
+    let ca = CertificateAuthority::load_or_create(&dir).unwrap();
+    assert!(ca.warnings().is_empty(), "{:?}", ca.warnings());
+    let key = dir.join(KEY_FILE);
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+    let ca = CertificateAuthority::load_or_create(&dir).unwrap();
+    assert_eq!(
+        ca.warnings(),
+        [
+            CaWarning::KeyExposed {
+                path: key.clone(),
+                mode: 0o640,
+                fixed: true
+            },
+            CaWarning::DirOpen {
+                path: dir.clone(),
+                mode: 0o750
+            }
+        ]
+    );
+    assert!(ca.warnings()[1].to_string().contains("chmod 700"));
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&dir), 0o750);
+}

@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     let xml = llsd::to_vec(&value, Format::Xml);
     let back = llsd::from_slice_as(&xml, Format::Xml)
         .unwrap_or_else(|e| panic!("xml output does not decode: {e}"));
-    assert_eq!(llsd::to_vec(&back, Format::Xml), xml, "xml round trip is not stable");
+    assert_eq!(
+        llsd::to_vec(&back, Format::Xml),
+        xml,
+        "xml round trip is not stable"
+    );
     let json = llsd::typed_json::to_json(&back);
     assert!(llsd::typed_json::from_json(&json).is_ok());
 });

@@ -34,6 +34,23 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The file-name suffix that turns on zstd compression.
 pub const ZSTD_SUFFIX: &str = ".zst";
 
+/// How many bodies one record line can carry: request `data` and `original`, response `data` and
+/// `original` (an event record carries one).
+pub const BODIES_PER_LINE: usize = 4;
+
+/// The most bytes one body byte can take in a line: JSON escapes a control character as `\u00XX`
+/// (base64, used for bodies that are not UTF-8, takes 4 per 3).
+pub const JSON_EXPANSION: usize = 6;
+
+/// The body size a capture line is sized for: `--max-body`'s default (`proxy::DEFAULT_MAX_BODY`).
+pub const LINE_BODY_BUDGET: usize = 4 * 1024 * 1024;
+
+/// The longest line in a capture: room for [`BODIES_PER_LINE`] bodies of [`LINE_BODY_BUDGET`] bytes at
+/// the worst [`JSON_EXPANSION`] (96 MiB), plus headers, rounded up to 128 MiB. The writer never
+/// writes a longer line (a record that would need one is saved without its bodies, with a note), and
+/// the reader skips a longer one with a warning, never holding more than this of it in memory.
+pub const MAX_LINE_BYTES: usize = 128 * 1024 * 1024;
+
 /// The directory under the data directory where sessions are saved by default.
 pub const CAPTURES_DIR: &str = "captures";
 
@@ -158,12 +175,32 @@ pub struct LagMarker {
     pub at_us: i64,
 }
 
-/// `<data_dir>/captures/capscope-YYYYMMDD-HHMMSS.jsonl`, named after the current UTC time.
+/// How many names [`start_saving`] tries for a default capture before giving up (the first is the
+/// timestamp alone, then `-2`, `-3`, ...).
+pub const DEFAULT_NAME_ATTEMPTS: u32 = 100;
+
+/// `<data_dir>/captures/capscope-YYYYMMDD-HHMMSS-mmm.jsonl`, named after the current UTC time to the
+/// millisecond. [`start_saving`] never overwrites a file of that name: it adds `-2`, `-3`, ...
 pub fn default_path(data_dir: &Path) -> PathBuf {
-    let p = utc_parts(crate::record::now_us());
+    default_path_numbered(data_dir, crate::record::now_us(), 1)
+}
+
+fn default_path_numbered(data_dir: &Path, us: i64, n: u32) -> PathBuf {
+    let p = utc_parts(us);
+    let suffix = if n > 1 {
+        format!("-{n}")
+    } else {
+        String::new()
+    };
     data_dir.join(CAPTURES_DIR).join(format!(
-        "capscope-{:04}{:02}{:02}-{:02}{:02}{:02}.jsonl",
-        p.year, p.month, p.day, p.hour, p.minute, p.second
+        "capscope-{:04}{:02}{:02}-{:02}{:02}{:02}-{:03}{suffix}.jsonl",
+        p.year,
+        p.month,
+        p.day,
+        p.hour,
+        p.minute,
+        p.second,
+        p.micros / 1000
     ))
 }
 
@@ -188,13 +225,49 @@ pub fn start_saving(
     mut header: Header,
     options: SaveOptions,
 ) -> Result<(WriterHandle, PathBuf), CaptureError> {
-    let path = options
-        .path
-        .unwrap_or_else(|| default_path(&options.data_dir));
+    header.filter = options.filter.as_ref().map(|f| f.to_string());
+    let keep = options.keep_secrets;
+    let mut writer = match options.path {
+        Some(path) => {
+            create_parent(&path)?;
+            Writer::create(&path, header, keep)?
+        }
+        None => {
+            // Two sessions started in the same millisecond must not share (and truncate) a file:
+            // the default name is created only if new, and numbered when taken.
+            let now = crate::record::now_us();
+            let mut n = 1;
+            loop {
+                let path = default_path_numbered(&options.data_dir, now, n);
+                create_parent(&path)?;
+                match Writer::create_new(&path, header.clone(), keep) {
+                    Ok(writer) => break writer,
+                    Err(CaptureError::Create { source, .. })
+                        if source.kind() == std::io::ErrorKind::AlreadyExists
+                            && n < DEFAULT_NAME_ATTEMPTS =>
+                    {
+                        n += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    if let Some(filter) = options.filter {
+        writer = writer.with_filter(filter);
+    }
+    let path = writer.path().to_path_buf();
+    // Subscribe only after the file exists, so a failure to create it leaves no idle subscriber.
+    let handle = spawn_writer(writer, bus.subscribe());
+    Ok((handle, path))
+}
+
+/// Creates the directory a capture goes in (and its parents), private when new: its files hold cap
+/// URLs (bearer secrets).
+fn create_parent(path: &Path) -> Result<(), CaptureError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
-        // A new captures directory is private: its files hold cap URLs (bearer secrets).
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir).map_err(|source| CaptureError::Create {
@@ -202,14 +275,7 @@ pub fn start_saving(
             source,
         })?;
     }
-    header.filter = options.filter.as_ref().map(|f| f.to_string());
-    let mut writer = Writer::create(&path, header, options.keep_secrets)?;
-    if let Some(filter) = options.filter {
-        writer = writer.with_filter(filter);
-    }
-    // Subscribe only after the file exists, so a failure to create it leaves no idle subscriber.
-    let handle = spawn_writer(writer, bus.subscribe());
-    Ok((handle, path))
+    Ok(())
 }
 
 /// A UTC instant broken into calendar fields.
@@ -295,6 +361,11 @@ mod tests {
             name.starts_with("capscope-") && name.ends_with(".jsonl"),
             "{name}"
         );
-        assert_eq!(name.len(), "capscope-YYYYMMDD-HHMMSS.jsonl".len());
+        assert_eq!(name.len(), "capscope-YYYYMMDD-HHMMSS-mmm.jsonl".len());
+        let second = default_path_numbered(Path::new("/data"), 951_827_696_789_000, 2);
+        assert_eq!(
+            second,
+            Path::new("/data/captures/capscope-20000229-123456-789-2.jsonl")
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! Older format versions are brought up to date line by line through a chain of migrations,
 //! [`MIGRATIONS`]`[i]` turning version `i + 1` into version `i + 2` (mitmproxy's `io/compat.py` idea).
 //! A capture whose writer was killed is read up to its last complete line: a torn last line, or a zstd
-//! stream that stops early, is reported as a [`Warning`], not an error.
+//! stream that stops early, is reported as a [`Warning`], not an error. No line longer than
+//! [`MAX_LINE_BYTES`] is held in memory: a longer one is skipped with a warning.
 //!
 //! This module owns reading; it must not write captures or interpret bodies.
 
@@ -18,6 +19,12 @@ use crate::record::Record;
 
 /// Size of the read buffer.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// The longest line the reader accepts (the writer never writes a longer one: see
+/// [`super::MAX_LINE_BYTES`]). A longer line is skipped with a [`Warning::LongLine`] while holding at
+/// most this much of it in memory, so a small compressed file that expands into one huge line cannot
+/// exhaust memory.
+pub use super::MAX_LINE_BYTES;
 
 /// A migration of one line (as JSON) from one version to the next.
 pub type MigrateFn = fn(Json) -> Result<Json, String>;
@@ -44,6 +51,8 @@ pub enum Warning {
     /// The zstd stream ends before its frame does (the writer was stopped before finishing it);
     /// everything up to the last flushed batch was read.
     TruncatedCompressed { line: u64 },
+    /// A line longer than [`MAX_LINE_BYTES`] (not written by capscope) was skipped.
+    LongLine { line: u64, bytes: u64 },
 }
 
 impl std::fmt::Display for Warning {
@@ -52,6 +61,11 @@ impl std::fmt::Display for Warning {
             Warning::TornLastLine { line, bytes } => write!(
                 f,
                 "line {line} is incomplete ({bytes} bytes; the writer was stopped mid-line) and was skipped"
+            ),
+            Warning::LongLine { line, bytes } => write!(
+                f,
+                "line {line} is {bytes} bytes long, more than the {MAX_LINE_BYTES} a capture line may \
+                 hold (capscope never writes one); it was skipped"
             ),
             Warning::TruncatedCompressed { line } => write!(
                 f,
@@ -114,7 +128,7 @@ impl Reader {
         } else {
             Box::new(BufReader::with_capacity(READ_BUFFER, file))
         };
-        Records::new(path, input)
+        Records::new(path, input, MAX_LINE_BYTES)
     }
 
     /// Reads a capture from any byte source (`compressed` selects zstd). For tests and pipes.
@@ -134,7 +148,7 @@ impl Reader {
         } else {
             Box::new(BufReader::with_capacity(READ_BUFFER, input))
         };
-        Records::new(path, input)
+        Records::new(path, input, MAX_LINE_BYTES)
     }
 }
 
@@ -151,6 +165,8 @@ pub struct Records {
     line_no: u64,
     buf: Vec<u8>,
     done: bool,
+    /// The longest line accepted ([`MAX_LINE_BYTES`]; smaller in tests).
+    max_line: usize,
 }
 
 impl std::fmt::Debug for Records {
@@ -166,11 +182,17 @@ impl std::fmt::Debug for Records {
 enum RawLine {
     Complete,
     Torn,
+    /// Longer than the limit: skipped (to its newline or the end), `buf` left empty.
+    TooLong(u64),
     End,
 }
 
 impl Records {
-    fn new(path: PathBuf, input: Box<dyn BufRead + Send>) -> Result<Self, CaptureError> {
+    fn new(
+        path: PathBuf,
+        input: Box<dyn BufRead + Send>,
+        max_line: usize,
+    ) -> Result<Self, CaptureError> {
         let mut this = Records {
             path,
             input,
@@ -180,9 +202,16 @@ impl Records {
             line_no: 0,
             buf: Vec::new(),
             done: false,
+            max_line,
         };
         match this.next_raw()? {
             RawLine::Complete => {}
+            RawLine::TooLong(bytes) => {
+                return Err(this.not_a_capture(&format!(
+                    "the first line is {bytes} bytes long, more than a capture line may hold \
+                     ({MAX_LINE_BYTES})"
+                )));
+            }
             RawLine::Torn | RawLine::End if this.buf.is_empty() => {
                 return Err(CaptureError::Empty { path: this.path });
             }
@@ -247,36 +276,66 @@ impl Records {
         Ok(json)
     }
 
-    /// Reads the next line into `buf` (newline removed).
+    /// Reads the next line into `buf` (newline removed), holding at most `max_line` bytes of it: the
+    /// rest of a longer line is read and thrown away.
     fn next_raw(&mut self) -> Result<RawLine, CaptureError> {
         self.buf.clear();
         self.line_no += 1;
-        match self.input.read_until(b'\n', &mut self.buf) {
-            Ok(0) => Ok(RawLine::End),
-            Ok(_) if self.buf.last() == Some(&b'\n') => {
+        let mut total: u64 = 0;
+        let mut too_long = false;
+        loop {
+            let chunk = match self.input.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // A zstd stream cut short: what was decoded is in `buf`; nothing more will come.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    self.warnings.push(Warning::TruncatedCompressed {
+                        line: self.line_no - 1,
+                    });
+                    return Ok(match (too_long, total) {
+                        (true, _) => RawLine::TooLong(total),
+                        (false, 0) => RawLine::End,
+                        (false, _) => RawLine::Torn,
+                    });
+                }
+                Err(source) => {
+                    return Err(CaptureError::Read {
+                        path: self.path.clone(),
+                        line: self.line_no,
+                        source,
+                    })
+                }
+            };
+            if chunk.is_empty() {
+                return Ok(match (too_long, total) {
+                    (true, _) => RawLine::TooLong(total),
+                    (false, 0) => RawLine::End,
+                    (false, _) => RawLine::Torn,
+                });
+            }
+            let newline = memchr::memchr(b'\n', chunk);
+            let take = newline.map_or(chunk.len(), |i| i + 1);
+            total += take as u64;
+            if !too_long {
+                let content = take - usize::from(newline.is_some());
+                if self.buf.len() + content > self.max_line {
+                    too_long = true;
+                    self.buf = Vec::new();
+                } else {
+                    self.buf.extend_from_slice(&chunk[..take]);
+                }
+            }
+            self.input.consume(take);
+            if newline.is_some() {
+                if too_long {
+                    return Ok(RawLine::TooLong(total - 1));
+                }
                 self.buf.pop();
                 if self.buf.last() == Some(&b'\r') {
                     self.buf.pop();
                 }
-                Ok(RawLine::Complete)
+                return Ok(RawLine::Complete);
             }
-            Ok(_) => Ok(RawLine::Torn),
-            // A zstd stream cut short: what was decoded is in `buf`; nothing more will come.
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                self.warnings.push(Warning::TruncatedCompressed {
-                    line: self.line_no - 1,
-                });
-                if self.buf.is_empty() {
-                    Ok(RawLine::End)
-                } else {
-                    Ok(RawLine::Torn)
-                }
-            }
-            Err(source) => Err(CaptureError::Read {
-                path: self.path.clone(),
-                line: self.line_no,
-                source,
-            }),
         }
     }
 
@@ -305,6 +364,14 @@ impl Iterator for Records {
             };
             match raw {
                 RawLine::End => self.done = true,
+                RawLine::TooLong(bytes) => {
+                    let w = Warning::LongLine {
+                        line: self.line_no,
+                        bytes,
+                    };
+                    tracing::warn!(path = %self.path.display(), "{w}");
+                    self.warnings.push(w);
+                }
                 RawLine::Complete if self.buf.iter().all(u8::is_ascii_whitespace) => {}
                 RawLine::Complete => {
                     return Some(self.parse().map_err(|reason| {
@@ -337,6 +404,77 @@ impl Iterator for Records {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    /// A small zstd file whose second line expands to `line` bytes of `x`, then a lag marker line.
+    fn bomb(line: usize) -> Vec<u8> {
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        serde_json::to_writer(&mut enc, &Header::new(None, None, None)).unwrap();
+        enc.write_all(b"\n").unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        let mut left = line;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            enc.write_all(&chunk[..n]).unwrap();
+            left -= n;
+        }
+        enc.write_all(b"\n{\"lagged\":{\"dropped\":3,\"at_us\":1}}\n")
+            .unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_skipped_in_bounded_memory() {
+        let limit = 1 << 20;
+        let file = bomb(24 << 20);
+        assert!(file.len() < 8 * 1024, "bomb-like: {} bytes", file.len());
+        let input = BufReader::with_capacity(
+            READ_BUFFER,
+            zstd::stream::read::Decoder::new(std::io::Cursor::new(file)).unwrap(),
+        );
+        let mut lines = Records::new("bomb.jsonl.zst".into(), Box::new(input), limit).unwrap();
+        let first = lines.next().expect("the line after the long one").unwrap();
+        assert!(matches!(first, Line::Lagged(LagMarker { dropped: 3, .. })));
+        assert_eq!(
+            lines.warnings,
+            vec![Warning::LongLine {
+                line: 2,
+                bytes: 24 << 20
+            }]
+        );
+        assert!(
+            lines.buf.capacity() <= limit + READ_BUFFER,
+            "held {} bytes of a skipped line",
+            lines.buf.capacity()
+        );
+        assert!(lines.next().is_none());
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_read() {
+        let limit = 64;
+        let line = format!(
+            "{{\"lagged\":{{\"dropped\":1,\"at_us\":1}}{}}}",
+            " ".repeat(30)
+        );
+        assert_eq!(line.len(), limit);
+        let mut text = serde_json::to_vec(&Header::new(None, None, None)).unwrap();
+        text.push(b'\n');
+        text.extend_from_slice(line.as_bytes());
+        text.push(b'\n');
+        let input = || Box::new(BufReader::new(std::io::Cursor::new(text.clone())));
+        // The header line is longer than 64 bytes: it is refused with a reason.
+        let err = Records::new("h".into(), input(), limit).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("more than a capture line may hold"),
+            "{err}"
+        );
+        let mut lines = Records::new("h".into(), input(), 1 << 20).unwrap();
+        lines.max_line = limit;
+        assert!(matches!(lines.next(), Some(Ok(Line::Lagged(_)))));
+        assert!(lines.warnings.is_empty());
+    }
 
     #[test]
     fn the_chain_covers_every_older_version() {

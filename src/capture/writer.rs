@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -32,6 +32,15 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// How many recently recorded record ids a filtered writer remembers, so that event records whose
 /// poll was recorded are recorded too.
 pub const KEPT_IDS_REMEMBERED: usize = 4096;
+
+/// The note on a record saved without its bodies because masking its secrets failed.
+pub const MASK_FAILED_NOTE: &str =
+    "bodies dropped from the capture: masking their secrets failed (a capscope bug; please report it)";
+
+/// The note on a record saved without its bodies because its line would have been longer than
+/// [`super::MAX_LINE_BYTES`].
+pub const LINE_TOO_LONG_NOTE: &str =
+    "bodies dropped from the capture: the record is larger than a capture line may be";
 
 /// Size of the in-memory write buffer in front of the file.
 const WRITE_BUFFER: usize = 64 * 1024;
@@ -67,6 +76,10 @@ pub struct Writer {
     /// With a filter: ids recently recorded (oldest first), to keep events of recorded polls.
     kept: std::collections::VecDeque<u64>,
     line: Vec<u8>,
+    /// How secrets are masked ([`secrets::mask_record`]; tests swap in a failing one).
+    mask: fn(&Record) -> Option<Record>,
+    /// The longest line written ([`super::MAX_LINE_BYTES`]; smaller in tests).
+    max_line: usize,
 }
 
 impl std::fmt::Debug for Writer {
@@ -81,18 +94,38 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// Creates (or truncates) `path`, writes the header line and flushes it. A name ending in `.zst`
-    /// selects zstd compression. `keep_secrets` is recorded in the header.
+    /// selects zstd compression. `keep_secrets` is recorded in the header. The file is readable by
+    /// its owner only (0600 on unix), even when it existed before with a wider mode.
     pub fn create(
         path: impl AsRef<Path>,
-        mut header: Header,
+        header: Header,
         keep_secrets: bool,
     ) -> Result<Writer, CaptureError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), header, keep_secrets, false)
+    }
+
+    /// Like [`Writer::create`], but fails (a [`CaptureError::Create`] whose source is
+    /// `AlreadyExists`) when `path` exists, never touching it.
+    pub fn create_new(
+        path: impl AsRef<Path>,
+        header: Header,
+        keep_secrets: bool,
+    ) -> Result<Writer, CaptureError> {
+        Self::open_with(path.as_ref(), header, keep_secrets, true)
+    }
+
+    fn open_with(
+        path: &Path,
+        mut header: Header,
+        keep_secrets: bool,
+        new: bool,
+    ) -> Result<Writer, CaptureError> {
+        let path = path.to_path_buf();
         let create_err = |source| CaptureError::Create {
             path: path.clone(),
             source,
         };
-        let file = create_private(&path).map_err(create_err)?;
+        let file = create_private(&path, new).map_err(create_err)?;
         let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
         let sink = if super::is_zstd_path(&path) {
             Sink::Zstd(zstd::stream::write::Encoder::new(buffered, ZSTD_LEVEL).map_err(create_err)?)
@@ -107,6 +140,8 @@ impl Writer {
             filter: None,
             kept: std::collections::VecDeque::new(),
             line: Vec::with_capacity(4096),
+            mask: secrets::mask_record,
+            max_line: super::MAX_LINE_BYTES,
         };
         let mut line = std::mem::take(&mut writer.line);
         serde_json::to_writer(&mut line, &header).map_err(|e| writer.write_err(e.into()))?;
@@ -176,10 +211,47 @@ impl Writer {
         let masked = if self.keep_secrets {
             None
         } else {
-            secrets::mask_record(record)
+            // A masker bug must cost one record's bodies, never the rest of the session.
+            let mask = self.mask;
+            match std::panic::catch_unwind(|| mask(record)) {
+                Ok(masked) => masked,
+                Err(_) => {
+                    tracing::error!(
+                        id = record.id,
+                        path = %self.path.display(),
+                        "masking secrets failed; the record is saved without its bodies"
+                    );
+                    Some(secrets::without_bodies(record, MASK_FAILED_NOTE, true))
+                }
+            }
         };
-        self.put_line(&LineRef::Record(masked.as_ref().unwrap_or(record)))?;
-        Ok(true)
+        let record = masked.as_ref().unwrap_or(record);
+        let mut buf = std::mem::take(&mut self.line);
+        let r = self.put_record(record, &mut buf);
+        self.line = buf;
+        r.map(|()| true)
+    }
+
+    /// Writes one record line; a record whose line would be longer than a reader accepts is written
+    /// without its bodies, with a note.
+    fn put_record(&mut self, record: &Record, buf: &mut Vec<u8>) -> Result<(), CaptureError> {
+        buf.clear();
+        serde_json::to_writer(&mut *buf, &LineRef::Record(record))
+            .map_err(|e| self.write_err(e.into()))?;
+        if buf.len() > self.max_line {
+            tracing::warn!(
+                id = record.id,
+                bytes = buf.len(),
+                path = %self.path.display(),
+                "record too large for a capture line; saved without its bodies"
+            );
+            let bodiless = secrets::without_bodies(record, LINE_TOO_LONG_NOTE, !self.keep_secrets);
+            buf.clear();
+            serde_json::to_writer(&mut *buf, &LineRef::Record(&bodiless))
+                .map_err(|e| self.write_err(e.into()))?;
+        }
+        buf.push(b'\n');
+        self.put(buf)
     }
 
     /// Appends a marker saying `dropped` records were lost here.
@@ -257,6 +329,8 @@ pub struct WriterHandle {
     pub dropped: Arc<AtomicU64>,
     /// Records written and flushed.
     pub written: Arc<AtomicU64>,
+    /// Why the writer stopped early, set the moment it did (also logged as an error then).
+    failure: Arc<OnceLock<String>>,
     path: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<WriterStats, CaptureError>>,
@@ -278,6 +352,12 @@ impl WriterHandle {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Why the writer stopped before being asked to, if it did: from then on nothing is saved. A UI
+    /// polls this to show the failure at once (it is also logged at error level when it happens).
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
     /// Stops the writer: writes every record already published, ends the file cleanly and returns
     /// what was written.
     pub async fn finish(mut self) -> Result<WriterStats, CaptureError> {
@@ -297,6 +377,7 @@ impl WriterHandle {
 pub fn spawn_writer(writer: Writer, subscriber: Subscriber) -> WriterHandle {
     let dropped = Arc::new(AtomicU64::new(0));
     let written = Arc::new(AtomicU64::new(0));
+    let failure = Arc::new(OnceLock::new());
     let (stop_tx, stop_rx) = oneshot::channel();
     let path = writer.path().to_path_buf();
     let task = tokio::spawn(run(
@@ -305,10 +386,12 @@ pub fn spawn_writer(writer: Writer, subscriber: Subscriber) -> WriterHandle {
         stop_rx,
         Arc::clone(&dropped),
         Arc::clone(&written),
+        Arc::clone(&failure),
     ));
     WriterHandle {
         dropped,
         written,
+        failure,
         path,
         stop: Some(stop_tx),
         task,
@@ -321,6 +404,7 @@ async fn run(
     mut stop: oneshot::Receiver<()>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    failure: Arc<OnceLock<String>>,
 ) -> Result<WriterStats, CaptureError> {
     let path = writer.path().to_path_buf();
     let mut stop_armed = true;
@@ -360,8 +444,17 @@ async fn run(
                 let r = writer.write_batch(&batch);
                 (writer, r)
             })
-            .await
-            .map_err(|e| CaptureError::Task(e.to_string()))?;
+            .await;
+            let joined = match joined {
+                Ok(joined) => joined,
+                Err(e) => {
+                    // Said now, not at shutdown: from here on nothing is saved.
+                    let e = CaptureError::Task(e.to_string());
+                    tracing::error!(error = %e, path = %path.display(), "capture writer stopped; the session is no longer saved");
+                    let _ = failure.set(e.to_string());
+                    return Err(e);
+                }
+            };
             writer = joined.0;
             match joined.1 {
                 Ok((w, d)) => {
@@ -370,6 +463,7 @@ async fn run(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "capture writer stopped; the session is no longer saved");
+                    let _ = failure.set(e.to_string());
                     return Err(e);
                 }
             }
@@ -388,12 +482,116 @@ async fn run(
     })
 }
 
-/// Creates (or truncates) a capture file readable by its owner only: captures hold cap URLs, which are
-/// bearer secrets, and with `--keep-secrets` the login's secrets too.
-fn create_private(path: &Path) -> std::io::Result<File> {
+/// The mode of a capture file on unix: owner only.
+#[cfg(unix)]
+pub const CAPTURE_MODE: u32 = 0o600;
+
+/// Creates (or, unless `new`, truncates) a capture file readable by its owner only: captures hold cap
+/// URLs, which are bearer secrets, and with `--keep-secrets` the login's secrets too. A file that
+/// existed with a wider mode is narrowed before anything is written to it.
+fn create_private(path: &Path, new: bool) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    if new {
+        options.write(true).create_new(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, CAPTURE_MODE);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode above applies only to a file created now; an existing one keeps its own.
+        if file.metadata()?.permissions().mode() & 0o777 != CAPTURE_MODE {
+            file.set_permissions(std::fs::Permissions::from_mode(CAPTURE_MODE))?;
+        }
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Body, Bus, Kind, Request, State};
+
+    fn record(id: u64, body: &str) -> Record {
+        let mut r = Record::new(id, Kind::Http);
+        r.state = State::Done;
+        r.request = Some(Request {
+            method: "POST".into(),
+            url: "http://127.0.0.1:9/".into(),
+            client_url: None,
+            version: "HTTP/1.1".into(),
+            headers: vec![crate::record::Header {
+                name: "Cookie".into(),
+                value: "s=topsecret".into(),
+            }],
+            body: Body::whole(body.to_owned()),
+        });
+        r
+    }
+
+    fn panicking_mask(record: &Record) -> Option<Record> {
+        if record.id == 1 {
+            panic!("masker bug");
+        }
+        secrets::mask_record(record)
+    }
+
+    /// A masker that panics costs that record its bodies (saved with a note), and the writer goes on
+    /// recording everything after it.
+    #[tokio::test]
+    async fn a_failing_masker_drops_one_records_bodies_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let mut writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+        writer.mask = panicking_mask;
+        let bus = Bus::new(64);
+        let handle = spawn_writer(writer, bus.subscribe());
+        bus.publish(record(1, "passwd hidden here"));
+        bus.publish(record(2, "plain"));
+        assert!(handle.failure().is_none());
+        let stats = handle.finish().await.unwrap();
+        assert_eq!(stats.written, 2);
+        let c = crate::capture::Reader::open(&path).unwrap();
+        let ids: Vec<u64> = c.records.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![1, 2]);
+        let first = &c.records[0];
+        let req = first.request.as_ref().unwrap();
+        assert!(req.body.data.is_empty() && req.body.truncated);
+        assert_eq!(req.body.size, "passwd hidden here".len() as u64);
+        assert_eq!(req.headers[0].value, "s=********");
+        assert!(first.notes.iter().any(|n| n == MASK_FAILED_NOTE));
+        assert_eq!(c.records[1].request.as_ref().unwrap().body.data, "plain");
+    }
+
+    /// A record too large for a capture line is saved without its bodies, with a note, so that every
+    /// line the writer writes can be read back.
+    #[test]
+    fn a_record_too_large_for_a_line_is_saved_without_its_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        let mut writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+        writer.max_line = 4096;
+        let big = "y".repeat(8192);
+        assert!(writer.write_record(&record(1, &big)).unwrap());
+        assert!(writer.write_record(&record(2, "small")).unwrap());
+        writer.finish().unwrap();
+        let c = crate::capture::Reader::open(&path).unwrap();
+        assert!(c.warnings.is_empty());
+        let first = &c.records[0];
+        let body = &first.request.as_ref().unwrap().body;
+        assert!(body.data.is_empty() && body.truncated);
+        assert_eq!(body.size, 8192);
+        assert!(first.notes.iter().any(|n| n == LINE_TOO_LONG_NOTE));
+        assert_eq!(c.records[1].request.as_ref().unwrap().body.data, "small");
+        let longest = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::len)
+            .max()
+            .unwrap();
+        assert!(longest <= 4096, "{longest}");
+    }
 }

@@ -72,8 +72,17 @@ pub fn run(args: CaArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
 }
 
 fn load(dir: &Path) -> anyhow::Result<CertificateAuthority> {
-    CertificateAuthority::load_or_create(dir)
-        .with_context(|| format!("cannot load the CA from {}", dir.display()))
+    let ca = CertificateAuthority::load_or_create(dir)
+        .with_context(|| format!("cannot load the CA from {}", dir.display()))?;
+    report_warnings(&ca);
+    Ok(ca)
+}
+
+/// Shows the CA's warnings on stderr (stdout may be the certificate itself: `ca export`).
+pub fn report_warnings(ca: &CertificateAuthority) {
+    for w in ca.warnings() {
+        eprintln!("capscope: warning: {w}");
+    }
 }
 
 fn print_paths(dir: &Path) -> anyhow::Result<ExitCode> {
@@ -93,6 +102,7 @@ fn print_paths(dir: &Path) -> anyhow::Result<ExitCode> {
     // Reading only: loading an existing CA writes nothing but a missing DER copy.
     match CertificateAuthority::load_or_create(dir) {
         Ok(ca) => {
+            report_warnings(&ca);
             writeln!(out, "name:              {}", ca.common_name())?;
             writeln!(out, "expires:           {} (UTC)", ca.not_after().date())?;
         }
@@ -118,6 +128,7 @@ fn export(dir: &Path, der: bool) -> anyhow::Result<ExitCode> {
 fn regenerate(dir: &Path) -> anyhow::Result<ExitCode> {
     let ca = CertificateAuthority::regenerate(dir)
         .with_context(|| format!("cannot regenerate the CA in {}", dir.display()))?;
+    report_warnings(&ca);
     let cert = ca
         .files()
         .map(|f| f.cert_pem.display().to_string())
@@ -183,6 +194,76 @@ fn backup_path(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
+/// The only PEM block a viewer's trust store holds (the viewer reads it with OpenSSL's
+/// `PEM_read_bio_X509` and writes it with `PEM_write_bio_X509`, `indra/newview/llsechandler_basic.cpp`).
+const PEM_CERTIFICATE_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+
+/// Why `text` is not a PEM certificate bundle (a file a viewer could use as its CA.pem), if it is not.
+/// Empty is fine (a store the viewer has not filled yet); comment and text lines between blocks are
+/// fine (OpenSSL skips them, and bundles such as Mozilla's carry them).
+pub fn not_a_bundle(text: &[u8]) -> Option<String> {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let Ok(text) = std::str::from_utf8(text) else {
+        return Some("it is not text".into());
+    };
+    if text.contains('\0') {
+        return Some("it is not text".into());
+    }
+    let mut blocks = 0;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN ") {
+            if line != PEM_CERTIFICATE_BEGIN {
+                return Some(format!("it holds a {line} block, not only certificates"));
+            }
+            blocks += 1;
+        }
+    }
+    if blocks == 0 {
+        return Some("it holds no certificate".into());
+    }
+    let parsed = CertificateDer::pem_slice_iter(text.as_bytes()).collect::<Result<Vec<_>, _>>();
+    match parsed {
+        Ok(certs) if certs.len() == blocks => None,
+        Ok(_) => Some("a certificate block in it does not decode".into()),
+        Err(e) => Some(format!("a certificate block in it does not decode ({e})")),
+    }
+}
+
+/// Keeps `original` (the store's bytes) as `backup`, unless a backup is already there. Never writes
+/// through a symbolic link: the backup is created only if nothing has its name (`O_EXCL`).
+fn make_backup(store: &Path, backup: &Path, original: &[u8]) -> anyhow::Result<()> {
+    match fs::symlink_metadata(backup) {
+        Ok(meta) if meta.file_type().is_symlink() => bail!(
+            "{} is a symbolic link; capscope will not write a backup through it (nothing was \
+             changed): remove it and run the command again",
+            backup.display()
+        ),
+        // The backup of an earlier run: it holds the file from before capscope first touched it.
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot check {}", backup.display()));
+        }
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(backup)
+        .and_then(|mut file| {
+            file.write_all(original)?;
+            file.sync_all()
+        })
+        .with_context(|| {
+            format!(
+                "cannot back up {} to {}; nothing was changed",
+                store.display(),
+                backup.display()
+            )
+        })
+}
+
 fn install_viewer(dir: &Path, target: &Path) -> anyhow::Result<ExitCode> {
     let ca = load(dir)?;
     let store = viewer_ca_file(target)?;
@@ -191,6 +272,14 @@ fn install_viewer(dir: &Path, target: &Path) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", store.display())),
     };
+    if let Some(reason) = existing.as_deref().and_then(not_a_bundle) {
+        bail!(
+            "{} is not a PEM certificate bundle ({reason}), so it is not a viewer's {VIEWER_CA_FILE}; \
+             nothing was changed. Pass the viewer's settings directory (e.g. ~/.firestorm_x64), its \
+             {VIEWER_USER_SETTINGS} directory, or its {VIEWER_USER_SETTINGS}/{VIEWER_CA_FILE}",
+            store.display()
+        );
+    }
     if existing
         .as_deref()
         .is_some_and(|text| store_contains(text, ca.cert_der()))
@@ -203,14 +292,8 @@ fn install_viewer(dir: &Path, target: &Path) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let backup = backup_path(&store);
-    if existing.is_some() && !backup.exists() {
-        fs::copy(&store, &backup).with_context(|| {
-            format!(
-                "cannot back up {} to {}; nothing was changed",
-                store.display(),
-                backup.display()
-            )
-        })?;
+    if let Some(original) = existing.as_deref() {
+        make_backup(&store, &backup, original)?;
     }
     let mut addition = String::new();
     if existing
@@ -224,9 +307,14 @@ fn install_viewer(dir: &Path, target: &Path) -> anyhow::Result<ExitCode> {
         ca.common_name()
     ));
     addition.push_str(ca.cert_pem());
-    fs::OpenOptions::new()
-        .append(true)
-        .create(true)
+    let mut options = fs::OpenOptions::new();
+    if existing.is_some() {
+        options.append(true);
+    } else {
+        // A new store: created only if nothing has its name (not through a dangling link).
+        options.write(true).create_new(true);
+    }
+    options
         .open(&store)
         .and_then(|mut file| file.write_all(addition.as_bytes()))
         .with_context(|| format!("cannot append the CA to {}", store.display()))?;
@@ -282,5 +370,29 @@ mod tests {
         assert!(store_contains(store.as_bytes(), ca.cert_der()));
         assert!(!store_contains(other.cert_pem().as_bytes(), ca.cert_der()));
         assert!(!store_contains(b"garbage", ca.cert_der()));
+    }
+
+    #[test]
+    fn only_certificate_bundles_pass_for_a_store() {
+        let ca = CertificateAuthority::generate().unwrap();
+        let bundle = format!(
+            "# Mozilla-style comment\nIssuer: x\n{}\n{}",
+            ca.cert_pem(),
+            ca.cert_pem()
+        );
+        assert_eq!(not_a_bundle(bundle.as_bytes()), None);
+        assert_eq!(not_a_bundle(b""), None);
+        assert_eq!(not_a_bundle(b" \n"), None);
+        assert!(not_a_bundle(b"export A=1\n").is_some());
+        assert!(not_a_bundle(b"\xff\xfe").is_some());
+        let with_key = format!(
+            "{}-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n",
+            ca.cert_pem()
+        );
+        assert!(not_a_bundle(with_key.as_bytes())
+            .unwrap()
+            .contains("PRIVATE KEY"));
+        let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+        assert!(not_a_bundle(broken.as_bytes()).is_some());
     }
 }

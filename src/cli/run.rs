@@ -78,8 +78,9 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub no_save: bool,
 
-    /// Keep secrets (the login passwd, secure_session_id, cookies, Authorization) in the capture
-    /// instead of masking them. Cap URLs are bearer secrets whatever this says.
+    /// Keep secrets (the login passwd, session ids and circuit code, MFA and web tokens, voice
+    /// passwords, cookies, Authorization; docs/capture-format.md lists them) in the capture instead of
+    /// masking them. Cap URLs are bearer secrets whatever this says.
     #[arg(long)]
     pub keep_secrets: bool,
 
@@ -316,10 +317,12 @@ pub async fn serve(
     };
 
     let dir = paths::ca_dir(ca_dir.ca_dir.as_deref())?;
-    let ca = Arc::new(
-        CertificateAuthority::load_or_create(&dir)
-            .with_context(|| format!("cannot load the CA from {}", dir.display()))?,
-    );
+    let ca = CertificateAuthority::load_or_create(&dir)
+        .with_context(|| format!("cannot load the CA from {}", dir.display()))?;
+    for w in ca.warnings() {
+        tracing::warn!("{w}");
+    }
+    let ca = Arc::new(ca);
     let cert_path = capscope_ca::CaFiles::in_dir(&dir).cert_pem;
 
     // Bind first: the caps layer mints cap URLs on the address actually bound (port 0 included).
