@@ -969,7 +969,7 @@ mod tests {
                 prop_oneof![
                     proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
                     proptest::collection::vec((key(), inner), 0..5)
-                        .prop_map(|entries| Value::Map(llsd::Map(entries))),
+                        .prop_map(|entries| Value::Map(entries.into_iter().collect())),
                 ]
             })
         }
