@@ -1,28 +1,46 @@
 //! The headless log: one line per finished record, mitmdump-style (time, client, method, URL or cap,
-//! status, size, duration), written through `tracing`.
+//! status, size, duration), written to standard output so that `capscope run > flows.log` and pipes
+//! get the records alone (the `tracing` log, on standard error, carries only diagnostics).
 //!
 //! A [`Bus`](crate::record::Bus) subscriber like any other consumer. It owns only the line format and
 //! its loop; it must not touch the proxy or change records.
+
+use std::io::Write;
 
 use time::OffsetDateTime;
 
 use crate::filter::Filter;
 use crate::record::{Kind, Received, Record, State, Subscriber};
 
-/// The `tracing` target of the log lines (so `RUST_LOG` can pick them out).
+/// The `tracing` target of the log's own diagnostics (a lag, a closed output).
 pub const TARGET: &str = "capscope::headless";
 
-/// Logs every finished record (every one that `filter` matches, when there is one) until the stream
-/// ends.
-pub async fn run(mut records: Subscriber, filter: Option<Filter>) {
+/// Writes every finished record (every one that `filter` matches, when there is one) to standard
+/// output until the stream ends.
+pub async fn run(records: Subscriber, filter: Option<Filter>) {
+    run_to(records, filter, std::io::stdout()).await;
+}
+
+/// [`run`] with the output passed in. Each line is flushed as it is written (so `tail -f` on a
+/// redirected log keeps up). When the output fails (a closed pipe: `capscope run | head`), the log
+/// says so once on standard error and stops writing; the proxy goes on.
+pub async fn run_to(mut records: Subscriber, filter: Option<Filter>, mut out: impl Write) {
+    let mut writable = true;
     while let Some(received) = records.recv().await {
         match received {
             Received::Record(r) => {
-                if filter.as_ref().is_some_and(|f| !f.matches(&r)) {
+                if !writable || filter.as_ref().is_some_and(|f| !f.matches(&r)) {
                     continue;
                 }
                 if let Some(line) = line(&r) {
-                    tracing::info!(target: TARGET, "{line}");
+                    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+                        tracing::warn!(
+                            target: TARGET,
+                            "cannot write records to the output any more ({e}); the proxy goes on \
+                             and the capture still gets them"
+                        );
+                        writable = false;
+                    }
                 }
             }
             Received::Lagged(n) => {

@@ -82,7 +82,7 @@ pub struct Summary {
 
 /// Runs the demo, printing to stdout.
 pub fn run(args: DemoArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
-    run::init_tracing(args.run.verbose);
+    run::init_tracing(&args.run);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,7 +100,8 @@ fn say(out: &Out, line: impl AsRef<str>) {
 }
 
 fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(s).with_context(|| format!("--{what} {s} is not a usable duration"))
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| super::exit::usage(format_args!("--{what} {s} is not a usable duration")))
 }
 
 /// What `on_start` sets up, for the end of the session.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
+use super::exit::usage;
 use crate::capture::{iso8601, Line, Reader};
 use crate::filter::Filter;
 use crate::record::{Kind, Record, State};
@@ -38,7 +39,7 @@ pub enum DumpFormat {
 
 pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
     let filter = match &args.filter {
-        Some(f) => Some(Filter::parse(f)?),
+        Some(f) => Some(Filter::parse(f).map_err(|e| usage(format_args!("--filter: {e}")))?),
         None => None,
     };
     let stdout = std::io::stdout();

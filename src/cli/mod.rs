@@ -1,18 +1,22 @@
 //! The command line: argument parsing (clap derive) and one module per subcommand.
 //!
 //! This is the binary's edge: it wires library modules together, turns their typed errors into
-//! `anyhow` errors with context, and picks exit codes. It holds no protocol logic of its own.
+//! `anyhow` errors with context, and picks exit codes ([`exit`]). It holds no protocol logic of its
+//! own. What goes to standard output and what to standard error is [`out`]'s rule; docs/cli.md is
+//! the user's side of it all.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub mod ca;
 pub mod decode;
 pub mod demo;
 pub mod dump;
+pub mod exit;
 pub mod export;
+pub mod out;
 pub mod run;
 
 /// capscope: a man-in-the-middle debugging proxy for Second Life and OpenSimulator capabilities.
@@ -51,14 +55,29 @@ pub struct CaDirArg {
     pub ca_dir: Option<PathBuf>,
 }
 
-/// Parses the process arguments and runs the chosen subcommand.
+/// The whole command line as clap sees it, with what `--help` says about exit codes and streams
+/// on every command (completions and the man page are made from this too).
+pub fn command() -> clap::Command {
+    with_after_help(Cli::command())
+}
+
+fn with_after_help(cmd: clap::Command) -> clap::Command {
+    cmd.after_help(exit::AFTER_HELP)
+        .mut_subcommands(with_after_help)
+}
+
+/// Parses the process arguments and runs the chosen subcommand. Exit codes: [`exit`].
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("capscope: {e:#}");
-            ExitCode::from(2)
+            exit::exit_code_for(&e)
         }
     }
 }

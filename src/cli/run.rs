@@ -17,7 +17,8 @@ use clap::{ArgAction, Args};
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 
-use super::CaDirArg;
+use super::exit::usage;
+use super::{out, CaDirArg};
 use crate::caps::hook::{CapsHook, Mode};
 use crate::capture::{self, Header, SaveOptions};
 use crate::filter::Filter;
@@ -41,6 +42,11 @@ pub struct RunArgs {
     /// More detail in the log: -v debug, -vv trace (RUST_LOG, when set, wins).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// Errors only on standard error: no banner, no info or warning lines (records still go to
+    /// standard output).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
 
     #[command(flatten)]
     pub caps: CapsArgs,
@@ -177,36 +183,25 @@ fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
-    init_tracing(args.verbose);
+    init_tracing(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(
-        args,
-        ca_dir,
-        Extras::default(),
-        shutdown_signal(),
-        |_| {},
-    ))?;
+    let shutdown = {
+        let _inside = runtime.enter();
+        shutdown_signal()
+    };
+    runtime.block_on(serve(args, ca_dir, Extras::default(), shutdown, |_| {}))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sets up the log (`capscope demo` shares it).
-pub(crate) fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_target(false)
-        .without_time()
-        .try_init();
+/// Sets up the log on standard error (`capscope demo` shares it).
+pub(crate) fn init_tracing(args: &RunArgs) {
+    out::init(out::Verbosity {
+        verbose: args.verbose,
+        quiet: args.quiet,
+    });
 }
 
 /// What a caller adds to a session beyond its command line (the demo's simulated grid).
@@ -244,24 +239,24 @@ pub async fn serve(
     }
     if !config.listen.ip().is_loopback() {
         if !config.allow_remote {
-            anyhow::bail!(
+            return Err(usage(format_args!(
                 "refusing to listen on {}: other machines could use the proxy and read cap URLs \
                  (bearer secrets); pass --allow-remote if you mean it",
                 config.listen
-            );
+            )));
         }
         tracing::warn!(
             "listening on {}: other machines can use this proxy and read what passes through it",
             config.listen
         );
     }
-    let mode = Mode::login(&args.caps.grid)?;
+    let mode = Mode::login(&args.caps.grid).map_err(|e| usage(format_args!("--grid: {e}")))?;
     let grid_url = match &mode {
         Mode::Login { grid } => grid.to_string(),
         Mode::Proxy => String::new(),
     };
     let filter = match &args.capture.filter {
-        Some(expr) => Some(Filter::parse(expr).map_err(|e| anyhow::anyhow!("--filter: {e}"))?),
+        Some(expr) => Some(Filter::parse(expr).map_err(|e| usage(format_args!("--filter: {e}")))?),
         None => None,
     };
 
@@ -309,23 +304,23 @@ pub async fn serve(
     let capture_path = capture.as_ref().map(|(_, path)| path.clone());
     let announce = |handle: &ProxyHandle| {
         let addr = handle.local_addr();
-        println!("capscope is listening on {addr}");
-        println!(
+        out::note(format_args!("capscope is listening on {addr}"));
+        out::note(format_args!(
             "  login mode:      set the viewer's login URI to {}/login (forwards to {grid_url})",
             proxy_base(addr)
-        );
-        println!(
+        ));
+        out::note(format_args!(
             "  HTTP proxy mode: set the viewer's HTTP proxy to {} port {} and trust the CA \
              (`capscope ca install-viewer DIR`)",
             addr.ip(),
             addr.port()
-        );
-        println!("  CA certificate:  {}", cert_path.display());
+        ));
+        out::note(format_args!("  CA certificate:  {}", cert_path.display()));
         match &capture_path {
-            Some(path) => println!("  capture:         {}", path.display()),
-            None => println!("  capture:         none (--no-save)"),
+            Some(path) => out::note(format_args!("  capture:         {}", path.display())),
+            None => out::note("  capture:         none (--no-save)"),
         }
-        println!("  Ctrl-C stops it");
+        out::note("  Ctrl-C stops it");
         on_start(&Session {
             addr,
             bus: &bus,
@@ -337,17 +332,18 @@ pub async fn serve(
 
     if let Some((writer, path)) = capture {
         match writer.finish().await {
-            Ok(stats) if stats.dropped > 0 => println!(
+            // Losing records is worth a warning even under -q.
+            Ok(stats) if stats.dropped > 0 => tracing::warn!(
                 "capture saved: {} ({} records; {} lost because the writer fell behind)",
                 path.display(),
                 stats.written,
                 stats.dropped
             ),
-            Ok(stats) => println!(
+            Ok(stats) => out::note(format_args!(
                 "capture saved: {} ({} records)",
                 path.display(),
                 stats.written
-            ),
+            )),
             Err(e) => eprintln!(
                 "capscope: the capture {} may be incomplete: {e}",
                 path.display()
@@ -371,26 +367,35 @@ fn proxy_base(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-/// Ctrl-C, or SIGTERM on unix.
-async fn shutdown_signal() {
+/// Ctrl-C, or SIGTERM on unix. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that comes while the session is still starting is not lost
+/// (before, a SIGTERM right after the banner killed the process outright). Call it inside the
+/// runtime.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
