@@ -10,6 +10,7 @@
 //! - [`mockgrid`]: a simulated grid and a scripted viewer, for `capscope demo` and the tests.
 //! - [`headless`]: the one-line-per-record log `capscope run` prints.
 //! - [`paths`]: where capscope keeps its data (the CA, captures).
+//! - [`util`]: time as text and wildcard patterns, shared by every layer.
 //! - [`cli`]: the command line, the binary's edge.
 
 pub mod caps;
@@ -22,3 +23,4 @@ pub mod mockgrid;
 pub mod paths;
 pub mod proxy;
 pub mod record;
+pub mod util;

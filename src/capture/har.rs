@@ -15,9 +15,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::{iso8601, Capture, LagMarker};
+use super::{Capture, LagMarker};
 use crate::filter::decode_body;
 use crate::record::{Body, Header as RecHeader, Kind, Record};
+use crate::util::time::iso8601_millis;
 
 /// The HAR version written.
 pub const HAR_VERSION: &str = "1.2";
@@ -346,7 +347,7 @@ fn entry(r: &Record) -> Entry {
         },
     };
     Entry {
-        started_date_time: iso8601(r.started_us),
+        started_date_time: iso8601_millis(r.started_us),
         time,
         request,
         response,
@@ -461,36 +462,13 @@ fn query_string(url: &str) -> Vec<NameValue> {
         .collect()
 }
 
-/// `%XX` and `+` decoding, lossy on bad UTF-8, leaving malformed escapes as they are.
+/// Form decoding of one query component: `+` is a space, then `%XX` escapes (percent-encoding),
+/// lossy on bad UTF-8; a malformed escape (`%zz`, a lone `%`) is kept as it is.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -499,7 +477,8 @@ mod tests {
 
     #[test]
     fn query_strings_are_split_and_percent_decoded() {
-        let q = query_string("https://h/p?a=1%202&b=%zz&c=x+y&d&%2b=%+1#frag");
+        let q =
+            query_string("https://h/p?a=1%202&b=%zz&c=x+y&d&%2b=%+1&e=%4&f=%&g=%E2%82%AC%ff#frag");
         let pairs: Vec<(&str, &str)> = q
             .iter()
             .map(|p| (p.name.as_str(), p.value.as_str()))
@@ -511,7 +490,10 @@ mod tests {
                 ("b", "%zz"),
                 ("c", "x y"),
                 ("d", ""),
-                ("+", "% 1")
+                ("+", "% 1"),
+                ("e", "%4"),
+                ("f", "%"),
+                ("g", "€\u{fffd}"),
             ]
         );
         assert!(query_string("https://h/p").is_empty());

@@ -8,9 +8,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::exit::usage;
-use crate::capture::{iso8601, Line, Reader};
+use crate::capture::{Line, Reader};
 use crate::filter::Filter;
 use crate::record::{Kind, Record, State};
+use crate::util::time::iso8601_millis as iso8601;
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {

@@ -49,8 +49,9 @@ pub enum Command {
 /// Where the certificate authority lives; shared by every subcommand that needs it.
 #[derive(Debug, Clone, Args)]
 pub struct CaDirArg {
-    /// Directory holding the CA certificate and key [default: $CAPSCOPE_HOME/ca, else
-    /// $XDG_DATA_HOME/capscope/ca, else ~/.local/share/capscope/ca]
+    /// Directory holding the CA certificate and key [default: $CAPSCOPE_HOME/ca, else the
+    /// platform's data directory: $XDG_DATA_HOME/capscope/ca or ~/.local/share/capscope/ca on
+    /// Linux, ~/Library/Application Support/capscope/ca on macOS, %APPDATA%\capscope\ca on Windows]
     #[arg(long, value_name = "DIR", global = true)]
     pub ca_dir: Option<PathBuf>,
 }

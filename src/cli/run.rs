@@ -104,8 +104,8 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub allow_remote: bool,
 
-    /// How much of each body a record keeps, in bytes (suffixes k, M, G); the true size is always
-    /// counted.
+    /// How much of each body a record keeps, in bytes (suffixes k, M, G: binary multiples); the
+    /// true size is always counted.
     #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_size)]
     pub max_body: usize,
 
@@ -164,22 +164,14 @@ impl ProxyArgs {
     }
 }
 
-/// `4M`, `64k`, `1G`, `1000` (binary multiples).
-fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 4M, 64k, 1000)"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} (use k, M or G)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))
+/// `4M`, `64k`, `1G`, `1000`, `1.5M`, `4 MiB` (binary multiples whatever the spelling: `4MB` is
+/// 4 MiB too; the unit is case-insensitive), on `parse-size`.
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(text.trim())
+        .map_err(|e| format!("{text:?} is not a size ({e}; e.g. 4M, 64k, 1000)"))?;
+    usize::try_from(bytes).map_err(|_| format!("{text:?} is too large"))
 }
 
 pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
@@ -408,7 +400,20 @@ mod tests {
         assert_eq!(parse_size("4M"), Ok(4 << 20));
         assert_eq!(parse_size("64k"), Ok(64 << 10));
         assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("4X").is_err());
-        assert!(parse_size("").is_err());
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        // Spellings the hand-written parser also took.
+        assert_eq!(parse_size("4m"), Ok(4 << 20));
+        assert_eq!(parse_size("4MB"), Ok(4 << 20));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("64 kb"), Ok(64 << 10));
+        assert_eq!(parse_size(" 7b "), Ok(7));
+        // New with the crate: fractions and spaces.
+        assert_eq!(parse_size("1.5M"), Ok(3 << 19));
+        assert_eq!(parse_size("4 MiB"), Ok(4 << 20));
+        for bad in ["4X", "", "M", "-1", "4MM", "1e400"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        // 2^64 bytes overflows.
+        assert!(parse_size("16E").is_err());
     }
 }
