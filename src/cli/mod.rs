@@ -16,6 +16,7 @@ pub mod demo;
 pub mod dump;
 pub mod exit;
 pub mod export;
+pub mod generate;
 pub mod out;
 pub mod run;
 
@@ -44,6 +45,10 @@ pub enum Command {
     Dump(dump::DumpArgs),
     /// Convert a capture file for other tools (HAR 1.2).
     Export(export::ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(generate::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --dir.
+    Man(generate::ManArgs),
 }
 
 /// Where the certificate authority lives; shared by every subcommand that needs it.
@@ -63,8 +68,16 @@ pub fn command() -> clap::Command {
 }
 
 fn with_after_help(cmd: clap::Command) -> clap::Command {
-    cmd.after_help(exit::AFTER_HELP)
-        .mut_subcommands(with_after_help)
+    // `--help` shows a command's own long after-help instead of the short one: keep both texts.
+    let long = cmd
+        .get_after_long_help()
+        .map(|own| format!("{own}\n\n{}", exit::AFTER_HELP));
+    let cmd = cmd.after_help(exit::AFTER_HELP);
+    let cmd = match long {
+        Some(long) => cmd.after_long_help(long),
+        None => cmd,
+    };
+    cmd.mut_subcommands(with_after_help)
 }
 
 /// Parses the process arguments and runs the chosen subcommand. Exit codes: [`exit`].
@@ -93,5 +106,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dump(args) => dump::run(args),
         Command::Export(args) => export::run(args),
         Command::Demo(args) => demo::run(args, &ca_dir),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     }
 }
