@@ -57,7 +57,7 @@ pub struct CaDirArg {
     /// Directory holding the CA certificate and key [default: $CAPSCOPE_HOME/ca, else the
     /// platform's data directory: $XDG_DATA_HOME/capscope/ca or ~/.local/share/capscope/ca on
     /// Linux, ~/Library/Application Support/capscope/ca on macOS, %APPDATA%\capscope\ca on Windows]
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, env = "CAPSCOPE_CA_DIR")]
     pub ca_dir: Option<PathBuf>,
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capscope_ca::CertificateAuthority;
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
@@ -36,16 +37,22 @@ pub struct RunArgs {
 
     /// Print one line per finished exchange (mitmdump-style). There is no terminal UI yet, so run
     /// always behaves as if this were given.
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_HEADLESS", value_parser = BoolishValueParser::new())]
     pub headless: bool,
 
     /// More detail in the log: -v debug, -vv trace (RUST_LOG, when set, wins).
-    #[arg(short, long, action = ArgAction::Count)]
+    #[arg(short, long, action = ArgAction::Count, env = "CAPSCOPE_VERBOSE")]
     pub verbose: u8,
 
     /// Errors only on standard error: no banner, no info or warning lines (records still go to
     /// standard output).
-    #[arg(short, long, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        conflicts_with = "verbose",
+        env = "CAPSCOPE_QUIET",
+        value_parser = BoolishValueParser::new(),
+    )]
     pub quiet: bool,
 
     #[command(flatten)]
@@ -61,7 +68,12 @@ pub struct CapsArgs {
     /// The grid that `http://ADDR/login` forwards to: `agni` (Second Life), `aditi` (its beta grid)
     /// or a login URL (`http://127.0.0.1:9000/` for an OpenSimulator standalone). HTTP proxy mode
     /// works on the same port whatever this says.
-    #[arg(long, value_name = "agni|aditi|URL", default_value = "agni")]
+    #[arg(
+        long,
+        value_name = "agni|aditi|URL",
+        default_value = "agni",
+        env = "CAPSCOPE_GRID"
+    )]
     pub grid: String,
 }
 
@@ -74,21 +86,22 @@ pub struct CaptureArgs {
         short = 'w',
         long = "write",
         value_name = "FILE",
-        conflicts_with = "no_save"
+        conflicts_with = "no_save",
+        env = "CAPSCOPE_WRITE"
     )]
     pub write: Option<PathBuf>,
 
     /// Save no capture at all.
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_NO_SAVE", value_parser = BoolishValueParser::new())]
     pub no_save: bool,
 
     /// Keep secrets (the login passwd, secure_session_id, cookies, Authorization) in the capture
     /// instead of masking them. Cap URLs are bearer secrets whatever this says.
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_KEEP_SECRETS", value_parser = BoolishValueParser::new())]
     pub keep_secrets: bool,
 
     /// Record and log only what matches this filter expression (see docs/filters.md).
-    #[arg(long, value_name = "EXPR")]
+    #[arg(long, value_name = "EXPR", env = "CAPSCOPE_FILTER")]
     pub filter: Option<String>,
 }
 
@@ -96,48 +109,87 @@ pub struct CaptureArgs {
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Address to listen on (the viewer's HTTP proxy setting).
-    #[arg(long, value_name = "ADDR:PORT", default_value_t = proxy::DEFAULT_LISTEN)]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value_t = proxy::DEFAULT_LISTEN,
+        env = "CAPSCOPE_LISTEN",
+    )]
     pub listen: SocketAddr,
 
     /// Allow a listen address that other machines can reach (anyone who reaches it can use the
     /// proxy and read what passes through it).
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_ALLOW_REMOTE", value_parser = BoolishValueParser::new())]
     pub allow_remote: bool,
 
     /// How much of each body a record keeps, in bytes (suffixes k, M, G: binary multiples); the
     /// true size is always counted.
-    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_size)]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "4M",
+        value_parser = parse_size,
+        env = "CAPSCOPE_MAX_BODY",
+    )]
     pub max_body: usize,
 
-    /// Also trust the CA certificates in this PEM file for upstream servers (repeatable).
-    #[arg(long, value_name = "FILE")]
+    /// Also trust the CA certificates in this PEM file for upstream servers (repeatable; the
+    /// environment variable names one file).
+    #[arg(long, value_name = "FILE", env = "CAPSCOPE_UPSTREAM_CA")]
     pub upstream_ca: Vec<PathBuf>,
 
     /// Do not verify upstream certificates at all (testing only: anyone on the path can read and
     /// change the traffic).
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_INSECURE_UPSTREAM", value_parser = BoolishValueParser::new())]
     pub insecure_upstream: bool,
 
-    /// Tunnel hosts matching this glob without intercepting them (repeatable; `*.example.com`).
-    #[arg(long, value_name = "HOST-GLOB")]
+    /// Tunnel hosts matching this glob without intercepting them (repeatable, or comma-separated:
+    /// `*.example.com,10.0.0.?`).
+    #[arg(
+        long,
+        value_name = "HOST-GLOB",
+        env = "CAPSCOPE_PASSTHROUGH",
+        value_delimiter = ','
+    )]
     pub passthrough: Vec<String>,
 
     /// Seconds to wait for a TCP connection to an upstream server.
-    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = proxy::DEFAULT_CONNECT_TIMEOUT.as_secs(),
+        env = "CAPSCOPE_CONNECT_TIMEOUT",
+    )]
     pub connect_timeout: u64,
 
     /// Seconds an idle connection (upstream pool, raw tunnel) stays open. Responses themselves have
     /// no time limit: grids hold event-queue polls open on purpose.
-    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = proxy::DEFAULT_IDLE_TIMEOUT.as_secs(),
+        env = "CAPSCOPE_IDLE_TIMEOUT",
+    )]
     pub idle_timeout: u64,
 
     /// Seconds a client may take to send a request head (also how long an idle HTTP/1 keep-alive
     /// connection from a client is kept).
-    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = proxy::DEFAULT_HEADER_TIMEOUT.as_secs(),
+        env = "CAPSCOPE_HEADER_TIMEOUT",
+    )]
     pub header_timeout: u64,
 
     /// The largest request head a client may send, in bytes (suffixes k, M).
-    #[arg(long, value_name = "SIZE", default_value = "64k", value_parser = parse_size)]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "64k",
+        value_parser = parse_size,
+        env = "CAPSCOPE_MAX_HEADER_SIZE",
+    )]
     pub max_header_size: usize,
 }
 
