@@ -99,6 +99,8 @@ pub struct HarRequest {
 #[serde(rename_all = "camelCase")]
 pub struct PostData {
     pub mime_type: String,
+    /// HAR 1.2 makes `params` and `text` mutually exclusive: capscope writes `text`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<NameValue>,
     pub text: String,
     /// `base64` when `text` holds base64 of a body that is not UTF-8 (a common HAR extension).
@@ -205,12 +207,13 @@ pub fn to_har(capture: &Capture) -> Har {
             }
         }
     }
+    let base = base_url(capture.header.listen.as_deref());
     let mut entries = Vec::new();
     for r in &capture.records {
         match (r.kind, &r.request) {
             (Kind::Event, _) => {}
             (Kind::Http | Kind::Login, Some(_)) => {
-                let mut e = entry(r);
+                let mut e = entry(r, &base);
                 if let Some(evs) = events.get_mut(&r.id) {
                     evs.sort_by_key(|e| e.event.as_ref().map_or(0, |i| i.index));
                     e.events = evs.iter().filter_map(|e| har_event(e)).collect();
@@ -265,7 +268,27 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn entry(r: &Record) -> Entry {
+/// Where capscope listened, as the base of the URLs of requests made to capscope itself.
+fn base_url(listen: Option<&str>) -> String {
+    format!("http://{}", listen.unwrap_or(UNKNOWN_LISTEN))
+}
+
+/// The host named when a capture does not say where capscope listened.
+const UNKNOWN_LISTEN: &str = "localhost";
+
+/// `url` made absolute: HAR requires it, and a request addressed to capscope itself keeps its
+/// origin-form target (`/cap/<token>`) when it was cut off before capscope knew where it would go.
+fn absolute(url: &str, base: &str) -> String {
+    if url.contains("://") {
+        url.to_owned()
+    } else if url.starts_with('/') {
+        format!("{base}{url}")
+    } else {
+        format!("{base}/{url}")
+    }
+}
+
+fn entry(r: &Record, base: &str) -> Entry {
     let t = r.timings;
     let send = t.request_sent_us.unwrap_or(0);
     let headers = t.response_headers_us.unwrap_or(send).max(send);
@@ -283,7 +306,7 @@ fn entry(r: &Record) -> Entry {
     let req = r.request.clone().unwrap_or_default();
     let request = HarRequest {
         method: req.method.clone(),
-        url: req.url.clone(),
+        url: absolute(&req.url, base),
         http_version: version_or_default(&req.version),
         cookies: request_cookies(&req.headers),
         headers: name_values(&req.headers),
@@ -358,7 +381,7 @@ fn entry(r: &Record) -> Entry {
             kind: r.kind,
             cap: r.cap.clone(),
             region: r.region.clone(),
-            client_url: req.client_url.clone(),
+            client_url: req.client_url.as_deref().map(|u| absolute(u, base)),
             error: r.error.clone(),
             notes: r.notes.clone(),
             rewritten: r
@@ -474,6 +497,15 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_form_targets_become_absolute_and_absolute_urls_stay() {
+        let base = base_url(Some("127.0.0.1:8080"));
+        assert_eq!(absolute("/cap/abc", &base), "http://127.0.0.1:8080/cap/abc");
+        assert_eq!(absolute("cap", &base), "http://127.0.0.1:8080/cap");
+        assert_eq!(absolute("https://h:1/p?q", &base), "https://h:1/p?q");
+        assert_eq!(base_url(None), "http://localhost");
+    }
 
     #[test]
     fn query_strings_are_split_and_percent_decoded() {
