@@ -264,3 +264,36 @@ fn a_closed_stdout_pipe_is_not_a_failure() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("cannot write records"), "{err}");
 }
+
+#[test]
+fn every_command_ends_quietly_with_0_when_stdout_is_closed() {
+    let home = tempfile::tempdir().unwrap();
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed-response.xml");
+    let v1 = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/captures/v1.jsonl");
+    for args in [
+        &["ca", "path"][..],
+        &["decode", seed],
+        &["dump", v1],
+        &["export", "--har", v1],
+        &["completions", "bash"],
+        &["man"],
+    ] {
+        // Like `| head -0`: the reading end is gone before capscope writes (it is closed right
+        // after the start, long before the process has loaded).
+        let mut child = capscope(home.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+    }
+}

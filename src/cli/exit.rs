@@ -47,6 +47,18 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// Whether `error` is standard output going away (`capscope ca path | head -1`): the reader's
+/// choice, so the command ends quietly with success, as `cat` and ripgrep do.
+pub fn is_closed_output(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::BrokenPipe
+                // Windows: ERROR_NO_DATA and ERROR_PIPE_NOT_CONNECTED, "the pipe is being closed".
+                || (cfg!(windows) && matches!(io.raw_os_error(), Some(232 | 233)))
+        })
+    })
+}
+
 /// [`code_for`] as an [`ExitCode`].
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     ExitCode::from(code_for(error))
@@ -56,6 +68,16 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
 mod tests {
     use super::*;
     use anyhow::Context as _;
+
+    #[test]
+    fn a_closed_pipe_is_recognised_through_context() {
+        let pipe = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed");
+        let e = Err::<(), _>(pipe).context("writing").unwrap_err();
+        assert!(is_closed_output(&e));
+        let other = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no");
+        assert!(!is_closed_output(&anyhow::Error::new(other)));
+        assert!(!is_closed_output(&usage("bad")));
+    }
 
     #[test]
     fn usage_errors_exit_2_even_with_context_and_others_exit_1() {

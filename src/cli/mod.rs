@@ -89,6 +89,7 @@ pub fn main() -> ExitCode {
     };
     match dispatch(cli) {
         Ok(code) => code,
+        Err(e) if exit::is_closed_output(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("capscope: {e:#}");
             exit::exit_code_for(&e)

@@ -32,7 +32,8 @@ impl Verbosity {
     }
 }
 
-/// Sets up the log on standard error (colours only when standard error is a terminal) and
+/// Sets up the log on standard error (colours only when standard error is a terminal and
+/// `NO_COLOR` is unset or empty, as <https://no-color.org> asks) and
 /// remembers `-q` for [`note`]. `RUST_LOG`, when set, picks the levels; `-q` still silences
 /// [`note`]. Calling it again changes nothing (the first set-up stays).
 pub fn init(verbosity: Verbosity) {
@@ -42,10 +43,18 @@ pub fn init(verbosity: Verbosity) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// Whether the log may use colour.
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Whether `-q` was given.
@@ -64,6 +73,14 @@ pub fn note(line: impl Display) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+    }
 
     #[test]
     fn quiet_wins_over_verbose_and_verbose_counts_up() {
