@@ -1,6 +1,7 @@
 //! The headless log: one line per finished record, mitmdump-style (time, client, method, URL or cap,
-//! status, size, duration), written through `tracing`; and [`LogOutput`], the non-blocking writer the
-//! log (and every other `tracing` line) goes out through.
+//! status, size, duration), written to standard output so that `capscope run > flows.log` and pipes
+//! get the records alone (the `tracing` log, on standard error, carries only diagnostics); and
+//! [`LogOutput`], the non-blocking writer both streams go out through.
 //!
 //! A [`Bus`](crate::record::Bus) subscriber like any other consumer. It owns only the line format, its
 //! loop and the output side; it must not touch the proxy or change records.
@@ -21,12 +22,22 @@ use time::OffsetDateTime;
 use crate::filter::Filter;
 use crate::record::{Kind, Received, Record, State, Subscriber};
 
-/// The `tracing` target of the log lines (so `RUST_LOG` can pick them out).
+/// The `tracing` target of the log's own diagnostics (a lag, a closed output).
 pub const TARGET: &str = "capscope::headless";
 
-/// Logs every finished record (every one that `filter` keeps, when there is one: by
-/// [`crate::store::keeps`], the rule the UI uses too) until the stream ends.
-pub async fn run(mut records: Subscriber, filter: Option<Filter>) {
+/// Writes every finished record (every one that `filter` keeps, when there is one: by
+/// [`crate::store::keeps`], the rule the UI uses too) to standard output until the stream ends,
+/// through the process's non-blocking [`LogOutput::stdout`].
+pub async fn run(records: Subscriber, filter: Option<Filter>) {
+    match LogOutput::stdout() {
+        Some(out) => run_to(records, filter, out).await,
+        None => run_to(records, filter, std::io::stdout()).await,
+    }
+}
+
+/// [`run`] with the output passed in (a [`LogOutput`] in the binary, so that a terminal or pipe that
+/// does not keep up never holds up a worker thread).
+pub async fn run_to(mut records: Subscriber, filter: Option<Filter>, mut out: impl Write) {
     let mut kept = crate::store::KeptIds::default();
     while let Some(received) = records.recv().await {
         match received {
@@ -35,7 +46,8 @@ pub async fn run(mut records: Subscriber, filter: Option<Filter>) {
                     continue;
                 }
                 if let Some(line) = line(&r) {
-                    tracing::info!(target: TARGET, "{line}");
+                    // A LogOutput never fails a write; a plain writer's failure loses the line.
+                    let _ = writeln!(out, "{line}");
                 }
             }
             Received::Lagged(n) => {
@@ -45,8 +57,11 @@ pub async fn run(mut records: Subscriber, filter: Option<Filter>) {
     }
 }
 
-/// The process's stdout log writer, once started.
+/// The process's stdout writer (records), once started.
 static STDOUT: OnceLock<Option<LogOutput>> = OnceLock::new();
+
+/// The process's stderr writer (the `tracing` log), once started.
+static STDERR: OnceLock<Option<LogOutput>> = OnceLock::new();
 
 /// How many log lines may wait for the output before new ones are dropped.
 pub const LOG_QUEUE_LINES: usize = 1024;
@@ -109,6 +124,13 @@ impl LogOutput {
     pub fn stdout() -> Option<LogOutput> {
         STDOUT
             .get_or_init(|| LogOutput::new(std::io::stdout(), LOG_QUEUE_LINES).ok())
+            .clone()
+    }
+
+    /// The process's one writer to stderr, for the `tracing` log (started on first use).
+    pub fn stderr() -> Option<LogOutput> {
+        STDERR
+            .get_or_init(|| LogOutput::new(std::io::stderr(), LOG_QUEUE_LINES).ok())
             .clone()
     }
 
@@ -190,39 +212,53 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogOutput {
 }
 
 /// The writing thread: writes lines as they come (batched while more are waiting), and says how many
-/// were dropped whenever that count grew. Ends when every [`LogOutput`] is gone.
+/// were dropped whenever that count grew. When the output breaks (a closed pipe: `capscope run |
+/// head`) it says so once on standard error and stops writing; the proxy goes on. Ends when every
+/// [`LogOutput`] is gone.
 fn write_lines(rx: Receiver<Vec<u8>>, out: impl Write, inner: std::sync::Weak<OutputInner>) {
     let mut out = std::io::BufWriter::new(out);
     let mut reported = 0;
+    let mut broken = false;
     while let Ok(line) = rx.recv() {
         let mut batch = vec![line];
         batch.extend(rx.try_iter().take(LOG_QUEUE_LINES));
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        for line in &batch {
-            // A broken output loses the line; the log must never take the process down.
-            let _ = out.write_all(line);
+        if !broken {
+            let dropped = inner.dropped.load(Ordering::Relaxed);
+            let mut wrote = batch.iter().try_for_each(|line| out.write_all(line));
+            if dropped > reported {
+                wrote = wrote.and_then(|()| {
+                    writeln!(
+                        out,
+                        "capscope: {} log lines dropped: the output was not read fast enough",
+                        dropped - reported
+                    )
+                });
+                reported = dropped;
+            }
+            // A broken output loses the lines; the log must never take the process down.
+            if let Err(e) = wrote.and_then(|()| out.flush()) {
+                broken = true;
+                eprintln!(
+                    "capscope: cannot write records to the output any more ({e}); the proxy goes \
+                     on and the capture still gets them"
+                );
+            }
         }
-        let dropped = inner.dropped.load(Ordering::Relaxed);
-        if dropped > reported {
-            let _ = writeln!(
-                out,
-                "capscope: {} log lines dropped: the output was not read fast enough",
-                dropped - reported
-            );
-            reported = dropped;
-        }
-        let _ = out.flush();
         for _ in &batch {
             inner.line_done();
         }
     }
 }
 
-/// Writes what the process's stdout log still holds (waiting up to `limit`), and says on stderr how
-/// many lines it dropped, if any.
+/// Writes what the process's stdout and stderr writers still hold (waiting up to `limit` for each),
+/// and says on stderr how many record lines were dropped, if any.
 pub fn finish_stdout(limit: Duration) {
+    if let Some(Some(err)) = STDERR.get() {
+        err.flush_for(limit);
+    }
     let Some(Some(out)) = STDOUT.get() else {
         return;
     };

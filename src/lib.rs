@@ -10,6 +10,7 @@
 //! - [`mockgrid`]: a simulated grid and a scripted viewer, for `capscope demo` and the tests.
 //! - [`headless`]: the one-line-per-record log `capscope run` prints.
 //! - [`paths`]: where capscope keeps its data (the CA, captures).
+//! - [`util`]: time as text and wildcard patterns, shared by every layer.
 //! - [`cli`]: the command line, the binary's edge.
 
 pub mod caps;
@@ -24,3 +25,4 @@ pub mod proxy;
 pub mod record;
 pub mod store;
 pub mod tui;
+pub mod util;

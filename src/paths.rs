@@ -1,14 +1,13 @@
 //! Where capscope keeps its files: the data directory and, inside it, the CA directory (other
 //! features put e.g. `captures/` under [`data_dir`]). Owns only the resolution of these paths from
-//! the environment; creates nothing and knows nothing of what goes inside.
+//! the environment; creates nothing and knows nothing of what goes inside. The platform's own place
+//! comes from the `directories` crate.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming capscope's data directory outright (tests and portable setups).
 pub const HOME_ENV: &str = "CAPSCOPE_HOME";
-/// The XDG base directory variable for user data.
-pub const XDG_DATA_HOME_ENV: &str = "XDG_DATA_HOME";
 /// The name of capscope's directory under the platform data directory.
 pub const APP_DIR: &str = "capscope";
 /// The CA's directory under the data directory.
@@ -18,15 +17,23 @@ pub const CA_SUBDIR: &str = "ca";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PathError {
-    /// None of the variables that locate a home or data directory is set.
-    #[error("cannot find a directory for capscope's data: neither {HOME_ENV}, {XDG_DATA_HOME_ENV} nor HOME (APPDATA on Windows) is set; set {HOME_ENV}=DIR or pass --ca-dir")]
+    /// Neither `CAPSCOPE_HOME` nor a home directory for the platform's data directory is known.
+    #[error("cannot find a directory for capscope's data: {HOME_ENV} is not set and the platform names no data directory (no home directory); set {HOME_ENV}=DIR or pass --ca-dir")]
     NoHome,
 }
 
-/// capscope's data directory: `$CAPSCOPE_HOME` if set, else `$XDG_DATA_HOME/capscope`, else
-/// `~/.local/share/capscope` (on Windows without HOME: `%APPDATA%\capscope`).
+/// capscope's data directory: `$CAPSCOPE_HOME` if set, else the platform's data directory joined
+/// with `capscope`:
+///
+/// - Linux and other Unix: `$XDG_DATA_HOME/capscope` (when absolute), else
+///   `~/.local/share/capscope`;
+/// - macOS: `~/Library/Application Support/capscope`;
+/// - Windows: `%APPDATA%\capscope` (the roaming application data folder).
 pub fn data_dir() -> Result<PathBuf, PathError> {
-    data_dir_from(|name| std::env::var_os(name))
+    data_dir_from(
+        std::env::var_os(HOME_ENV),
+        directories::BaseDirs::new().map(|dirs| dirs.data_dir().to_path_buf()),
+    )
 }
 
 /// The CA directory: `explicit` (from `--ca-dir`) if given, else `data_dir()/ca`.
@@ -37,81 +44,43 @@ pub fn ca_dir(explicit: Option<&Path>) -> Result<PathBuf, PathError> {
     }
 }
 
-/// [`data_dir`] with the environment passed in, so the rules can be tested without touching the
-/// process environment. Empty variables count as unset; a relative `XDG_DATA_HOME` is ignored, as
-/// the XDG specification requires.
-pub fn data_dir_from(env: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, PathError> {
-    let set = |name: &str| env(name).filter(|value| !value.is_empty());
-    if let Some(home) = set(HOME_ENV) {
+/// [`data_dir`] with its inputs passed in: the value of `CAPSCOPE_HOME` (empty counts as unset) and
+/// the platform's data directory, if it has one.
+pub fn data_dir_from(
+    capscope_home: Option<OsString>,
+    platform_data: Option<PathBuf>,
+) -> Result<PathBuf, PathError> {
+    if let Some(home) = capscope_home.filter(|value| !value.is_empty()) {
         return Ok(PathBuf::from(home));
     }
-    if let Some(xdg) = set(XDG_DATA_HOME_ENV).map(PathBuf::from) {
-        if xdg.is_absolute() {
-            return Ok(xdg.join(APP_DIR));
-        }
-    }
-    if let Some(home) = set("HOME") {
-        return Ok(PathBuf::from(home)
-            .join(".local")
-            .join("share")
-            .join(APP_DIR));
-    }
-    if let Some(appdata) = set("APPDATA") {
-        return Ok(PathBuf::from(appdata).join(APP_DIR));
-    }
-    Err(PathError::NoHome)
+    platform_data
+        .map(|dir| dir.join(APP_DIR))
+        .ok_or(PathError::NoHome)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
-        move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| OsString::from(v))
-        }
-    }
-
     #[test]
     fn capscope_home_wins() {
-        let vars = [
-            (HOME_ENV, "/srv/capscope"),
-            (XDG_DATA_HOME_ENV, "/xdg"),
-            ("HOME", "/home/u"),
-        ];
         assert_eq!(
-            data_dir_from(env(&vars)).unwrap(),
+            data_dir_from(Some("/srv/capscope".into()), Some("/xdg".into())).unwrap(),
             PathBuf::from("/srv/capscope")
         );
     }
 
     #[test]
-    fn xdg_data_home_comes_next() {
-        let vars = [(XDG_DATA_HOME_ENV, "/xdg"), ("HOME", "/home/u")];
-        assert_eq!(
-            data_dir_from(env(&vars)).unwrap(),
-            PathBuf::from("/xdg/capscope")
-        );
-    }
-
-    #[test]
-    fn home_is_the_fallback_and_empty_or_relative_values_are_ignored() {
-        let vars = [
-            (HOME_ENV, ""),
-            (XDG_DATA_HOME_ENV, "relative/dir"),
-            ("HOME", "/home/u"),
-        ];
-        assert_eq!(
-            data_dir_from(env(&vars)).unwrap(),
-            PathBuf::from("/home/u/.local/share/capscope")
-        );
+    fn the_platform_data_directory_comes_next_and_an_empty_home_is_unset() {
+        let want = PathBuf::from("/home/u/.local/share/capscope");
+        let platform = || Some(PathBuf::from("/home/u/.local/share"));
+        assert_eq!(data_dir_from(None, platform()).unwrap(), want);
+        assert_eq!(data_dir_from(Some("".into()), platform()).unwrap(), want);
     }
 
     #[test]
     fn no_home_at_all_is_an_error_that_says_what_to_set() {
-        let err = data_dir_from(env(&[])).unwrap_err();
+        let err = data_dir_from(None, None).unwrap_err();
         assert!(err.to_string().contains(HOME_ENV), "{err}");
     }
 

@@ -33,10 +33,11 @@ fn demo_with_a_filter_logs_and_saves_only_matching_records() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The log: its lines (INFO ...) name a record's cap in brackets; only Seed may appear.
+    // The log: record lines (they start with the time, `HH:MM:SS.mmm`) name a record's cap in
+    // brackets; only Seed may appear.
     let caps: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.trim_start().starts_with("INFO "))
+        .filter(|l| l.as_bytes().get(2) == Some(&b':') && l.as_bytes().get(8) == Some(&b'.'))
         .filter_map(|l| l.split_once(" [").map(|(_, rest)| rest))
         .filter_map(|rest| rest.split_once(']').map(|(cap, _)| cap))
         .collect();

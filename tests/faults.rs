@@ -212,11 +212,12 @@ async fn a_capture_that_cannot_be_written_stops_nothing_and_is_reported() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    // The banner and the log are on stderr (stdout carries the records).
+    let stderr = child.stderr.take().unwrap();
     let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
+        for line in std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
         {
@@ -253,7 +254,7 @@ async fn a_capture_that_cannot_be_written_stops_nothing_and_is_reported() {
     let everything = format!(
         "{}\n{}",
         lines.try_iter().collect::<Vec<_>>().join("\n"),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stdout)
     );
     assert!(
         everything.contains(&capture.display().to_string())

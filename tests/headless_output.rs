@@ -30,11 +30,13 @@ async fn a_stdout_nobody_reads_never_stalls_forwarding() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Read up to the address, then never again (the read end stays open: writes block, not fail).
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Records go to stdout, which is never read (the read end stays open: writes block, not fail).
+    // The banner with the address is on stderr.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let addr = loop {
         let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no address line");
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no address line");
         if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
             break a.parse::<std::net::SocketAddr>().unwrap();
         }
@@ -60,9 +62,11 @@ async fn a_stdout_nobody_reads_never_stalls_forwarding() {
         .await
         .unwrap()
         .unwrap();
-    let mut rest = String::new();
-    let _ = stdout.read_to_string(&mut rest);
-    let stderr = String::from_utf8_lossy(&status.stderr);
+    let mut rest = Vec::new();
+    let _ = stdout.read_to_end(&mut rest);
+    let mut stderr_rest = String::new();
+    let _ = stderr.read_to_string(&mut stderr_rest);
+    let stderr = stderr_rest;
     assert!(status.status.success(), "{}: {stderr}", status.status);
     assert!(
         stderr.contains("log lines were dropped"),

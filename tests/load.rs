@@ -59,7 +59,8 @@ fn fd_limit() -> u64 {
         .unwrap_or(1024)
 }
 
-/// `capscope run` with `args`, its stdout read line by line (the address is returned).
+/// `capscope run` with `args`, its stderr (banner and log) read line by line (the address is
+/// returned); the records on stdout are discarded.
 fn spawn_capscope(dir: &Path, args: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_capscope"))
         .args(["--ca-dir", dir.join("ca").to_str().unwrap()])
@@ -67,14 +68,14 @@ fn spawn_capscope(dir: &Path, args: &[&str]) -> (Child, SocketAddr, mpsc::Receiv
         .args(args)
         .env("CAPSCOPE_HOME", dir)
         .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });

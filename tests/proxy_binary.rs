@@ -127,23 +127,34 @@ async fn a_100_mb_body_each_way_streams_through_the_binary_with_bounded_memory()
     assert!(kill.success());
     let status = tokio::task::spawn_blocking(move || {
         let status = child.wait().unwrap();
-        let mut out = String::new();
+        let (mut out, mut err) = (String::new(), String::new());
         child
             .stdout
             .take()
             .unwrap()
             .read_to_string(&mut out)
             .unwrap();
-        (status, out)
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status, out, err)
     })
     .await
     .unwrap();
-    let (status, out) = status;
-    assert!(status.success(), "capscope exited with {status}: {out}");
+    let (status, out, err) = status;
     assert!(
-        out.contains(&format!("capscope is listening on {addr}")),
-        "{out}"
+        status.success(),
+        "capscope exited with {status}: {out}\n{err}"
     );
+    // The banner is for the person (stderr); stdout holds the records alone.
+    assert!(
+        err.contains(&format!("capscope is listening on {addr}")),
+        "{err}"
+    );
+    assert!(!out.contains("capscope is listening"), "{out}");
     assert!(
         out.contains(&format!(
             "GET {} 200 100.0M",

@@ -349,15 +349,16 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off_logs_rarely_and_recov
         .args(["run", "--headless", "--no-save", "--listen", "127.0.0.1:0"])
         .env("CAPSCOPE_HOME", dir.path())
         .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    // The banner and the log are on stderr.
+    let stderr = child.stderr.take().unwrap();
     let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
+        for line in std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
         {

@@ -1,9 +1,10 @@
 //! A small bounded map from host to TLS server configuration, evicting the least recently used
-//! entry when full. Owns only the bookkeeping; minting happens outside its lock.
+//! entry when full (the `lru` crate). Owns only the bookkeeping; minting happens outside its lock.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use lru::LruCache;
 use rustls::ServerConfig;
 
 use crate::host::Host;
@@ -12,88 +13,50 @@ use crate::host::Host;
 /// handful of simulators and a few CDN hosts, so this is generous; each entry is a few KiB.
 pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
 
-struct Entry {
-    config: Arc<ServerConfig>,
-    last_used: u64,
-}
-
-struct State {
-    entries: HashMap<Host, Entry>,
-    clock: u64,
-}
-
 /// Host → `Arc<ServerConfig>`, at most `capacity` entries.
 pub(crate) struct ConfigCache {
-    capacity: usize,
-    state: Mutex<State>,
+    entries: Mutex<LruCache<Host, Arc<ServerConfig>>>,
 }
 
 impl ConfigCache {
     /// A cache holding at most `capacity` hosts (at least one).
     pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         ConfigCache {
-            capacity: capacity.max(1),
-            state: Mutex::new(State {
-                entries: HashMap::new(),
-                clock: 0,
-            }),
+            entries: Mutex::new(LruCache::new(capacity)),
         }
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.capacity
+        self.lock().cap().get()
     }
 
-    // A panic while holding the lock leaves the map consistent (every update is a single insert
-    // or remove), so a poisoned lock is safe to keep using.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    // A panic while holding the lock leaves the map consistent (every update is a single call into
+    // the cache), so a poisoned lock is safe to keep using.
+    fn lock(&self) -> MutexGuard<'_, LruCache<Host, Arc<ServerConfig>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The cached configuration for `host`, marking it recently used.
     pub(crate) fn get(&self, host: &Host) -> Option<Arc<ServerConfig>> {
-        let mut state = self.lock();
-        state.clock += 1;
-        let now = state.clock;
-        state.entries.get_mut(host).map(|entry| {
-            entry.last_used = now;
-            Arc::clone(&entry.config)
-        })
+        self.lock().get(host).map(Arc::clone)
     }
 
     /// Stores `config` for `host` unless another thread stored one first; returns the one kept, so
-    /// that every caller for a host shares one `Arc`.
+    /// that every caller for a host shares one `Arc`. At capacity, the least recently used host
+    /// goes.
     pub(crate) fn insert(&self, host: Host, config: Arc<ServerConfig>) -> Arc<ServerConfig> {
-        let mut state = self.lock();
-        state.clock += 1;
-        let now = state.clock;
-        if let Some(entry) = state.entries.get_mut(&host) {
-            entry.last_used = now;
-            return Arc::clone(&entry.config);
+        let mut entries = self.lock();
+        if let Some(kept) = entries.get(&host) {
+            return Arc::clone(kept);
         }
-        if state.entries.len() >= self.capacity {
-            // A linear scan: it runs only on a miss at capacity, next to a ~0.1 ms mint.
-            let oldest = state
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.last_used)
-                .map(|(host, _)| host.clone());
-            if let Some(oldest) = oldest {
-                tracing::debug!(host = %oldest, "evicting the least recently used TLS config");
-                state.entries.remove(&oldest);
-            }
+        if let Some((evicted, _)) = entries.push(host, Arc::clone(&config)) {
+            tracing::debug!(host = %evicted, "evicting the least recently used TLS config");
         }
-        state.entries.insert(
-            host,
-            Entry {
-                config: Arc::clone(&config),
-                last_used: now,
-            },
-        );
         config
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().len()
     }
 }

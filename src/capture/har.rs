@@ -15,9 +15,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::{iso8601, Capture, LagMarker};
+use super::{Capture, LagMarker};
 use crate::filter::decode_body;
 use crate::record::{Body, Header as RecHeader, Kind, Record};
+use crate::util::time::iso8601_millis;
 
 /// The HAR version written.
 pub const HAR_VERSION: &str = "1.2";
@@ -98,6 +99,8 @@ pub struct HarRequest {
 #[serde(rename_all = "camelCase")]
 pub struct PostData {
     pub mime_type: String,
+    /// HAR 1.2 makes `params` and `text` mutually exclusive: capscope writes `text`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<NameValue>,
     pub text: String,
     /// `base64` when `text` holds base64 of a body that is not UTF-8 (a common HAR extension).
@@ -207,12 +210,13 @@ pub fn to_har(capture: &Capture) -> Har {
             }
         }
     }
+    let base = base_url(capture.header.listen.as_deref());
     let mut entries = Vec::new();
     for r in &capture.records {
         match (r.kind, &r.request) {
             (Kind::Event, _) => {}
             (Kind::Http | Kind::Login, Some(_)) => {
-                let mut e = entry(r);
+                let mut e = entry(r, &base);
                 if let Some(evs) = events.get_mut(&r.id) {
                     evs.sort_by_key(|e| e.event.as_ref().map_or(0, |i| i.index));
                     e.events = evs.iter().filter_map(|e| har_event(e)).collect();
@@ -267,7 +271,27 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn entry(r: &Record) -> Entry {
+/// Where capscope listened, as the base of the URLs of requests made to capscope itself.
+fn base_url(listen: Option<&str>) -> String {
+    format!("http://{}", listen.unwrap_or(UNKNOWN_LISTEN))
+}
+
+/// The host named when a capture does not say where capscope listened.
+const UNKNOWN_LISTEN: &str = "localhost";
+
+/// `url` made absolute: HAR requires it, and a request addressed to capscope itself keeps its
+/// origin-form target (`/cap/<token>`) when it was cut off before capscope knew where it would go.
+fn absolute(url: &str, base: &str) -> String {
+    if url.contains("://") {
+        url.to_owned()
+    } else if url.starts_with('/') {
+        format!("{base}{url}")
+    } else {
+        format!("{base}/{url}")
+    }
+}
+
+fn entry(r: &Record, base: &str) -> Entry {
     let t = r.timings;
     let send = t.request_sent_us.unwrap_or(0);
     let headers = t.response_headers_us.unwrap_or(send).max(send);
@@ -285,7 +309,7 @@ fn entry(r: &Record) -> Entry {
     let req = r.request.clone().unwrap_or_default();
     let request = HarRequest {
         method: req.method.clone(),
-        url: req.url.clone(),
+        url: absolute(&req.url, base),
         http_version: version_or_default(&req.version),
         cookies: request_cookies(&req.headers),
         headers: name_values(&req.headers),
@@ -349,7 +373,7 @@ fn entry(r: &Record) -> Entry {
         },
     };
     Entry {
-        started_date_time: iso8601(r.started_us),
+        started_date_time: iso8601_millis(r.started_us),
         time,
         request,
         response,
@@ -361,7 +385,7 @@ fn entry(r: &Record) -> Entry {
             cap: r.cap.clone(),
             region: r.region.clone(),
             agent: r.agent.clone(),
-            client_url: req.client_url.clone(),
+            client_url: req.client_url.as_deref().map(|u| absolute(u, base)),
             error: r.error.clone(),
             notes: r.notes.clone(),
             rewritten: r
@@ -465,36 +489,13 @@ fn query_string(url: &str) -> Vec<NameValue> {
         .collect()
 }
 
-/// `%XX` and `+` decoding, lossy on bad UTF-8, leaving malformed escapes as they are.
+/// Form decoding of one query component: `+` is a space, then `%XX` escapes (percent-encoding),
+/// lossy on bad UTF-8; a malformed escape (`%zz`, a lone `%`) is kept as it is.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -502,8 +503,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn origin_form_targets_become_absolute_and_absolute_urls_stay() {
+        let base = base_url(Some("127.0.0.1:8080"));
+        assert_eq!(absolute("/cap/abc", &base), "http://127.0.0.1:8080/cap/abc");
+        assert_eq!(absolute("cap", &base), "http://127.0.0.1:8080/cap");
+        assert_eq!(absolute("https://h:1/p?q", &base), "https://h:1/p?q");
+        assert_eq!(base_url(None), "http://localhost");
+    }
+
+    #[test]
     fn query_strings_are_split_and_percent_decoded() {
-        let q = query_string("https://h/p?a=1%202&b=%zz&c=x+y&d&%2b=%+1#frag");
+        let q =
+            query_string("https://h/p?a=1%202&b=%zz&c=x+y&d&%2b=%+1&e=%4&f=%&g=%E2%82%AC%ff#frag");
         let pairs: Vec<(&str, &str)> = q
             .iter()
             .map(|p| (p.name.as_str(), p.value.as_str()))
@@ -515,7 +526,10 @@ mod tests {
                 ("b", "%zz"),
                 ("c", "x y"),
                 ("d", ""),
-                ("+", "% 1")
+                ("+", "% 1"),
+                ("e", "%4"),
+                ("f", "%"),
+                ("g", "€\u{fffd}"),
             ]
         );
         assert!(query_string("https://h/p").is_empty());

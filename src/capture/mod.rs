@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::record::Record;
+use crate::util::time::{self, iso8601_millis};
 
 pub use reader::{Capture, Reader, Records, Warning};
 pub use writer::{spawn_writer, Writer, WriterHandle, WriterStats};
@@ -146,7 +147,7 @@ impl Header {
             format_version: FORMAT_VERSION,
             capscope_version: env!("CARGO_PKG_VERSION").to_owned(),
             started_us,
-            started: iso8601(started_us),
+            started: iso8601_millis(started_us),
             listen,
             mode,
             grid,
@@ -186,22 +187,16 @@ pub fn default_path(data_dir: &Path) -> PathBuf {
 }
 
 fn default_path_numbered(data_dir: &Path, us: i64, n: u32) -> PathBuf {
-    let p = utc_parts(us);
+    let stamp = time::compact(us).unwrap_or_else(|| "00000000-000000".into());
+    let millis = us.rem_euclid(1_000_000) / 1000;
     let suffix = if n > 1 {
         format!("-{n}")
     } else {
         String::new()
     };
-    data_dir.join(CAPTURES_DIR).join(format!(
-        "capscope-{:04}{:02}{:02}-{:02}{:02}{:02}-{:03}{suffix}.jsonl",
-        p.year,
-        p.month,
-        p.day,
-        p.hour,
-        p.minute,
-        p.second,
-        p.micros / 1000
-    ))
+    data_dir
+        .join(CAPTURES_DIR)
+        .join(format!("capscope-{stamp}-{millis:03}{suffix}.jsonl"))
 }
 
 /// What the `run` command needs to save a session.
@@ -278,60 +273,6 @@ fn create_parent(path: &Path) -> Result<(), CaptureError> {
     Ok(())
 }
 
-/// A UTC instant broken into calendar fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct UtcParts {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-    pub micros: u32,
-}
-
-/// Splits microseconds since the Unix epoch into UTC calendar fields (proleptic Gregorian calendar;
-/// the days-to-civil algorithm of Howard Hinnant's date library).
-pub(crate) fn utc_parts(us: i64) -> UtcParts {
-    let secs = us.div_euclid(1_000_000);
-    let micros = us.rem_euclid(1_000_000) as u32;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    UtcParts {
-        year,
-        month,
-        day,
-        hour: sod / 3600,
-        minute: sod / 60 % 60,
-        second: sod % 60,
-        micros,
-    }
-}
-
-/// ISO 8601 UTC with milliseconds: `2026-11-25T14:02:03.123Z` (what HAR and the header use).
-pub fn iso8601(us: i64) -> String {
-    let p = utc_parts(us);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        p.year,
-        p.month,
-        p.day,
-        p.hour,
-        p.minute,
-        p.second,
-        p.micros / 1000
-    )
-}
-
 /// Whether `path` names a zstd-compressed capture.
 pub fn is_zstd_path(path: &Path) -> bool {
     path.to_str().is_some_and(|s| s.ends_with(ZSTD_SUFFIX))
@@ -340,17 +281,6 @@ pub fn is_zstd_path(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_parts_match_known_instants() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        // 2000-02-29T12:34:56.789Z (a leap day) = 951827696 s.
-        assert_eq!(iso8601(951_827_696_789_000), "2000-02-29T12:34:56.789Z");
-        // 2026-11-25T14:02:03Z = 1795615323 s.
-        assert_eq!(iso8601(1_795_615_323_000_000), "2026-11-25T14:02:03.000Z");
-        // Before the epoch: 1969-12-31T23:59:59.500Z.
-        assert_eq!(iso8601(-500_000), "1969-12-31T23:59:59.500Z");
-    }
 
     #[test]
     fn default_path_is_under_captures_with_a_timestamped_name() {

@@ -108,7 +108,7 @@ pub fn run(args: DemoArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
         let (ui, quit) = LiveUi::new(super::ui::start_logging(args.run.verbose)?);
         Some((ui.with_filter(args.run.capture.filter.clone()), quit))
     } else {
-        run::init_tracing(args.run.verbose);
+        run::init_tracing(&args.run);
         None
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -133,7 +133,8 @@ fn say(out: &Out, line: impl AsRef<str>) {
 }
 
 fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(s).with_context(|| format!("--{what} {s} is not a usable duration"))
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| super::exit::usage(format_args!("--{what} {s} is not a usable duration")))
 }
 
 /// What `on_start` sets up, for the end of the session.

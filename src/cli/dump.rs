@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::capture::{iso8601, Line, Reader};
+use super::exit::usage;
+use crate::capture::{Line, Reader};
 use crate::filter::Filter;
 use crate::record::{Kind, Record, State};
+use crate::util::time::iso8601_millis as iso8601;
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
@@ -38,7 +40,7 @@ pub enum DumpFormat {
 
 pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
     let filter = match &args.filter {
-        Some(f) => Some(Filter::parse(f)?),
+        Some(f) => Some(Filter::parse(f).map_err(|e| usage(format_args!("--filter: {e}")))?),
         None => None,
     };
     let stdout = std::io::stdout();

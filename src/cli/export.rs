@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use super::exit::usage;
 use crate::capture::{har, Reader};
 use crate::filter::Filter;
 use crate::record::Kind;
@@ -28,7 +29,7 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let filter = match &args.filter {
-        Some(f) => Some(Filter::parse(f)?),
+        Some(f) => Some(Filter::parse(f).map_err(|e| usage(format_args!("--filter: {e}")))?),
         None => None,
     };
     let mut capture = Reader::open(&args.file)

@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capscope_ca::CertificateAuthority;
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 
-use super::CaDirArg;
+use super::exit::usage;
+use super::{out, CaDirArg};
 use crate::caps::hook::{CapsHook, Mode};
 use crate::capture::{self, Header, SaveOptions};
 use crate::filter::Filter;
@@ -37,12 +39,23 @@ pub struct RunArgs {
 
     /// Print one line per finished exchange (mitmdump-style) instead of opening the terminal UI
     /// (also what happens when standard output is not a terminal).
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_HEADLESS", value_parser = BoolishValueParser::new())]
     pub headless: bool,
 
     /// More detail in the log: -v debug, -vv trace (RUST_LOG, when set, wins).
-    #[arg(short, long, action = ArgAction::Count)]
+    #[arg(short, long, action = ArgAction::Count, env = "CAPSCOPE_VERBOSE")]
     pub verbose: u8,
+
+    /// Errors only on standard error: no banner, no info or warning lines (records still go to
+    /// standard output).
+    #[arg(
+        short,
+        long,
+        conflicts_with = "verbose",
+        env = "CAPSCOPE_QUIET",
+        value_parser = BoolishValueParser::new(),
+    )]
+    pub quiet: bool,
 
     #[command(flatten)]
     pub caps: CapsArgs,
@@ -57,7 +70,12 @@ pub struct CapsArgs {
     /// The grid that `http://ADDR/login` forwards to: `agni` (Second Life), `aditi` (its beta grid)
     /// or a login URL (`http://127.0.0.1:9000/` for an OpenSimulator standalone). HTTP proxy mode
     /// works on the same port whatever this says.
-    #[arg(long, value_name = "agni|aditi|URL", default_value = "agni")]
+    #[arg(
+        long,
+        value_name = "agni|aditi|URL",
+        default_value = "agni",
+        env = "CAPSCOPE_GRID"
+    )]
     pub grid: String,
 }
 
@@ -70,22 +88,23 @@ pub struct CaptureArgs {
         short = 'w',
         long = "write",
         value_name = "FILE",
-        conflicts_with = "no_save"
+        conflicts_with = "no_save",
+        env = "CAPSCOPE_WRITE"
     )]
     pub write: Option<PathBuf>,
 
     /// Save no capture at all.
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_NO_SAVE", value_parser = BoolishValueParser::new())]
     pub no_save: bool,
 
     /// Keep secrets (the login passwd, session ids and circuit code, MFA and web tokens, voice
     /// passwords, cookies, Authorization; docs/capture-format.md lists them) in the capture instead of
     /// masking them. Cap URLs are bearer secrets whatever this says.
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_KEEP_SECRETS", value_parser = BoolishValueParser::new())]
     pub keep_secrets: bool,
 
     /// Record and log only what matches this filter expression (see docs/filters.md).
-    #[arg(long, value_name = "EXPR")]
+    #[arg(long, value_name = "EXPR", env = "CAPSCOPE_FILTER")]
     pub filter: Option<String>,
 }
 
@@ -93,59 +112,108 @@ pub struct CaptureArgs {
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Address to listen on (the viewer's HTTP proxy setting).
-    #[arg(long, value_name = "ADDR:PORT", default_value_t = proxy::DEFAULT_LISTEN)]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value_t = proxy::DEFAULT_LISTEN,
+        env = "CAPSCOPE_LISTEN",
+    )]
     pub listen: SocketAddr,
 
     /// Allow a listen address that other machines can reach (anyone who reaches it can use the
     /// proxy and read what passes through it).
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_ALLOW_REMOTE", value_parser = BoolishValueParser::new())]
     pub allow_remote: bool,
 
-    /// How much of each body a record keeps, in bytes (suffixes k, M, G); the true size is always
-    /// counted.
-    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_size)]
+    /// How much of each body a record keeps, in bytes (suffixes k, M, G: binary multiples); the
+    /// true size is always counted.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "4M",
+        value_parser = parse_size,
+        env = "CAPSCOPE_MAX_BODY",
+    )]
     pub max_body: usize,
 
-    /// Also trust the CA certificates in this PEM file for upstream servers (repeatable).
-    #[arg(long, value_name = "FILE")]
+    /// Also trust the CA certificates in this PEM file for upstream servers (repeatable; the
+    /// environment variable names one file).
+    #[arg(long, value_name = "FILE", env = "CAPSCOPE_UPSTREAM_CA")]
     pub upstream_ca: Vec<PathBuf>,
 
     /// Do not verify upstream certificates at all (testing only: anyone on the path can read and
     /// change the traffic).
-    #[arg(long)]
+    #[arg(long, env = "CAPSCOPE_INSECURE_UPSTREAM", value_parser = BoolishValueParser::new())]
     pub insecure_upstream: bool,
 
-    /// Tunnel hosts matching this glob without intercepting them (repeatable; `*.example.com`).
-    #[arg(long, value_name = "HOST-GLOB")]
+    /// Tunnel hosts matching this glob without intercepting them (repeatable, or comma-separated:
+    /// `*.example.com,10.0.0.?`).
+    #[arg(
+        long,
+        value_name = "HOST-GLOB",
+        env = "CAPSCOPE_PASSTHROUGH",
+        value_delimiter = ','
+    )]
     pub passthrough: Vec<String>,
 
     /// Seconds to wait for a TCP connection to an upstream server.
-    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = proxy::DEFAULT_CONNECT_TIMEOUT.as_secs(),
+        env = "CAPSCOPE_CONNECT_TIMEOUT",
+    )]
     pub connect_timeout: u64,
 
     /// Seconds an idle connection (upstream pool, raw tunnel) stays open. Responses themselves have
     /// no time limit: grids hold event-queue polls open on purpose.
-    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = proxy::DEFAULT_IDLE_TIMEOUT.as_secs(),
+        env = "CAPSCOPE_IDLE_TIMEOUT",
+    )]
     pub idle_timeout: u64,
 
     /// Seconds a client may take to send a request head (also how long an idle HTTP/1 keep-alive
     /// connection from a client is kept).
-    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = proxy::DEFAULT_HEADER_TIMEOUT.as_secs(),
+        env = "CAPSCOPE_HEADER_TIMEOUT",
+    )]
     pub header_timeout: u64,
 
     /// The largest request head a client may send, in bytes (suffixes k, M).
-    #[arg(long, value_name = "SIZE", default_value = "64k", value_parser = parse_size)]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "64k",
+        value_parser = parse_size,
+        env = "CAPSCOPE_MAX_HEADER_SIZE",
+    )]
     pub max_header_size: usize,
 
     /// How many client connections (tunnels included) are served at once; more wait until one
     /// ends. Each needs an upstream connection too: keep it under half of `ulimit -n`.
-    #[arg(long, value_name = "N", default_value_t = proxy::DEFAULT_MAX_CONNECTIONS,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = proxy::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..),
+        env = "CAPSCOPE_MAX_CONNECTIONS",
+    )]
     pub max_connections: usize,
 
     /// Seconds a request body may send nothing before the exchange is given up (the client gets a
     /// 408, the upstream an aborted body).
-    #[arg(long, value_name = "SECS", default_value_t = proxy::DEFAULT_BODY_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = proxy::DEFAULT_BODY_TIMEOUT.as_secs(),
+        env = "CAPSCOPE_BODY_TIMEOUT",
+    )]
     pub body_timeout: u64,
 }
 
@@ -174,22 +242,14 @@ impl ProxyArgs {
     }
 }
 
-/// `4M`, `64k`, `1G`, `1000` (binary multiples).
-fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 4M, 64k, 1000)"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} (use k, M or G)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))
+/// `4M`, `64k`, `1G`, `1000`, `1.5M`, `4 MiB` (binary multiples whatever the spelling: `4MB` is
+/// 4 MiB too; the unit is case-insensitive), on `parse-size`.
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(text.trim())
+        .map_err(|e| format!("{text:?} is not a size ({e}; e.g. 4M, 64k, 1000)"))?;
+    usize::try_from(bytes).map_err(|_| format!("{text:?} is too large"))
 }
 
 pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
@@ -197,27 +257,27 @@ pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
         let (ui, quit) = super::ui::LiveUi::new(super::ui::start_logging(args.verbose)?);
         Some((ui.with_filter(args.capture.filter.clone()), quit))
     } else {
-        init_tracing(args.verbose);
+        init_tracing(&args);
         None
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // The signal handlers are installed before the session starts, so a SIGTERM during start-up
+    // ends it cleanly instead of killing the process.
+    let signal = {
+        let _inside = runtime.enter();
+        shutdown_signal()
+    };
     match ui {
-        None => runtime.block_on(serve(
-            args,
-            ca_dir,
-            Extras::default(),
-            shutdown_signal(),
-            |_| {},
-        ))?,
+        None => runtime.block_on(serve(args, ca_dir, Extras::default(), signal, |_| {}))?,
         Some((ui, quit)) => {
             let grid = args.caps.grid.clone();
             let stopping = ui.clone();
             let shutdown = async move {
                 tokio::select! {
-                    () = shutdown_signal() => {}
+                    () = signal => {}
                     _ = quit => {}
                 }
                 stopping.stopped().await;
@@ -234,28 +294,12 @@ pub fn run(args: RunArgs, ca_dir: &CaDirArg) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sets up the log (`capscope demo` shares it).
-pub(crate) fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Log lines go out through a bounded queue and a thread of their own: a stdout nobody reads
-    // drops (and counts) lines instead of stalling the proxy.
-    let writer = match crate::headless::LogOutput::stdout() {
-        Some(out) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(out),
-        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_target(false)
-        .without_time()
-        .try_init();
+/// Sets up the log on standard error (`capscope demo` shares it).
+pub(crate) fn init_tracing(args: &RunArgs) {
+    out::init(out::Verbosity {
+        verbose: args.verbose,
+        quiet: args.quiet,
+    });
 }
 
 /// What a caller adds to a session beyond its command line (the demo's simulated grid).
@@ -295,24 +339,24 @@ pub async fn serve(
     }
     if !config.listen.ip().is_loopback() {
         if !config.allow_remote {
-            anyhow::bail!(
+            return Err(usage(format_args!(
                 "refusing to listen on {}: other machines could use the proxy and read cap URLs \
                  (bearer secrets); pass --allow-remote if you mean it",
                 config.listen
-            );
+            )));
         }
         tracing::warn!(
             "listening on {}: other machines can use this proxy and read what passes through it",
             config.listen
         );
     }
-    let mode = Mode::login(&args.caps.grid)?;
+    let mode = Mode::login(&args.caps.grid).map_err(|e| usage(format_args!("--grid: {e}")))?;
     let grid_url = match &mode {
         Mode::Login { grid } => grid.to_string(),
         Mode::Proxy => String::new(),
     };
     let filter = match &args.capture.filter {
-        Some(expr) => Some(Filter::parse(expr).map_err(|e| anyhow::anyhow!("--filter: {e}"))?),
+        Some(expr) => Some(Filter::parse(expr).map_err(|e| usage(format_args!("--filter: {e}")))?),
         None => None,
     };
 
@@ -362,23 +406,23 @@ pub async fn serve(
     let capture_path = capture.as_ref().map(|(_, path)| path.clone());
     let announce = |handle: &ProxyHandle| {
         let addr = handle.local_addr();
-        println!("capscope is listening on {addr}");
-        println!(
+        out::note(format_args!("capscope is listening on {addr}"));
+        out::note(format_args!(
             "  login mode:      set the viewer's login URI to {}/login (forwards to {grid_url})",
             proxy_base(addr)
-        );
-        println!(
+        ));
+        out::note(format_args!(
             "  HTTP proxy mode: set the viewer's HTTP proxy to {} port {} and trust the CA \
              (`capscope ca install-viewer DIR`)",
             addr.ip(),
             addr.port()
-        );
-        println!("  CA certificate:  {}", cert_path.display());
+        ));
+        out::note(format_args!("  CA certificate:  {}", cert_path.display()));
         match &capture_path {
-            Some(path) => println!("  capture:         {}", path.display()),
-            None => println!("  capture:         none (--no-save)"),
+            Some(path) => out::note(format_args!("  capture:         {}", path.display())),
+            None => out::note("  capture:         none (--no-save)"),
         }
-        println!("  Ctrl-C stops it");
+        out::note("  Ctrl-C stops it");
         on_start(&Session {
             addr,
             bus: &bus,
@@ -390,17 +434,18 @@ pub async fn serve(
 
     if let Some((writer, path)) = capture {
         match writer.finish().await {
-            Ok(stats) if stats.dropped > 0 => println!(
+            // Losing records is worth a warning even under -q.
+            Ok(stats) if stats.dropped > 0 => tracing::warn!(
                 "capture saved: {} ({} records; {} lost because the writer fell behind)",
                 path.display(),
                 stats.written,
                 stats.dropped
             ),
-            Ok(stats) => println!(
+            Ok(stats) => out::note(format_args!(
                 "capture saved: {} ({} records)",
                 path.display(),
                 stats.written
-            ),
+            )),
             Err(e) => eprintln!(
                 "capscope: the capture {} may be incomplete: {e}",
                 path.display()
@@ -426,26 +471,35 @@ fn proxy_base(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-/// Ctrl-C, or SIGTERM on unix.
-async fn shutdown_signal() {
+/// Ctrl-C, or SIGTERM on unix. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that comes while the session is still starting is not lost
+/// (before, a SIGTERM right after the banner killed the process outright). Call it inside the
+/// runtime.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -458,7 +512,20 @@ mod tests {
         assert_eq!(parse_size("4M"), Ok(4 << 20));
         assert_eq!(parse_size("64k"), Ok(64 << 10));
         assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("4X").is_err());
-        assert!(parse_size("").is_err());
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        // Spellings the hand-written parser also took.
+        assert_eq!(parse_size("4m"), Ok(4 << 20));
+        assert_eq!(parse_size("4MB"), Ok(4 << 20));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("64 kb"), Ok(64 << 10));
+        assert_eq!(parse_size(" 7b "), Ok(7));
+        // New with the crate: fractions and spaces.
+        assert_eq!(parse_size("1.5M"), Ok(3 << 19));
+        assert_eq!(parse_size("4 MiB"), Ok(4 << 20));
+        for bad in ["4X", "", "M", "-1", "4MM", "1e400"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        // 2^64 bytes overflows.
+        assert!(parse_size("16E").is_err());
     }
 }

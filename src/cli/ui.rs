@@ -29,7 +29,10 @@ pub fn start_logging(verbose: u8) -> anyhow::Result<Sink> {
     let sink = Sink::open(&path)
         .with_context(|| format!("cannot open the UI's log file {}", path.display()))?;
     log::init_tracing(&sink, verbose);
-    println!("capscope: the terminal UI logs to {}", path.display());
+    super::out::note(format_args!(
+        "capscope: the terminal UI logs to {}",
+        path.display()
+    ));
     Ok(sink)
 }
 

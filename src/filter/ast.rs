@@ -40,47 +40,25 @@ pub enum Term {
     Path(PathPredicate),
 }
 
-/// A `*`/`?` wildcard pattern, matched case-insensitively.
+/// A `*`/`?` wildcard pattern, matched case-insensitively (the one matcher,
+/// [`crate::util::glob`], which `--passthrough` uses too).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Glob {
     /// The pattern as written.
     pub pattern: String,
-    pub(crate) folded: Vec<char>,
-    pub(crate) shape: GlobShape,
-}
-
-/// The pattern's shape, so the common ones skip the general matcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GlobShape {
-    /// No wildcard.
-    Exact,
-    /// One trailing `*` and no `?`.
-    Prefix,
-    General,
+    pub(crate) matcher: crate::util::glob::Glob,
 }
 
 impl Glob {
     pub fn new(pattern: &str) -> Self {
-        let folded: Vec<char> = pattern.chars().map(fold).collect();
-        let stars = folded.iter().filter(|c| **c == '*').count();
-        let shape = if folded.contains(&'?') {
-            GlobShape::General
-        } else if stars == 0 {
-            GlobShape::Exact
-        } else if stars == 1 && folded.last() == Some(&'*') {
-            GlobShape::Prefix
-        } else {
-            GlobShape::General
-        };
         Self {
             pattern: pattern.to_owned(),
-            folded,
-            shape,
+            matcher: crate::util::glob::Glob::new(pattern),
         }
     }
 }
 
-/// Case folding used by globs and free text.
+/// Case folding used by free text.
 pub(crate) fn fold(c: char) -> char {
     if c.is_ascii() {
         c.to_ascii_lowercase()

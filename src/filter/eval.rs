@@ -4,8 +4,7 @@
 use std::cell::OnceCell;
 
 use super::ast::{
-    fold, push_segment, Cmp, Expr, Glob, GlobShape, Literal, PathPredicate, Segment, Side, Term,
-    Text,
+    fold, push_segment, Cmp, Expr, Glob, Literal, PathPredicate, Segment, Side, Term, Text,
 };
 use crate::llsd::Value;
 use crate::record::{Body, Kind, Record};
@@ -215,52 +214,7 @@ pub(crate) fn contains_folded(hay: &[u8], needle: &str) -> bool {
 
 /// Wildcard match (`*` any run, `?` one character), case-insensitive.
 pub(crate) fn glob(g: &Glob, text: &str) -> bool {
-    let p = &g.folded;
-    match g.shape {
-        GlobShape::Exact => return eq_folded(text, p),
-        GlobShape::Prefix => return starts_with_folded(text, &p[..p.len() - 1]),
-        GlobShape::General => {}
-    }
-    let t: Vec<char> = text.chars().map(fold).collect();
-    wildcard(p, &t)
-}
-
-fn eq_folded(text: &str, p: &[char]) -> bool {
-    let mut it = text.chars();
-    for pc in p {
-        match it.next() {
-            Some(c) if fold(c) == *pc => {}
-            _ => return false,
-        }
-    }
-    it.next().is_none()
-}
-
-fn starts_with_folded(text: &str, p: &[char]) -> bool {
-    let mut it = text.chars();
-    p.iter().all(|pc| it.next().is_some_and(|c| fold(c) == *pc))
-}
-
-/// The classic linear-time wildcard matcher with one backtrack point.
-fn wildcard(p: &[char], t: &[char]) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+    g.matcher.matches(text)
 }
 
 /// The text of a scalar, as comparisons and free text see it.
@@ -274,7 +228,7 @@ pub(crate) fn value_text(v: &Value) -> Option<String> {
         Value::Date(d) => {
             let us = (d.0 * 1e6).round();
             if us.is_finite() && us.abs() < 9.0e18 {
-                crate::capture::iso8601(us as i64)
+                crate::util::time::iso8601_millis(us as i64)
             } else {
                 return None;
             }

@@ -6,6 +6,8 @@
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 
+use crate::util::time;
+
 /// Base64 as LLSD writers produce it: standard alphabet; on reading, padding optional and stray
 /// trailing bits accepted (the reference's decoder is just as forgiving).
 pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -132,7 +134,6 @@ pub(crate) fn parse_real(text: &[u8]) -> Option<f64> {
 /// `YYYY-MM-DD` spelling can carry.
 const MIN_ISO_SECS: f64 = -62_135_596_800.0;
 const END_ISO_SECS: f64 = 253_402_300_800.0;
-const SECS_PER_DAY: i64 = 86_400;
 
 /// The whole seconds and the fraction of a date that has an ISO 8601 spelling with a four-digit
 /// year and whose fraction reads back exactly (whole + fraction == secs); `None` otherwise.
@@ -169,15 +170,15 @@ pub(crate) fn push_date(out: &mut Vec<u8>, secs: f64) {
         push_real(out, secs);
         return;
     };
-    let days = whole.div_euclid(SECS_PER_DAY);
-    let sod = whole.rem_euclid(SECS_PER_DAY);
-    let (y, m, d) = civil_from_days(days);
+    let Some(c) = time::civil(whole) else {
+        // Unreachable: `iso_parts` keeps to the years 1..=9999, all of which have fields.
+        push_real(out, secs);
+        return;
+    };
     let _ = write!(
         out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     );
     if frac > 0.0 {
         let digits = format!("{frac}");
@@ -222,11 +223,18 @@ fn parse_iso_date(t: &[u8]) -> Option<f64> {
     if t[16] != b':' {
         return None;
     }
-    let (y, mo, d) = (digits(t, 0, 4)?, digits(t, 5, 2)?, digits(t, 8, 2)?);
-    let (h, mi, s) = (digits(t, 11, 2)?, digits(t, 14, 2)?, digits(t, 17, 2)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
-        return None;
-    }
+    // Each field is at most four digits, so every conversion below is exact.
+    let field = |at, n| digits(t, at, n).and_then(|v| u8::try_from(v).ok());
+    let civil = time::Civil {
+        year: i32::try_from(digits(t, 0, 4)?).ok()?,
+        month: field(5, 2)?,
+        day: field(8, 2)?,
+        hour: field(11, 2)?,
+        minute: field(14, 2)?,
+        second: field(17, 2)?,
+    };
+    // `None` for a date that does not exist (2023-02-29, 24:00:00, a leap second).
+    let whole = time::unix_secs(civil)?;
     let mut rest = &t[19..];
     let mut frac = 0.0;
     if let Some(after_dot) = rest.strip_prefix(b".") {
@@ -244,47 +252,7 @@ fn parse_iso_date(t: &[u8]) -> Option<f64> {
     if !(rest.is_empty() || rest == b"Z") {
         return None;
     }
-    let days = days_from_civil(y, mo, d);
-    let whole = days * SECS_PER_DAY + h * 3600 + mi * 60 + s;
     Some(whole as f64 + frac)
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The proleptic Gregorian date of a day number since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
@@ -304,6 +272,35 @@ mod tests {
         assert_eq!(date_text(-1.0), "1969-12-31T23:59:59Z");
         assert_eq!(date_text(951_782_400.0), "2000-02-29T00:00:00Z");
         assert_eq!(date_text(1_138_804_193.5), "2006-02-01T14:29:53.5Z");
+    }
+
+    #[test]
+    fn impossible_dates_are_refused_and_real_ones_read() {
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2024-02-30T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-00-01T00:00:00Z",
+            "2024-01-00T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T23:60:00Z",
+            "2024-01-01T23:59:60Z",
+            "2024-01-01 00:00:00Z",
+            "2024-1-01T00:00:00Z",
+            "2024-01-01T00:00:00+01:00",
+            "2024-01-01T00:00:00.Z",
+            "+024-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_date(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(parse_date(b"2024-02-29T23:59:59Z"), Some(1_709_251_199.0));
+        assert_eq!(parse_date(b"2000-02-29T00:00:00"), Some(951_782_400.0));
+        assert_eq!(parse_date(b"0001-01-01T00:00:00Z"), Some(MIN_ISO_SECS));
+        assert_eq!(
+            parse_date(b"9999-12-31T23:59:59.5Z"),
+            Some(END_ISO_SECS - 0.5)
+        );
     }
 
     #[test]

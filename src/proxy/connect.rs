@@ -22,8 +22,9 @@ use tokio_rustls::LazyConfigAcceptor;
 use super::exchange::{Ctx, Origin};
 use super::server::{serve_http1, serve_http2, Life, Shared};
 use super::tap::ProxyBody;
-use super::wire::{glob_matches, split_authority, text_response};
+use super::wire::{split_authority, text_response};
 use crate::record::{Kind, Record, State, TunnelInfo};
+use crate::util::glob;
 
 /// How long to wait for a tunnelled client's first bytes before treating the tunnel as raw (a
 /// protocol where the server speaks first).
@@ -139,7 +140,7 @@ async fn tunnel<I>(
         .config
         .passthrough
         .iter()
-        .any(|g| glob_matches(g, &host))
+        .any(|g| glob::matches(g, &host))
     {
         raw(
             &shared,

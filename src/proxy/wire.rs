@@ -81,32 +81,6 @@ pub(crate) fn content_encoding(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Whether `host` matches a `--passthrough` glob: `*` is any run of characters, `?` one character,
-/// case does not matter (`*.example.com`, `10.0.0.?`).
-pub(crate) fn glob_matches(glob: &str, host: &str) -> bool {
-    let g: Vec<char> = glob.to_ascii_lowercase().chars().collect();
-    let h: Vec<char> = host.to_ascii_lowercase().chars().collect();
-    // Iterative wildcard match with backtracking to the last `*`.
-    let (mut gi, mut hi) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while hi < h.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == h[hi]) {
-            gi += 1;
-            hi += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, hi));
-            gi += 1;
-        } else if let Some((sg, sh)) = star {
-            gi = sg + 1;
-            hi = sh + 1;
-            star = Some((sg, sh + 1));
-        } else {
-            return false;
-        }
-    }
-    g[gi..].iter().all(|&c| c == '*')
-}
-
 /// Splits `host:port` (or `[v6]:port`), with `default_port` when there is none.
 pub(crate) fn split_authority(authority: &str, default_port: u16) -> (String, u16) {
     if let Some(rest) = authority.strip_prefix('[') {
@@ -147,17 +121,6 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
-    }
-
-    #[test]
-    fn globs_match_hosts() {
-        assert!(glob_matches("*.example.com", "sim1.Example.com"));
-        assert!(!glob_matches("*.example.com", "example.com"));
-        assert!(glob_matches("10.0.0.?", "10.0.0.7"));
-        assert!(!glob_matches("10.0.0.?", "10.0.0.17"));
-        assert!(glob_matches("*", "anything"));
-        assert!(glob_matches("a*b*c", "aXXbYYc"));
-        assert!(!glob_matches("a*b*c", "aXXbYY"));
     }
 
     #[test]

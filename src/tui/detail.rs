@@ -194,7 +194,7 @@ fn summary(store: &mut Store, seq: u64, r: &Record, out: &mut Vec<DetailLine>) {
     out.push(field("record", format!("#{} {kind}, {state}", r.id)));
     out.push(field(
         "started",
-        crate::capture::iso8601(r.started_us).to_string(),
+        crate::util::time::iso8601_millis(r.started_us).to_string(),
     ));
     if let Some(c) = &r.client {
         out.push(field("client", c.clone()));
@@ -375,7 +375,7 @@ fn scalar_text(v: &Value) -> String {
         Value::Real(r) => r.to_string(),
         Value::String(s) | Value::Uri(s) => clip(s),
         Value::Uuid(u) => u.to_string(),
-        Value::Date(d) => crate::capture::iso8601((d.0 * 1e6) as i64),
+        Value::Date(d) => crate::util::time::iso8601_millis((d.0 * 1e6) as i64),
         Value::Binary(b) => hex_inline(b),
         Value::Array(a) => format!("array ({})", a.len()),
         Value::Map(m) => format!("map ({})", m.len()),

@@ -771,10 +771,8 @@ impl App {
             .filter(|e| e.record.state != State::Open)
             .map(|e| e.record.clone())
             .collect();
-        let stamp = capture::iso8601(self.now_us.max(0))
-            .replace([':', '-'], "")
-            .replace('T', "-");
-        let stamp = stamp.split('.').next().unwrap_or("").to_owned();
+        let stamp = crate::util::time::compact(self.now_us.max(0))
+            .unwrap_or_else(|| "00000000-000000".to_owned());
         let name = if har {
             format!("capscope-{stamp}.har")
         } else {
