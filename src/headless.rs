@@ -26,7 +26,7 @@ use crate::record::{Kind, Received, Record, State, Subscriber};
 pub const TARGET: &str = "capscope::headless";
 
 /// Writes every finished record (every one that `filter` keeps, when there is one: by
-/// [`crate::store::keeps`], the rule the UI uses too) to standard output until the stream ends,
+/// [`crate::filter::keeps`], the rule the UI uses too) to standard output until the stream ends,
 /// through the process's non-blocking [`LogOutput::stdout`].
 pub async fn run(records: Subscriber, filter: Option<Filter>) {
     match LogOutput::stdout() {
@@ -38,7 +38,7 @@ pub async fn run(records: Subscriber, filter: Option<Filter>) {
 /// [`run`] with the output passed in (a [`LogOutput`] in the binary, so that a terminal or pipe that
 /// does not keep up never holds up a worker thread).
 pub async fn run_to(mut records: Subscriber, filter: Option<Filter>, mut out: impl Write) {
-    let mut kept = crate::store::KeptIds::default();
+    let mut kept = crate::filter::KeptIds::default();
     while let Some(received) = records.recv().await {
         match received {
             Received::Record(r) => {

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{secrets, CaptureError, Header, LagMarker};
-use crate::filter::Filter;
+use crate::filter::{Filter, KeptIds};
 use crate::record::{now_us, Received, Record, Subscriber};
 
 /// The most records written between two flushes. Small enough that a kill loses little, large enough
@@ -28,10 +28,6 @@ pub const MAX_BATCH: usize = 256;
 
 /// The zstd level used for `.zst` captures (fast; captures are mostly text and compress well anyway).
 pub const ZSTD_LEVEL: i32 = 3;
-
-/// How many recently recorded record ids a filtered writer remembers, so that event records whose
-/// poll was recorded are recorded too.
-pub const KEPT_IDS_REMEMBERED: usize = 4096;
 
 /// The note on a record saved without its bodies because masking its secrets failed.
 pub const MASK_FAILED_NOTE: &str =
@@ -73,8 +69,8 @@ pub struct Writer {
     sink: Sink,
     keep_secrets: bool,
     filter: Option<Filter>,
-    /// With a filter: ids recently recorded (oldest first), to keep events of recorded polls.
-    kept: std::collections::VecDeque<u64>,
+    /// With a filter: the ids it kept lately, so the events of a kept poll are kept too.
+    kept: KeptIds,
     line: Vec<u8>,
     /// How secrets are masked ([`secrets::mask_record`]; tests swap in a failing one).
     mask: fn(&Record) -> Option<Record>,
@@ -138,7 +134,7 @@ impl Writer {
             sink,
             keep_secrets,
             filter: None,
-            kept: std::collections::VecDeque::new(),
+            kept: KeptIds::default(),
             line: Vec::with_capacity(4096),
             mask: secrets::mask_record,
             max_line: super::MAX_LINE_BYTES,
@@ -152,8 +148,8 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Records only what `filter` matches from now on, plus the event records of polls it recorded
-    /// (when the poll finished before its events were published).
+    /// Records only what `filter` keeps from now on ([`crate::filter::keeps`]: what it matches, plus
+    /// the events of a poll it matched, judged on the poll's open version too).
     pub fn with_filter(mut self, filter: Filter) -> Self {
         self.filter = Some(filter);
         self
@@ -194,19 +190,11 @@ impl Writer {
     /// Appends `record` if it is finished and passes the filter, masking secrets unless they are kept.
     /// Returns whether a line was written. Call [`Writer::flush`] to push it to the file.
     pub fn write_record(&mut self, record: &Record) -> Result<bool, CaptureError> {
-        if !record.is_final() {
+        // Every version is judged, open ones too: a poll's events are published before it finishes,
+        // and they are kept when its open version was (the rule the log and the UI apply).
+        let kept = self.kept.keep(self.filter.as_ref(), record);
+        if !kept || !record.is_final() {
             return Ok(false);
-        }
-        if let Some(f) = &self.filter {
-            let parent_kept = record.kind == crate::record::Kind::Event
-                && record.parent.is_some_and(|p| self.kept.contains(&p));
-            if !parent_kept && !f.matches(record) {
-                return Ok(false);
-            }
-            if self.kept.len() >= KEPT_IDS_REMEMBERED {
-                self.kept.pop_front();
-            }
-            self.kept.push_back(record.id);
         }
         let masked = if self.keep_secrets {
             None
@@ -530,6 +518,39 @@ mod tests {
             body: Body::whole(body.to_owned()),
         });
         r
+    }
+
+    /// Events are published before their poll finishes: a filter that keeps the poll keeps them too
+    /// (the rule the log and the UI apply), judged on the poll's open version.
+    #[test]
+    fn a_filtered_writer_keeps_the_events_of_a_kept_poll_published_before_it_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let mut writer = Writer::create(&path, Header::new(None, None, None), true)
+            .unwrap()
+            .with_filter(Filter::parse("method:POST").unwrap());
+        let mut poll = record(1, "{ack}");
+        poll.state = State::Open;
+        let mut event = Record::new(2, Kind::Event);
+        event.state = State::Done;
+        event.parent = Some(1);
+        let mut other = Record::new(3, Kind::Event);
+        other.state = State::Done;
+        other.parent = Some(7);
+        assert!(
+            !writer.write_record(&poll).unwrap(),
+            "an open record is not written"
+        );
+        assert!(
+            writer.write_record(&event).unwrap(),
+            "the event of a kept poll"
+        );
+        assert!(
+            !writer.write_record(&other).unwrap(),
+            "an event of a poll not kept"
+        );
+        poll.state = State::Done;
+        assert!(writer.write_record(&poll).unwrap());
     }
 
     fn panicking_mask(record: &Record) -> Option<Record> {

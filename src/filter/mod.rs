@@ -11,12 +11,14 @@
 
 mod ast;
 mod eval;
+mod kept;
 pub mod parse;
 
 use std::fmt;
 
 pub use ast::{Cmp, Expr, Glob, Literal, PathPredicate, Segment, Side, StatusPattern, Term, Text};
 pub use eval::{decode_body, Match};
+pub use kept::{keeps, KeptIds, KEPT_IDS_REMEMBERED};
 pub use parse::{parse, ParseError, COMPARISONS, FORMS, TERMS};
 
 use crate::record::Record;

@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::filter::Filter;
 use crate::llsd::{self, Value};
 use crate::record::{Body, Kind, Record, State};
 
@@ -573,47 +572,6 @@ fn drop_bodies(record: &mut Record) {
         shed(&mut e.body);
     }
     record.notes.push(BODY_DROPPED_NOTE.to_owned());
-}
-
-/// The one filter rule every consumer applies (headless log, UI, `view`): a record is kept when it
-/// matches, and an event is also kept when the poll that carried it is kept.
-pub fn keeps(filter: Option<&Filter>, record: &Record, poll_kept: bool) -> bool {
-    match filter {
-        None => true,
-        Some(f) => (record.kind == Kind::Event && poll_kept) || f.matches(record),
-    }
-}
-
-/// How many kept record ids a streaming consumer remembers for [`keeps`] (events arrive while
-/// their poll is recent).
-pub const KEPT_IDS_REMEMBERED: usize = 4096;
-
-/// The ids a streaming consumer (the headless log) kept lately, so the events of a kept poll are
-/// kept too, by the same rule as the UI's.
-#[derive(Debug, Default)]
-pub struct KeptIds {
-    ids: VecDeque<u64>,
-}
-
-impl KeptIds {
-    /// Applies [`keeps`] to `record` and remembers it when kept. Every version counts: a poll is
-    /// judged on its open version too, since its events arrive before its final one.
-    pub fn keep(&mut self, filter: Option<&Filter>, record: &Record) -> bool {
-        let Some(f) = filter else {
-            return true;
-        };
-        let poll_kept = record.parent.is_some_and(|p| self.ids.contains(&p));
-        if !keeps(Some(f), record, poll_kept) {
-            return false;
-        }
-        if !self.ids.contains(&record.id) {
-            if self.ids.len() >= KEPT_IDS_REMEMBERED {
-                self.ids.pop_front();
-            }
-            self.ids.push_back(record.id);
-        }
-        true
-    }
 }
 
 #[cfg(test)]

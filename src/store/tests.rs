@@ -195,35 +195,6 @@ fn idle_polls_are_counted() {
 }
 
 #[test]
-fn the_filter_rule_keeps_events_of_kept_polls() {
-    let f = Filter::parse("cap:EventQueueGet").unwrap();
-    let mut ev = event(2, 1, "TeleportFinish");
-    ev.cap = None;
-    assert!(!keeps(Some(&f), &ev, false));
-    assert!(keeps(Some(&f), &ev, true));
-    assert!(keeps(None, &ev, false));
-    assert!(!keeps(Some(&f), &Record::new(3, Kind::Http), true));
-}
-
-#[test]
-fn a_streaming_consumer_keeps_the_events_of_a_poll_kept_on_its_open_version() {
-    let f = Filter::parse("cap:EventQueueGet").unwrap();
-    let mut kept = KeptIds::default();
-    let poll = http(1, State::Open);
-    let mut ev = event(2, 1, "TeleportFinish");
-    ev.cap = None;
-    let mut other_ev = event(3, 9, "TeleportFinish");
-    other_ev.cap = None;
-    assert!(kept.keep(Some(&f), &poll));
-    assert!(kept.keep(Some(&f), &ev), "the event of a kept poll");
-    assert!(
-        !kept.keep(Some(&f), &other_ev),
-        "an event of a poll not kept"
-    );
-    assert!(kept.keep(None, &other_ev));
-}
-
-#[test]
 fn events_read_before_their_poll_move_under_it_when_it_arrives() {
     // A capture file holds records in the order they finished: the events, then their poll.
     let mut store = Store::default();

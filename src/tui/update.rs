@@ -14,7 +14,7 @@ use super::views;
 use crate::capture::{self, Header};
 use crate::filter::Filter;
 use crate::record::{Kind, Record, State};
-use crate::store::{self, Applied};
+use crate::store::Applied;
 
 /// Rows the header takes at the top of the screen (the list starts below it).
 pub const HEADER_ROWS: u16 = 3;
@@ -155,7 +155,7 @@ impl App {
             return false;
         }
         let poll_kept = e.parent.is_some_and(poll_shown);
-        store::keeps(self.filter.as_ref(), &e.record, poll_kept)
+        crate::filter::keeps(self.filter.as_ref(), &e.record, poll_kept)
     }
 
     /// Puts the row at `seq` in or out of `visible`, keeping the selection on the same row.
