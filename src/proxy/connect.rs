@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::exchange::{Ctx, Origin};
+use super::relay;
 use super::server::{serve_http1, serve_http2, Life, Shared};
 use super::tap::ProxyBody;
 use super::wire::{split_authority, text_response};
@@ -45,8 +46,6 @@ const HTTP_METHODS: [&[u8]; 9] = [
     b"TRACE ",
     b"CONNECT ",
 ];
-/// Buffer size per direction of a raw tunnel.
-const TUNNEL_BUFFER: usize = 16 * 1024;
 
 /// Answers a CONNECT and serves the tunnel once hyper hands the connection over.
 pub(crate) fn accept(ctx: &Ctx, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -287,16 +286,21 @@ async fn raw<I>(
         Ok(Err(e)) => Err(format!("could not connect to {authority}: {e}")),
         Ok(Ok(mut upstream)) => {
             let _ = upstream.set_nodelay(true);
-            let mut counts = (0u64, 0u64);
-            let r = pump(
-                &mut io,
-                &mut upstream,
-                first,
-                shared.config.idle_timeout,
-                life,
-                &mut counts,
-            )
-            .await;
+            let mut counts = (first.len() as u64, 0u64);
+            let r = match upstream.write_all(&first).await {
+                Err(e) => Err(format!("writing to the server failed: {e}")),
+                Ok(()) => {
+                    relay::pump(
+                        &mut io,
+                        &mut upstream,
+                        shared.config.idle_timeout,
+                        life,
+                        &mut counts,
+                        |_, _| {},
+                    )
+                    .await
+                }
+            };
             if let Some(t) = record.tunnel.as_mut() {
                 (t.bytes_up, t.bytes_down) = counts;
             }
@@ -312,61 +316,6 @@ async fn raw<I>(
         }
     }
     shared.bus.publish(record);
-}
-
-/// Copies both ways until both sides closed, counting bytes (up: client to server). Ends on an
-/// error, after `idle` without a byte either way, or when the proxy stops.
-async fn pump<C, U>(
-    client: &mut C,
-    upstream: &mut U,
-    first: Bytes,
-    idle: Duration,
-    life: &Life,
-    counts: &mut (u64, u64),
-) -> Result<(), String>
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
-{
-    if !first.is_empty() {
-        upstream
-            .write_all(&first)
-            .await
-            .map_err(|e| format!("writing to the server failed: {e}"))?;
-        counts.0 += first.len() as u64;
-    }
-    let (mut cr, mut cw) = tokio::io::split(client);
-    let (mut ur, mut uw) = tokio::io::split(upstream);
-    let mut up_buf = vec![0u8; TUNNEL_BUFFER];
-    let mut down_buf = vec![0u8; TUNNEL_BUFFER];
-    let (mut up_open, mut down_open) = (true, true);
-    let stopped = life.stopped();
-    tokio::pin!(stopped);
-    while up_open || down_open {
-        tokio::select! {
-            r = cr.read(&mut up_buf), if up_open => match r {
-                Ok(0) => { up_open = false; let _ = uw.shutdown().await; }
-                Ok(n) => {
-                    uw.write_all(&up_buf[..n]).await.map_err(|e| format!("writing to the server failed: {e}"))?;
-                    counts.0 += n as u64;
-                }
-                Err(e) => return Err(format!("reading from the client failed: {e}")),
-            },
-            r = ur.read(&mut down_buf), if down_open => match r {
-                Ok(0) => { down_open = false; let _ = cw.shutdown().await; }
-                Ok(n) => {
-                    cw.write_all(&down_buf[..n]).await.map_err(|e| format!("writing to the client failed: {e}"))?;
-                    counts.1 += n as u64;
-                }
-                Err(e) => return Err(format!("reading from the server failed: {e}")),
-            },
-            _ = tokio::time::sleep(idle) => {
-                return Err(format!("closed after {} s without traffic", idle.as_secs()));
-            }
-            _ = &mut stopped => return Err("capscope shut down".into()),
-        }
-    }
-    Ok(())
 }
 
 /// A stream that first gives back bytes already read from it.

@@ -36,6 +36,7 @@ mod connect;
 pub mod decode;
 mod exchange;
 pub mod hook;
+mod relay;
 pub mod server;
 mod tap;
 mod upgrade;

@@ -14,24 +14,20 @@
 //! Owns the upgrade path only. It must not decide routes (the hook did) nor hold caps knowledge.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST, UPGRADE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::exchange::{record_response, upstream_failure, Ctx};
 use super::hook::{RequestHead, UpstreamError};
-use super::server::Life;
+use super::relay::{self, Direction};
 use super::tap::{Exchange, ProxyBody, Side};
 use super::wire::strip_hop_by_hop;
 use crate::record::TunnelInfo;
 
-/// The relay's read buffer, per direction.
-const RELAY_BUFFER: usize = 16 * 1024;
 /// How many text messages per direction a record shows the start of.
 const MAX_PREVIEWS: usize = 8;
 /// How much of each previewed text message the record shows, in bytes.
@@ -134,7 +130,17 @@ pub(crate) async fn relay(
             (Ok(c), Ok(u)) => {
                 let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
                 let mut meters = Meters::new(websocket);
-                let r = pump(&mut c, &mut u, idle, &life, &mut meters).await;
+                let Meters { bytes, up, down } = &mut meters;
+                let r = relay::pump(&mut c, &mut u, idle, &life, bytes, |way, chunk| {
+                    let meter = match way {
+                        Direction::Up => up.as_mut(),
+                        Direction::Down => down.as_mut(),
+                    };
+                    if let Some(m) = meter {
+                        m.feed(chunk);
+                    }
+                })
+                .await;
                 finish(&exchange, &target, &accepted, &meters);
                 r
             }
@@ -195,58 +201,6 @@ impl Meters {
             down: websocket.then(WsMeter::default),
         }
     }
-}
-
-/// Copies both ways until both sides closed, feeding the meters. Ends on an error, after `idle`
-/// without a byte either way, or when the proxy stops.
-async fn pump<C, U>(
-    client: &mut C,
-    upstream: &mut U,
-    idle: Duration,
-    life: &Life,
-    meters: &mut Meters,
-) -> Result<(), String>
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
-{
-    let (mut cr, mut cw) = tokio::io::split(client);
-    let (mut ur, mut uw) = tokio::io::split(upstream);
-    let mut up_buf = vec![0u8; RELAY_BUFFER];
-    let mut down_buf = vec![0u8; RELAY_BUFFER];
-    let (mut up_open, mut down_open) = (true, true);
-    let stopped = life.stopped();
-    tokio::pin!(stopped);
-    while up_open || down_open {
-        tokio::select! {
-            r = cr.read(&mut up_buf), if up_open => match r {
-                Ok(0) => { up_open = false; let _ = uw.shutdown().await; }
-                Ok(n) => {
-                    uw.write_all(&up_buf[..n]).await.map_err(|e| format!("writing to the server failed: {e}"))?;
-                    meters.bytes.0 += n as u64;
-                    if let Some(m) = meters.up.as_mut() { m.feed(&up_buf[..n]); }
-                }
-                // A TLS peer that goes away without close_notify has still closed.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => { up_open = false; let _ = uw.shutdown().await; }
-                Err(e) => return Err(format!("reading from the client failed: {e}")),
-            },
-            r = ur.read(&mut down_buf), if down_open => match r {
-                Ok(0) => { down_open = false; let _ = cw.shutdown().await; }
-                Ok(n) => {
-                    cw.write_all(&down_buf[..n]).await.map_err(|e| format!("writing to the client failed: {e}"))?;
-                    meters.bytes.1 += n as u64;
-                    if let Some(m) = meters.down.as_mut() { m.feed(&down_buf[..n]); }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => { down_open = false; let _ = cw.shutdown().await; }
-                Err(e) => return Err(format!("reading from the server failed: {e}")),
-            },
-            _ = tokio::time::sleep(idle) => {
-                return Err(format!("closed after {} s without traffic", idle.as_secs()));
-            }
-            _ = &mut stopped => return Err("capscope shut down".into()),
-        }
-    }
-    Ok(())
 }
 
 /// Reads WebSocket frame headers (RFC 6455 §5.2) as bytes pass, counting messages and keeping the
