@@ -40,9 +40,15 @@ pub fn init(verbosity: Verbosity) {
     QUIET.store(verbosity.quiet, Ordering::Relaxed);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(verbosity.directive()));
+    // Log lines go out through a bounded queue and a thread of their own: a stderr nobody reads
+    // drops (and counts) lines instead of stalling the proxy.
+    let writer = match crate::headless::LogOutput::stderr() {
+        Some(out) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(out),
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR"),
