@@ -18,6 +18,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::websocket::{self, websocket_accept};
+
 /// The largest response body the viewer reads.
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 /// The longest CONNECT answer head the viewer reads.
@@ -272,7 +274,7 @@ impl HttpClient {
             .get("sec-websocket-accept")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if accept != super::server::websocket_accept(&key) {
+        if accept != websocket_accept(&key) {
             conn.abort();
             return Err(http(format!("wrong Sec-WebSocket-Accept {accept:?}")));
         }
@@ -281,17 +283,23 @@ impl HttpClient {
             .map_err(|e| http(e.to_string()))?;
         let mut ws = TokioIo::new(upgraded);
         let io_err = |e: std::io::Error| http(e.to_string());
-        ws.write_all(&masked_frame(0x1, text.as_bytes()))
-            .await
-            .map_err(io_err)?;
-        let (opcode, payload) = read_frame(&mut ws).await.map_err(io_err)?;
+        ws.write_all(&websocket::frame(
+            0x81,
+            text.as_bytes(),
+            Some(rand::random()),
+        ))
+        .await
+        .map_err(io_err)?;
+        let (first, payload) = websocket::read_frame(&mut ws).await.map_err(io_err)?;
+        let opcode = first & 0x0f;
         if opcode != 0x1 {
             return Err(http(format!("the echo came back with opcode {opcode}")));
         }
-        ws.write_all(&masked_frame(0x8, &[]))
+        ws.write_all(&websocket::frame(0x88, &[], Some(rand::random())))
             .await
             .map_err(io_err)?;
-        let (opcode, _) = read_frame(&mut ws).await.map_err(io_err)?;
+        let (first, _) = websocket::read_frame(&mut ws).await.map_err(io_err)?;
+        let opcode = first & 0x0f;
         if opcode != 0x8 {
             return Err(http(format!("the close came back with opcode {opcode}")));
         }
@@ -303,53 +311,6 @@ impl HttpClient {
 /// A connection the client can speak HTTP over (plain TCP or TLS).
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// The largest WebSocket frame the client reads.
-const MAX_WEBSOCKET_FRAME: u64 = 1024 * 1024;
-
-/// One final WebSocket frame as a client sends it: masked with a random key (RFC 6455 §5.3).
-fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask: [u8; 4] = rand::random();
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
-/// Reads one (unmasked, server-sent) frame: its opcode and payload.
-async fn read_frame<I: AsyncRead + Unpin>(io: &mut I) -> std::io::Result<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    io.read_exact(&mut h).await?;
-    let len = match h[1] & 0x7f {
-        126 => u64::from(io.read_u16().await?),
-        127 => io.read_u64().await?,
-        n => u64::from(n),
-    };
-    if len > MAX_WEBSOCKET_FRAME {
-        return Err(std::io::Error::other("WebSocket frame too large"));
-    }
-    let mut mask = [0u8; 4];
-    if h[1] & 0x80 != 0 {
-        io.read_exact(&mut mask).await?;
-    }
-    let mut payload = vec![0u8; len as usize];
-    io.read_exact(&mut payload).await?;
-    for (i, b) in payload.iter_mut().enumerate() {
-        *b ^= mask[i % 4];
-    }
-    Ok((h[0] & 0x0f, payload))
-}
 
 /// Asks the proxy for a tunnel and reads its answer head byte by byte (so no TLS byte is eaten).
 async fn connect_tunnel(tcp: &mut TcpStream, target: &str) -> Result<(), ClientError> {

@@ -22,8 +22,10 @@ mod server;
 mod state;
 mod tls;
 pub mod viewer;
+mod websocket;
 
-pub use server::{websocket_accept, WEBSOCKET_PATH};
+pub use server::WEBSOCKET_PATH;
+pub use websocket::websocket_accept;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

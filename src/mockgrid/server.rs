@@ -29,6 +29,7 @@ use super::bodies::random_uuid;
 use super::bodies;
 use super::lite::{self, Rpc};
 use super::state::{CapEntry, CapKind, Grid, PollAnswer};
+use super::websocket::{self, websocket_accept};
 use super::{unix_now, Breakage, DEMO_PASSWORD, LOGIN_RETRY_PATH};
 use crate::llsd::{self, Value};
 
@@ -183,19 +184,6 @@ async fn handle(
 /// back, as the web pages the viewer's built-in browser shows may open.
 pub const WEBSOCKET_PATH: &str = "/ws";
 
-/// The GUID RFC 6455 appends to the client's key before hashing it into `Sec-WebSocket-Accept`.
-const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
-pub fn websocket_accept(key: &str) -> String {
-    use base64::Engine as _;
-    let digest = ring::digest::digest(
-        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        format!("{}{WEBSOCKET_GUID}", key.trim()).as_bytes(),
-    );
-    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
-}
-
 /// Answers a WebSocket handshake with 101 and echoes every data frame back unmasked until a close.
 fn websocket_echo(mut req: Request<Incoming>) -> Response<GridBody> {
     let key = req
@@ -234,51 +222,17 @@ fn websocket_echo(mut req: Request<Incoming>) -> Response<GridBody> {
     response
 }
 
-/// The largest WebSocket frame the echo reads.
-const MAX_WEBSOCKET_FRAME: u64 = 1024 * 1024;
-
 /// Reads client frames (masked) and writes each data frame back unmasked; answers a close with a close.
 async fn echo_frames<I>(io: &mut I) -> std::io::Result<()>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     loop {
-        let mut h = [0u8; 2];
-        io.read_exact(&mut h).await?;
-        let opcode = h[0] & 0x0f;
-        let len = match h[1] & 0x7f {
-            126 => u64::from(io.read_u16().await?),
-            127 => io.read_u64().await?,
-            n => u64::from(n),
-        };
-        if len > MAX_WEBSOCKET_FRAME {
-            return Err(std::io::Error::other("frame too large for the mock grid"));
-        }
-        let mut mask = [0u8; 4];
-        if h[1] & 0x80 != 0 {
-            io.read_exact(&mut mask).await?;
-        }
-        let mut payload = vec![0u8; len as usize];
-        io.read_exact(&mut payload).await?;
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= mask[i % 4];
-        }
-        let mut out = vec![h[0]];
-        match payload.len() {
-            n if n < 126 => out.push(n as u8),
-            n if n <= 0xffff => {
-                out.push(126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&payload);
-        io.write_all(&out).await?;
-        if opcode == 8 {
+        let (first, payload) = websocket::read_frame(io).await?;
+        io.write_all(&websocket::frame(first, &payload, None))
+            .await?;
+        if first & 0x0f == 8 {
             io.shutdown().await?;
             return Ok(());
         }
