@@ -196,40 +196,12 @@ async fn a_capture_that_cannot_be_written_stops_nothing_and_is_reported() {
     let up = start_upstream(false).await;
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("c.jsonl");
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        // SIGXFSZ ignored: the write fails instead of killing the process.
-        .arg(format!(
-            "trap '' XFSZ; ulimit -f {CAPTURE_BLOCKS} && exec \"$0\" \"$@\""
-        ))
-        .arg(env!("CARGO_BIN_EXE_capscope"))
-        .args(["--ca-dir", dir.path().join("ca").to_str().unwrap()])
-        .args(["run", "--headless", "--listen", "127.0.0.1:0", "-w"])
-        .arg(&capture)
-        .env("CAPSCOPE_HOME", dir.path())
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The banner and the log are on stderr (stdout carries the records).
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = lines.recv_timeout(HANG).expect("no address line");
-        if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
-            break a.parse::<std::net::SocketAddr>().unwrap();
-        }
-    };
+    // SIGXFSZ ignored: the write fails instead of killing the process.
+    let (mut child, addr, lines) = spawn_run(
+        dir.path(),
+        Some(&format!("trap '' XFSZ; ulimit -f {CAPTURE_BLOCKS}")),
+        &["-w", capture.to_str().unwrap()],
+    );
     let ca = capscope_ca::CertificateAuthority::generate().unwrap();
     let mut client = ProxyClient::new(addr, &ca).plain().await;
     // Far more records than fit under the limit; every request is still answered.
@@ -246,16 +218,12 @@ async fn a_capture_that_cannot_be_written_stops_nothing_and_is_reported() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+    tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
-    reader.join().unwrap();
-    let everything = format!(
-        "{}\n{}",
-        lines.try_iter().collect::<Vec<_>>().join("\n"),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    // Every line stderr had (the reading thread ends at its end).
+    let everything = lines.iter().collect::<Vec<_>>().join("\n");
     assert!(
         everything.contains(&capture.display().to_string())
             && (everything.contains("too large") || everything.contains("No space")),

@@ -11,11 +11,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use capscope::mockgrid::viewer::{PollResult, Viewer, ViewerConfig};
@@ -57,35 +53,6 @@ fn fd_limit() -> u64 {
         .find(|l| l.starts_with("Max open files"))
         .and_then(|l| l.split_whitespace().nth(3).and_then(|n| n.parse().ok()))
         .unwrap_or(1024)
-}
-
-/// `capscope run` with `args`, its stderr (banner and log) read line by line (the address is
-/// returned); the records on stdout are discarded.
-fn spawn_capscope(dir: &Path, args: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_capscope"))
-        .args(["--ca-dir", dir.join("ca").to_str().unwrap()])
-        .args(["run", "--headless", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("CAPSCOPE_HOME", dir)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(HANG).expect("capscope printed no address");
-        if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
-            break a.parse().unwrap();
-        }
-    };
-    (child, addr, rx)
 }
 
 /// Kills the child if the test fails before stopping it.
@@ -133,8 +100,9 @@ async fn idle_event_polls() {
     let grid_ca = dir.path().join("grid-ca.pem");
     std::fs::write(&grid_ca, &grid.ca_pem).unwrap();
     let max = (polls + 100).to_string();
-    let (mut child, addr, _lines) = spawn_capscope(
+    let (mut child, addr, _lines) = spawn_run(
         dir.path(),
+        None,
         &[
             "--grid",
             &grid.login_url,
@@ -248,8 +216,11 @@ async fn a_gigabyte_each_way_with_tls_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let up_ca = dir.path().join("upstream-ca.pem");
     std::fs::write(&up_ca, up.ca.cert_pem()).unwrap();
-    let (mut child, addr, _lines) =
-        spawn_capscope(dir.path(), &["--upstream-ca", up_ca.to_str().unwrap()]);
+    let (mut child, addr, _lines) = spawn_run(
+        dir.path(),
+        None,
+        &["--upstream-ca", up_ca.to_str().unwrap()],
+    );
     let _reap = Reap(child.id());
     let ca = CertificateAuthority::load_or_create(&dir.path().join("ca")).unwrap();
     let mut client = ProxyClient::new(addr, &ca).https(&up.authority()).await;
@@ -357,8 +328,9 @@ async fn mixed_load_with_the_capture_attached() {
     let grid_ca = dir.path().join("grid-ca.pem");
     std::fs::write(&grid_ca, &grid.ca_pem).unwrap();
     let capture = dir.path().join("load.jsonl.zst");
-    let (mut child, addr, lines) = spawn_capscope(
+    let (mut child, addr, lines) = spawn_run(
         dir.path(),
+        None,
         &[
             "--grid",
             &grid.login_url,

@@ -341,40 +341,15 @@ const STARVED: Duration = Duration::from_secs(3);
 async fn out_of_file_descriptors_the_accept_loop_backs_off_logs_rarely_and_recovers() {
     let up = start_upstream(false).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -n {FD_LIMIT} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_capscope"))
-        .args(["--ca-dir", dir.path().join("ca").to_str().unwrap()])
-        .args(["run", "--headless", "--no-save", "--listen", "127.0.0.1:0"])
-        .env("CAPSCOPE_HOME", dir.path())
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The banner and the log are on stderr.
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let (mut child, addr, lines) = spawn_run(
+        dir.path(),
+        Some(&format!("ulimit -n {FD_LIMIT}")),
+        &["--no-save"],
+    );
     let next_line = |what: &str| {
         lines
             .recv_timeout(HANG)
             .unwrap_or_else(|_| panic!("no {what} from capscope"))
-    };
-    let addr = loop {
-        let line = next_line("address");
-        if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
-            break a.parse::<std::net::SocketAddr>().unwrap();
-        }
     };
 
     // Twice as many idle connections as the proxy has file descriptors.
@@ -403,8 +378,7 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off_logs_rarely_and_recov
     let _ = child.kill();
     let _ = child.wait();
     let watched = started.elapsed();
-    reader.join().unwrap();
-    let failures = 1 + lines.try_iter().filter(|l| is_failure(l)).count();
+    let failures = 1 + lines.iter().filter(|l| is_failure(l)).count();
     // One report per ACCEPT_LOG_INTERVAL (10 s) at most, however often accepting fails.
     let allowed = 1 + watched.as_secs() as usize / 10;
     assert!(

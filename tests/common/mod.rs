@@ -589,3 +589,62 @@ pub async fn send_h2(client: &mut H2, req: Request<TestBody>) -> (Response<()>, 
     let body = body.collect().await.unwrap().to_bytes();
     (Response::from_parts(parts, ()), body)
 }
+
+/// How long a spawned capscope may take to print its address.
+pub const SPAWN_HANG: Duration = Duration::from_secs(30);
+
+/// `capscope run --headless --listen 127.0.0.1:0 ARGS` as a process, with its data and CA in `dir`.
+/// With `shell`, it starts through `sh -c "SHELL && exec capscope ..."` (for `ulimit` and `trap`).
+/// The records on stdout are discarded; stderr (the banner and the log) is read line by line on a
+/// thread. Returns the child, the address from the banner, and the rest of stderr's lines.
+pub fn spawn_run(
+    dir: &std::path::Path,
+    shell: Option<&str>,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut command = match shell {
+        Some(prefix) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{prefix} && exec \"$0\" \"$@\""))
+                .arg(env!("CARGO_BIN_EXE_capscope"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_capscope")),
+    };
+    let mut child = command
+        .args(["--ca-dir", dir.join("ca").to_str().unwrap()])
+        .args(["run", "--headless", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("CAPSCOPE_HOME", dir)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = lines
+            .recv_timeout(SPAWN_HANG)
+            .expect("capscope printed no address");
+        if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
+            break a.parse().unwrap();
+        }
+    };
+    (child, addr, lines)
+}
