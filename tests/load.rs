@@ -349,17 +349,21 @@ async fn mixed_load_with_the_capture_attached() {
     let grid_ca = dir.path().join("grid-ca.pem");
     std::fs::write(&grid_ca, &grid.ca_pem).unwrap();
     let capture = dir.path().join("load.jsonl.zst");
-    let (mut child, addr, lines) = spawn_session_with_ui(
-        dir.path(),
-        &[
-            "--grid",
-            &grid.login_url,
-            "--upstream-ca",
-            grid_ca.to_str().unwrap(),
-            "-w",
-            capture.to_str().unwrap(),
-        ],
-    );
+    let args = [
+        "--grid",
+        &grid.login_url,
+        "--upstream-ca",
+        grid_ca.to_str().unwrap(),
+        "-w",
+        capture.to_str().unwrap(),
+    ];
+    // `CAPSCOPE_LOAD_UI=0`: `capscope run --headless` instead (the headless log, no UI consumer).
+    let with_ui = env_number("CAPSCOPE_LOAD_UI", 1) == 1;
+    let (mut child, addr, lines) = if with_ui {
+        spawn_session_with_ui(dir.path(), &args)
+    } else {
+        spawn_run(dir.path(), None, &args)
+    };
     let pid = child.id();
     let _reap = Reap(pid);
     let fds_before = open_fds(pid);
@@ -414,13 +418,20 @@ async fn mixed_load_with_the_capture_attached() {
                 || l.starts_with(UI_REPORT)
         })
         .collect();
-    let requests_per_round = 7.0;
+    // Inventory, library, display names, simulator features, object costs, a texture, a redirected
+    // texture (two requests), an upload (offer and data).
+    let requests_per_round = 10.0;
     println!(
-        "mixed_load_with_the_capture_attached: {viewers_n} viewers, {:.0} s; {} rounds ({:.0} \
+        "mixed_load_with_the_capture_attached ({}): {viewers_n} viewers, {:.0} s; {} rounds ({:.0} \
          requests/s plus event polls); round p50 {:?} p99 {:?} through capscope, {:?} / {:?} \
          straight to the grid (added p50 {:?}, p99 {:?}); RSS every 10 s (MiB): {rss:?}, peak {} \
          MiB; open files {fds_before} before, {fds_after} after; capture {} KiB; capture and UI \
          consumers: {dropped:?}",
+        if with_ui {
+            "UI consumer attached"
+        } else {
+            "headless log"
+        },
         took.as_secs_f64(),
         through.len(),
         through.len() as f64 * requests_per_round / took.as_secs_f64(),
