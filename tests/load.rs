@@ -6,13 +6,22 @@
 //! - `a_gigabyte_each_way_with_tls_on_both_sides`: 1 GiB down and 1 GiB up through the binary, TLS to
 //!   the client and to the upstream; peak memory under 64 MiB.
 //! - `mixed_load_with_the_capture_attached`: several minutes of viewers doing seeds, inventory, assets,
-//!   uploads and event polls through a whole `run` session (caps layer, capture writer, headless log):
-//!   throughput, added latency (p50/p99), memory over time, open files before and after.
+//!   uploads and event polls through a whole `run` session (caps layer, capture writer, and the
+//!   terminal UI's consumer: its store fed from the bus and a frame drawn every 33 ms, into an
+//!   off-screen backend): throughput, added latency (p50/p99), memory over time, open files before
+//!   and after, records lost by each consumer.
+//! - `session_with_the_ui_consumer` is not a test of its own: it is that session, run in a process of
+//!   its own (this test binary started again), so that its memory and files are measured apart from
+//!   the simulated grid's and the viewers'.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use capscope::mockgrid::viewer::{PollResult, Viewer, ViewerConfig};
 use capscope::mockgrid::{MockGrid, MockGridConfig};
@@ -20,6 +29,9 @@ use capscope_ca::CertificateAuthority;
 use common::*;
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
+
+/// Open files a process needs beside one or two per poll (listeners, the runtime, the log, the CA).
+const FDS_BESIDE: u64 = 100;
 
 /// Far longer than anything here should take.
 const HANG: Duration = Duration::from_secs(120);
@@ -76,14 +88,17 @@ fn stop(child: &mut Child) {
 
 /// `CAPSCOPE_LOAD_POLLS` polls (default 10000) held open at once. With `CAPSCOPE_LOAD_DISTINCT=1` each
 /// poll carries its own `ack`, so each needs its own upstream poll (two file descriptors in capscope
-/// per poll, four on the machine); otherwise they all join one upstream poll, as repeated viewer polls
+/// per poll, two in this process: with a hard limit of 20,000 open files, at most 9,950 polls);
+/// otherwise they all join one upstream poll, as repeated viewer polls
 /// of one queue do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load test: see docs/reliability.md"]
 async fn idle_event_polls() {
     let polls = env_number("CAPSCOPE_LOAD_POLLS", 10_000) as usize;
     let distinct = env_number("CAPSCOPE_LOAD_DISTINCT", 0) == 1;
-    let need = if distinct { polls * 3 } else { polls } as u64 + 200;
+    // This process holds a client socket per poll, and the grid's socket per upstream poll;
+    // capscope (which inherits the limit) holds both ends of each distinct poll.
+    let need = if distinct { polls * 2 } else { polls } as u64 + FDS_BESIDE;
     assert!(
         fd_limit() >= need,
         "the open-file limit is {}; this needs {need}: raise it (`ulimit -n {need}`)",
@@ -129,6 +144,12 @@ async fn idle_event_polls() {
         panic!("the greeting events were queued");
     };
     let id = i64::from(id);
+    // Time to attach a profiler to the session before the polls come (`heaptrack -p PID`).
+    let wait = env_number("CAPSCOPE_LOAD_PROFILE_WAIT", 0);
+    if wait > 0 {
+        println!("  capscope is pid {pid}: opening the polls in {wait} s");
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
     let rss_before = status_kib(pid, "VmRSS:");
     let fds_before = open_fds(pid);
     let polls_before = grid.polls_received();
@@ -328,18 +349,21 @@ async fn mixed_load_with_the_capture_attached() {
     let grid_ca = dir.path().join("grid-ca.pem");
     std::fs::write(&grid_ca, &grid.ca_pem).unwrap();
     let capture = dir.path().join("load.jsonl.zst");
-    let (mut child, addr, lines) = spawn_run(
-        dir.path(),
-        None,
-        &[
-            "--grid",
-            &grid.login_url,
-            "--upstream-ca",
-            grid_ca.to_str().unwrap(),
-            "-w",
-            capture.to_str().unwrap(),
-        ],
-    );
+    let args = [
+        "--grid",
+        &grid.login_url,
+        "--upstream-ca",
+        grid_ca.to_str().unwrap(),
+        "-w",
+        capture.to_str().unwrap(),
+    ];
+    // `CAPSCOPE_LOAD_UI=0`: `capscope run --headless` instead (the headless log, no UI consumer).
+    let with_ui = env_number("CAPSCOPE_LOAD_UI", 1) == 1;
+    let (mut child, addr, lines) = if with_ui {
+        spawn_session_with_ui(dir.path(), &args)
+    } else {
+        spawn_run(dir.path(), None, &args)
+    };
     let pid = child.id();
     let _reap = Reap(pid);
     let fds_before = open_fds(pid);
@@ -386,15 +410,28 @@ async fn mixed_load_with_the_capture_attached() {
     stop(&mut child);
     let dropped: Vec<String> = lines
         .try_iter()
-        .filter(|l| l.contains("dropped") || l.contains("lost") || l.contains("fell behind"))
+        .filter(|l| {
+            l.contains("dropped")
+                || l.contains("lost")
+                || l.contains("fell behind")
+                || l.contains("capture saved")
+                || l.starts_with(UI_REPORT)
+        })
         .collect();
-    let requests_per_round = 7.0;
+    // Inventory, library, display names, simulator features, object costs, a texture, a redirected
+    // texture (two requests), an upload (offer and data).
+    let requests_per_round = 10.0;
     println!(
-        "mixed_load_with_the_capture_attached: {viewers_n} viewers, {:.0} s; {} rounds ({:.0} \
+        "mixed_load_with_the_capture_attached ({}): {viewers_n} viewers, {:.0} s; {} rounds ({:.0} \
          requests/s plus event polls); round p50 {:?} p99 {:?} through capscope, {:?} / {:?} \
          straight to the grid (added p50 {:?}, p99 {:?}); RSS every 10 s (MiB): {rss:?}, peak {} \
-         MiB; open files {fds_before} before, {fds_after} after; capture {} KiB; log/capture \
-         losses: {dropped:?}",
+         MiB; open files {fds_before} before, {fds_after} after; capture {} KiB; capture and UI \
+         consumers: {dropped:?}",
+        if with_ui {
+            "UI consumer attached"
+        } else {
+            "headless log"
+        },
         took.as_secs_f64(),
         through.len(),
         through.len() as f64 * requests_per_round / took.as_secs_f64(),
@@ -407,4 +444,165 @@ async fn mixed_load_with_the_capture_attached() {
         peak / 1024,
         std::fs::metadata(&capture).map_or(0, |m| m.len() / 1024),
     );
+}
+
+/// Where the child session finds its command line (fields split by [`ARG_SEPARATOR`]).
+const CHILD_ARGS: &str = "CAPSCOPE_LOAD_SESSION_ARGS";
+const ARG_SEPARATOR: char = '\x1f';
+/// How the child session's UI consumer reports at the end (one stderr line).
+const UI_REPORT: &str = "ui consumer:";
+
+/// Starts [`session_with_the_ui_consumer`] in a process of its own (this test binary again), like
+/// `spawn_run` starts `capscope run --headless`: same flags, same stderr, same address line.
+fn spawn_session_with_ui(
+    dir: &Path,
+    args: &[&str],
+) -> (
+    Child,
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
+    use std::io::BufRead;
+    let ca_dir = dir.join("ca");
+    let mut line = vec!["--ca-dir", ca_dir.to_str().unwrap()];
+    line.extend(["--listen", "127.0.0.1:0"]);
+    line.extend_from_slice(args);
+    let joined = line.join(&ARG_SEPARATOR.to_string());
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "session_with_the_ui_consumer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ARGS, joined)
+        .env("CAPSCOPE_HOME", dir)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = lines
+            .recv_timeout(HANG)
+            .expect("the session printed no address");
+        if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
+            break a.parse().unwrap();
+        }
+    };
+    (child, addr, lines)
+}
+
+/// The session `mixed_load_with_the_capture_attached` measures, when started by
+/// [`spawn_session_with_ui`] (otherwise it does nothing): `capscope run`'s own session
+/// (`cli::run::serve`: caps layer, capture writer) with the terminal UI's consumer attached as `run`
+/// attaches it, without a terminal. The consumer is the UI's loop minus the terminal: every frame
+/// it takes in what the bus has (`tui::drain`, as the UI does), ticks, and draws the whole screen
+/// into an off-screen 120x40 backend. At the end it prints what its store saw and lost.
+#[test]
+#[ignore = "the capscope side of mixed_load_with_the_capture_attached (started by it)"]
+fn session_with_the_ui_consumer() {
+    use capscope::cli::run::{serve, Extras, RunArgs};
+    use capscope::cli::CaDirArg;
+    use capscope::store::Limits;
+    use capscope::tui::state::Source;
+    use capscope::tui::{self, App, Feed};
+    use clap::Parser;
+
+    let Ok(joined) = std::env::var(CHILD_ARGS) else {
+        return;
+    };
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        ca: CaDirArg,
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    let line = Line::parse_from(std::iter::once("session").chain(joined.split(ARG_SEPARATOR)));
+    capscope::cli::out::init(capscope::cli::out::Verbosity {
+        verbose: 0,
+        quiet: false,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut ui = None;
+    let shutdown = {
+        let _inside = runtime.enter();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+        async move {
+            term.recv().await;
+        }
+    };
+    let on_start = |s: &capscope::cli::run::Session<'_>| {
+        let mut feed = Feed::Live {
+            records: s.bus.subscribe(),
+            bus: Arc::clone(s.bus),
+        };
+        let stop = stop.clone();
+        ui = Some(std::thread::spawn(move || {
+            let mut app = App::new(Source::Live, Limits::default());
+            app.resize(120, 40);
+            let mut terminal =
+                ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+            let mut last_tick = Instant::now();
+            let mut taken = 0;
+            let mut frames = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let frame_start = Instant::now();
+                let n = tui::drain(&mut app, &mut feed);
+                taken += n;
+                let mut dirty = n > 0;
+                if last_tick.elapsed() >= tui::TICK {
+                    last_tick = Instant::now();
+                    app.tick(capscope::record::now_us());
+                    dirty = true;
+                }
+                if dirty {
+                    terminal.draw(|f| tui::render::draw(f, &app)).unwrap();
+                    frames += 1;
+                }
+                std::thread::sleep(tui::FRAME.saturating_sub(frame_start.elapsed()));
+            }
+            taken += tui::drain(&mut app, &mut feed);
+            let c = app.store.counts();
+            eprintln!(
+                "{UI_REPORT} {taken} versions taken in, {} records held, {} lost to lags, {} \
+                 finals lost, {} evicted, {} bodies dropped, {} bodies shed by the bus, {frames} \
+                 frames drawn",
+                app.store.len(),
+                c.lagged,
+                c.lost_finals,
+                c.evicted,
+                c.bodies_dropped,
+                c.bodies_shed_upstream,
+            );
+        }));
+    };
+    let extras = Extras {
+        no_log: true,
+        ..Extras::default()
+    };
+    runtime
+        .block_on(serve(line.run, &line.ca, extras, shutdown, on_start))
+        .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    if let Some(ui) = ui {
+        ui.join().unwrap();
+    }
 }

@@ -217,10 +217,8 @@ async fn intercept_tls<I>(
     let config = match shared.ca.server_config(&host) {
         Ok(c) => c,
         Err(e) => {
-            return shared.error_record(
-                client,
-                format!("could not make a certificate for {host}: {e}"),
-            )
+            tracing::warn!("cannot intercept TLS for {authority}: {e}");
+            return shared.error_record(client, e.to_string());
         }
     };
     let tls =

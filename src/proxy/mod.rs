@@ -126,7 +126,37 @@ impl Default for ProxyConfig {
 /// Where the proxy gets a TLS server configuration (a leaf minted by capscope's CA) for a host.
 pub trait CertIssuer: Send + Sync + 'static {
     /// The server configuration to present to a client that asked for `host` (a name or an IP).
-    fn server_config(&self, host: &str) -> Result<Arc<rustls::ServerConfig>, String>;
+    fn server_config(&self, host: &str) -> Result<Arc<rustls::ServerConfig>, IssueError>;
+}
+
+/// Why no certificate could be presented for a host. The issuer's own error (a
+/// [`capscope_ca::CaError`] for capscope's CA) is kept whole as the
+/// [`source`](std::error::Error::source), so a caller can tell what failed
+/// ([`IssueError::ca_error`]) and the log and the record name it.
+#[derive(Debug, thiserror::Error)]
+#[error("could not make a certificate for {host}: {source}")]
+pub struct IssueError {
+    /// The host the client asked for.
+    pub host: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl IssueError {
+    pub fn new(
+        host: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The CA's error, when capscope's CA is the issuer.
+    pub fn ca_error(&self) -> Option<&capscope_ca::CaError> {
+        self.source.downcast_ref()
+    }
 }
 
 /// Why the proxy could not start.
@@ -170,7 +200,44 @@ pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Proxy
 }
 
 impl CertIssuer for capscope_ca::CertificateAuthority {
-    fn server_config(&self, host: &str) -> Result<Arc<rustls::ServerConfig>, String> {
-        capscope_ca::CertificateAuthority::server_config(self, host).map_err(|e| e.to_string())
+    fn server_config(&self, host: &str) -> Result<Arc<rustls::ServerConfig>, IssueError> {
+        capscope_ca::CertificateAuthority::server_config(self, host)
+            .map_err(|e| IssueError::new(host, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CA's error reaches the caller as itself (not flattened into text), and the message names
+    /// the host and the reason. Before, `CertIssuer` returned a `String`.
+    #[test]
+    fn a_certificate_that_cannot_be_made_keeps_the_cas_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = capscope_ca::CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let issuer: &dyn CertIssuer = &ca;
+        let Err(e) = issuer.server_config("a..b") else {
+            panic!("a host with an empty label got a certificate");
+        };
+        assert_eq!(e.host, "a..b");
+        assert!(
+            matches!(
+                e.ca_error(),
+                Some(capscope_ca::CaError::InvalidHost {
+                    reason: capscope_ca::HostProblem::EmptyLabel,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        let source = std::error::Error::source(&e).expect("the CA's error is the source");
+        assert!(source.is::<capscope_ca::CaError>());
+        let text = e.to_string();
+        assert!(
+            text.contains("a..b") && text.contains("empty label"),
+            "{text}"
+        );
+        assert!(issuer.server_config("sim.example.org").is_ok());
     }
 }

@@ -27,6 +27,12 @@ use crate::record::{Body, EventInfo, Kind, Record, State};
 /// How many event names a poll's note lists before "and N more".
 const MAX_EVENT_NAMES_IN_NOTE: usize = 8;
 
+/// The largest upstream answer read on the async worker that received it; a larger one, or any
+/// compressed one (its decoded size is unknown until decoded, up to `MAX_REWRITE_BODY`), is decoded,
+/// parsed and rewritten on the blocking pool so no request-handling worker waits for it. The same
+/// bound as the record tap's inline finish.
+pub(super) const INLINE_ANSWER_LIMIT: usize = 64 * 1024;
+
 /// Runs one viewer poll of the event queue `found` (upstream `url`).
 pub(super) fn handle_poll(
     inner: Arc<Inner>,
@@ -160,7 +166,7 @@ fn start_poll(
 ) {
     let task = async move {
         let result = upstream.send(request).await;
-        let (answer, records) = inner.answer_poll(&ctx, result);
+        let (answer, records) = answer_off_worker(Arc::clone(&inner), ctx, result).await;
         tx.send_replace(Some(Arc::new(answer)));
         for record in records {
             inner.bus.publish(record);
@@ -171,6 +177,58 @@ fn start_poll(
             handle.spawn(task);
         }
         Err(_) => tracing::error!("no tokio runtime to run an event-queue poll on"),
+    }
+}
+
+/// Whether reading this answer is too much work for an async worker.
+fn heavy(result: &Result<Response<Bytes>, UpstreamError>) -> bool {
+    let Ok(response) = result else {
+        return false;
+    };
+    let encoded = response
+        .headers()
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !matches!(v.trim(), "" | "identity"));
+    encoded || response.body().len() > INLINE_ANSWER_LIMIT
+}
+
+/// [`Inner::answer_poll`], on the blocking pool when the answer is [`heavy`], else here.
+async fn answer_off_worker(
+    inner: Arc<Inner>,
+    ctx: PollContext,
+    result: Result<Response<Bytes>, UpstreamError>,
+) -> (Answer, Vec<Record>) {
+    if !heavy(&result) {
+        return inner.answer_poll(&ctx, result);
+    }
+    let record_id = ctx.record_id;
+    let task = tokio::task::spawn_blocking(move || inner.answer_poll(&ctx, result));
+    match task.await {
+        Ok(done) => done,
+        // Only a panic gets here (the pool is never shut down while the runtime serves).
+        Err(e) => {
+            let body = Bytes::from(format!(
+                "capscope: reading the event-queue answer failed: {e}\n"
+            ));
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            set_length(&mut headers, body.len());
+            let answer = Answer {
+                status: StatusCode::BAD_GATEWAY,
+                headers,
+                body,
+                original_body: None,
+                id: None,
+                has_events: false,
+                notes: vec![format!("reading the upstream answer failed: {e}")],
+                first_record: record_id,
+            };
+            (answer, Vec::new())
+        }
     }
 }
 

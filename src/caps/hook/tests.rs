@@ -927,3 +927,84 @@ fn a_zstd_seed_is_rewritten_like_a_gzip_one() {
         assert!(new.contains(&format!("{BASE}/cap/")), "{new}");
     }
 }
+
+/// A poll answer past `INLINE_ANSWER_LIMIT` is decoded and rewritten on the blocking pool, never on
+/// the runtime's worker. On this one-thread runtime the registry lock is held from another thread
+/// while the big answer arrives: read on the worker, the answer would block the only worker on that
+/// lock, and the test's own task (an unrelated request's stand-in) could never run again until the
+/// holder gave up. Before the answer went to the blocking pool, the holder timed out. The answer is
+/// still the one a small body gets: upstream's bytes with only the seed URL spliced.
+#[tokio::test]
+async fn a_big_poll_answer_is_read_on_the_blocking_pool_and_rewritten_as_a_small_one() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    const HANG: Duration = Duration::from_secs(20);
+
+    let (hook, _bus) = login_hook();
+    let eq_path = with_event_queue(&hook);
+    let (fake, mut answers) = FakeUpstream::new(1);
+    let upstream: Upstream = fake.clone();
+    let poll = tokio::spawn(hook.handle(
+        head(10, Via::Direct, Method::POST, &eq_path),
+        poll_body(None),
+        upstream,
+    ));
+    fake.sent.notified().await;
+
+    // A TeleportFinish, then an event big enough to make the answer heavy.
+    let padding = "x".repeat(super::poll::INLINE_ANSWER_LIMIT + 1);
+    let small = String::from_utf8(teleport_finish_response(1)).unwrap();
+    // Into the events array (the last one to close).
+    let at = small.rfind("</array>").unwrap();
+    let big = format!(
+        "{}<map><key>message</key><string>Padding</string><key>body</key><map><key>text</key>\
+         <string>{padding}</string></map></map>{}",
+        &small[..at],
+        &small[at..]
+    );
+    assert!(big.len() > super::poll::INLINE_ANSWER_LIMIT);
+
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let holder = {
+        let hook = hook.clone();
+        std::thread::spawn(move || {
+            hook.with_registry(|_| {
+                let _ = locked_tx.send(());
+                release_rx.recv_timeout(HANG).is_ok()
+            })
+        })
+    };
+    locked_rx.recv().unwrap();
+    answers.pop_front().unwrap().send(ok(big.clone())).unwrap();
+    // The upstream poll's task runs first (it was woken before this task yielded).
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+    let _ = release_tx.send(());
+    assert!(
+        holder.join().unwrap(),
+        "the worker stayed blocked while the big answer was read: it was read on the worker"
+    );
+
+    let handled = poll.await.unwrap();
+    assert_eq!(handled.response.status(), StatusCode::OK);
+    let seed_b_proxy = hook.with_registry(|r| {
+        r.cap(r.lookup_url(SEED_B).unwrap().cap)
+            .unwrap()
+            .proxy_url
+            .clone()
+            .unwrap()
+    });
+    let expected = big.replace(SEED_B, &seed_b_proxy);
+    assert!(
+        handled.response.body()[..] == *expected.as_bytes(),
+        "only the seed URL changes"
+    );
+    assert_eq!(
+        handled.response.headers().get(CONTENT_LENGTH).unwrap(),
+        &expected.len().to_string()
+    );
+    assert_eq!(handled.original_body.as_deref(), Some(big.as_bytes()));
+    assert_eq!(hook.stats().events, 2);
+}
