@@ -77,10 +77,27 @@ pub type Replayer = Box<dyn Fn(&Record) -> Result<String, String> + Send>;
 /// The request header a replay carries: the id of the record it replays.
 pub const REPLAY_HEADER: &str = "x-capscope-replay";
 
+/// The capture writer as the UI sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureState {
+    /// Why the writer stopped before the session did: from then on nothing is saved.
+    pub failure: Option<String>,
+    /// Records the writer lost because it fell behind the record stream.
+    pub dropped: u64,
+}
+
+/// Reads the capture writer's state; polled every frame, so a failure shows at once. `None` once
+/// the writer is gone (the session is ending): the UI keeps what it last saw.
+pub type CaptureWatch = Box<dyn Fn() -> Option<CaptureState> + Send>;
+
 /// Where records come from.
 pub enum Feed {
-    /// A live session's record stream.
-    Live { records: Subscriber, bus: Arc<Bus> },
+    /// A live session's record stream, and its capture writer when it saves one.
+    Live {
+        records: Subscriber,
+        bus: Arc<Bus>,
+        capture: Option<CaptureWatch>,
+    },
     /// A capture file read on its own thread.
     File(Receiver<FileMsg>),
 }
@@ -211,6 +228,13 @@ pub fn run(
     while !app.quit && !stop.load(Ordering::SeqCst) {
         let frame_start = Instant::now();
         dirty |= drain(&mut app, &mut feed) > 0;
+        if let Feed::Live {
+            capture: Some(watch),
+            ..
+        } = &feed
+        {
+            dirty |= app.capture_state(watch());
+        }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             if let Feed::Live { bus, .. } = &feed {
