@@ -222,14 +222,7 @@ impl App {
                 self.refresh_row(seq);
             }
         }
-        if let Some(k) = keep.and_then(|s| self.store.row_key(s)) {
-            self.selected = self
-                .visible
-                .binary_search(&k)
-                .unwrap_or_else(|at| at.min(self.visible.len().saturating_sub(1)));
-        }
-        self.clamp_selection();
-        self.follow_and_scroll();
+        self.reselect(keep);
     }
 
     /// Rebuilds `visible` from the store (after a filter change, a clear, resume).
@@ -252,7 +245,13 @@ impl App {
         }
         self.visible = visible;
         self.visible_generation = self.store.generation();
-        if let Some(k) = keep.and_then(|s| self.store.row_key(s)) {
+        self.reselect(keep);
+    }
+
+    /// Puts the selection back on the row at `seq` (or where it was, if that row went), after
+    /// `visible` changed under it.
+    fn reselect(&mut self, seq: Option<u64>) {
+        if let Some(k) = seq.and_then(|s| self.store.row_key(s)) {
             self.selected = self
                 .visible
                 .binary_search(&k)
