@@ -8,8 +8,9 @@
 //!
 //! [`run`] owns the terminal: raw mode, the alternate screen and mouse capture behind a drop guard,
 //! plus a panic hook, so the terminal is restored on every way out. Each frame drains what records
-//! are pending (bounded), draws at most [`FRAME`] apart, and polls keys until the next frame; a key
-//! is drawn at once. Log output goes to [`log`] (a file and the header), never over the UI.
+//! are pending (bounded in count and time: [`MAX_DRAIN`], [`DRAIN_BUDGET`]), draws at most [`FRAME`]
+//! apart, and polls keys until the next frame; a key is drawn at once, after at most
+//! [`KEY_DRAIN_BUDGET`] of records. Log output goes to [`log`] (a file and the header), never over the UI.
 //!
 //! This module must not touch the proxy or the network; it reads records from a
 //! [`crate::record::Subscriber`] or a capture file.
@@ -60,6 +61,18 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// The most records taken in per frame, so a burst cannot delay a frame (or a key) for long; the
 /// rest waits for the next frame.
 pub const MAX_DRAIN: usize = 50_000;
+
+/// The longest a frame spends taking in records: half a frame, so drawing and keys keep their share
+/// when records come faster than the UI takes them in (the stream then holds the rest, up to its
+/// capacity, and says how many it dropped past that).
+pub const DRAIN_BUDGET: Duration = Duration::from_millis(16);
+
+/// The longest the frame right after a key spends taking in records before drawing the key's
+/// effect, so a backlog of records never delays what the user asked for.
+pub const KEY_DRAIN_BUDGET: Duration = Duration::from_millis(2);
+
+/// Records taken in between two looks at the clock while draining.
+const DRAIN_CLOCK_EVERY: usize = 64;
 
 /// Records per batch when reading a file.
 const FILE_BATCH: usize = 2048;
@@ -225,9 +238,15 @@ pub fn run(
     app.tick(now_us());
     let mut last_tick = Instant::now();
     let mut dirty = true;
+    let mut keyed = false;
     while !app.quit && !stop.load(Ordering::SeqCst) {
         let frame_start = Instant::now();
-        dirty |= drain(&mut app, &mut feed) > 0;
+        let budget = if std::mem::take(&mut keyed) {
+            KEY_DRAIN_BUDGET
+        } else {
+            DRAIN_BUDGET
+        };
+        dirty |= drain_for(&mut app, &mut feed, budget) > 0;
         if let Feed::Live {
             capture: Some(watch),
             ..
@@ -285,6 +304,7 @@ pub fn run(
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     app.key(k);
                     dirty = true;
+                    keyed = true;
                     break;
                 }
                 Event::Mouse(m) => {
@@ -308,10 +328,21 @@ pub fn run(
 
 /// Takes in what the feed has pending, at most [`MAX_DRAIN`] records. Returns how many.
 pub fn drain(app: &mut App, feed: &mut Feed) -> usize {
+    drain_for(app, feed, Duration::MAX)
+}
+
+/// Like [`drain`], but stops once `budget` has passed (looking at the clock every
+/// [`DRAIN_CLOCK_EVERY`] records, or file batch).
+pub fn drain_for(app: &mut App, feed: &mut Feed, budget: Duration) -> usize {
+    let start = Instant::now();
+    let spent = |n: usize, every: usize| n % every == 0 && start.elapsed() >= budget;
     let mut n = 0;
     match feed {
         Feed::Live { records, .. } => {
             while n < MAX_DRAIN {
+                if n > 0 && spent(n, DRAIN_CLOCK_EVERY) {
+                    break;
+                }
                 match records.try_recv() {
                     Some(Received::Record(r)) => {
                         app.take(&r);
@@ -324,6 +355,9 @@ pub fn drain(app: &mut App, feed: &mut Feed) -> usize {
         }
         Feed::File(rx) => {
             while n < MAX_DRAIN {
+                if n > 0 && spent(0, 1) {
+                    break;
+                }
                 match rx.try_recv() {
                     Ok(FileMsg::Records(batch)) => {
                         n += batch.len();
