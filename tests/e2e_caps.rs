@@ -9,129 +9,21 @@
 //!   and do not stop capscope.
 //! - A viewer poll dropped mid-flight loses nothing: the next poll gets the event.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use capscope::caps::{CapsHook, Mode};
 use capscope::llsd::{self, Value};
 use capscope::mockgrid::lite::{self, Rpc};
-use capscope::mockgrid::viewer::{Journal, PollResult, Viewer, ViewerConfig, ViewerError};
-use capscope::mockgrid::{Breakage, MockGrid, MockGridConfig, MockGridHandle};
-use capscope::proxy::{Proxy, ProxyConfig, ProxyHandle};
-use capscope::record::{Bus, Kind, Received, Record, State, Subscriber};
-use capscope_ca::CertificateAuthority;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-use tokio::net::TcpListener;
-
-/// A safety net for waits that should end much sooner; no test depends on how long anything takes.
-const WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TestMode {
-    Login,
-    HttpProxy,
-}
-
-struct Env {
-    grid: MockGridHandle,
-    proxy: ProxyHandle,
-    proxy_base: String,
-    viewer: Viewer,
-    records: Records,
-}
-
-/// Every record seen, by id, keeping the latest state.
-struct Records {
-    sub: Subscriber,
-    by_id: BTreeMap<u64, Arc<Record>>,
-}
-
-impl Records {
-    fn drain(&mut self) {
-        while let Some(r) = self.sub.try_recv() {
-            match r {
-                Received::Record(r) => {
-                    self.by_id.insert(r.id, r);
-                }
-                Received::Lagged(n) => panic!("the test subscriber lost {n} records"),
-            }
-        }
-    }
-
-    /// Waits until `pred` holds over the records seen so far.
-    async fn wait_for(&mut self, what: &str, pred: impl Fn(&BTreeMap<u64, Arc<Record>>) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            self.drain();
-            if pred(&self.by_id) {
-                return;
-            }
-            match tokio::time::timeout_at(deadline, self.sub.recv()).await {
-                Ok(Some(Received::Record(r))) => {
-                    self.by_id.insert(r.id, r);
-                }
-                Ok(Some(Received::Lagged(n))) => panic!("the test subscriber lost {n} records"),
-                Ok(None) => panic!("the bus closed while waiting for {what}"),
-                Err(_) => panic!(
-                    "waited too long for {what}; records: {:#?}",
-                    self.by_id.values().collect::<Vec<_>>()
-                ),
-            }
-        }
-    }
-
-    fn all(&self) -> impl Iterator<Item = &Arc<Record>> {
-        self.by_id.values()
-    }
-}
+use capscope::mockgrid::viewer::{Journal, PollResult, ViewerError};
+use capscope::mockgrid::{Breakage, MockGridConfig};
+use capscope::record::{Kind, Record, State};
+use common::grid::{GridEnv as Env, TestMode, WAIT};
 
 async fn setup(mode: TestMode) -> Env {
-    let grid = MockGrid::start(MockGridConfig::for_tests()).await.unwrap();
-    let ca = Arc::new(CertificateAuthority::generate().unwrap());
-    let bus = Arc::new(Bus::default());
-    let sub = bus.subscribe();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let proxy_base = format!("http://{addr}");
-    let config = ProxyConfig {
-        upstream_roots: CertificateDer::pem_slice_iter(grid.ca_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap(),
-        ..ProxyConfig::default()
-    };
-    let caps_mode = match mode {
-        TestMode::Login => Mode::login(&grid.login_url).unwrap(),
-        TestMode::HttpProxy => Mode::Proxy,
-    };
-    let hook = CapsHook::new(caps_mode, proxy_base.clone(), bus.clone());
-    let proxy = Proxy::builder(config)
-        .ca(ca.clone())
-        .bus(bus)
-        .hook(Arc::new(hook))
-        .with_listener(listener)
-        .start()
-        .await
-        .unwrap();
-    let viewer_config = match mode {
-        TestMode::Login => ViewerConfig::new(format!("{proxy_base}/login"), ca.cert_pem()),
-        TestMode::HttpProxy => {
-            let mut c = ViewerConfig::new(grid.login_url.clone(), ca.cert_pem());
-            c.http_proxy = Some(addr);
-            c
-        }
-    };
-    Env {
-        grid,
-        proxy,
-        proxy_base,
-        viewer: Viewer::new(viewer_config).unwrap(),
-        records: Records {
-            sub,
-            by_id: BTreeMap::new(),
-        },
-    }
+    Env::start(mode, MockGridConfig::for_tests(), |_| {}).await
 }
 
 /// Whether record `r` is the exchange the viewer made to `url` with `method`.

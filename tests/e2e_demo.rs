@@ -2,38 +2,12 @@
 //! records the login, the seeds and the caps by name and every scripted event (a teleport and a
 //! crossing among them), and the viewer sees no failure.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use capscope::cli::{demo, Cli, Command};
-use clap::Parser;
-
-/// A `Write` that keeps what the demo printed.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use capscope::cli::demo;
 
 async fn run_demo(mode: &str, login: &str) -> (demo::Summary, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let ca_dir = dir.path().join("ca");
-    let cli = Cli::parse_from([
-        "capscope",
-        "demo",
-        "--ca-dir",
-        ca_dir.to_str().unwrap(),
-        "--no-save",
-        "--listen",
-        "127.0.0.1:0",
+    common::demo::run_demo(&[
         "--mode",
         mode,
         "--steps",
@@ -44,16 +18,8 @@ async fn run_demo(mode: &str, login: &str) -> (demo::Summary, String) {
         "2",
         "--login",
         login,
-    ]);
-    let Command::Demo(args) = cli.command else {
-        panic!("`capscope demo` parses as the demo command")
-    };
-    let out = Captured::default();
-    let summary = demo::session(args, &cli.ca_dir, Box::new(out.clone()))
-        .await
-        .unwrap();
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-    (summary, text)
+    ])
+    .await
 }
 
 fn check(summary: &demo::Summary, text: &str) {

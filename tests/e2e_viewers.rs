@@ -9,121 +9,24 @@
 //! - A login redirected with `indeterminate` comes back through capscope, and an MFA challenge and
 //!   its answer are both recorded.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use capscope::caps::{CapsHook, Mode};
 use capscope::mockgrid::viewer::{Journal, LoginForm, Viewer, ViewerConfig};
-use capscope::mockgrid::{MockGrid, MockGridConfig, MockGridHandle};
-use capscope::proxy::{Proxy, ProxyConfig, ProxyHandle};
-use capscope::record::{Bus, Kind, Received, Record, State, Subscriber};
-use capscope_ca::CertificateAuthority;
+use capscope::mockgrid::MockGridConfig;
+use capscope::record::{Kind, Record, State};
+use common::grid::{GridEnv as Env, TestMode, WAIT};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use tokio::net::TcpListener;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Env {
-    grid: MockGridHandle,
-    ca: Arc<CertificateAuthority>,
-    proxy_addr: std::net::SocketAddr,
-    _proxy: ProxyHandle,
-    proxy_base: String,
-    viewer: Viewer,
-    sub: Subscriber,
-    records: BTreeMap<u64, Arc<Record>>,
-}
-
-impl Env {
-    /// Waits until `pred` holds over the records seen so far (latest version of each).
-    async fn wait_for(&mut self, what: &str, pred: impl Fn(&BTreeMap<u64, Arc<Record>>) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            while let Some(r) = self.sub.try_recv() {
-                self.take(r);
-            }
-            if pred(&self.records) {
-                return;
-            }
-            match tokio::time::timeout_at(deadline, self.sub.recv()).await {
-                Ok(Some(r)) => self.take(r),
-                Ok(None) => panic!("the bus closed while waiting for {what}"),
-                Err(_) => panic!(
-                    "waited too long for {what}; records: {:#?}",
-                    self.records.values().collect::<Vec<_>>()
-                ),
-            }
-        }
-    }
-
-    fn take(&mut self, r: Received) {
-        match r {
-            Received::Record(r) => {
-                self.records.insert(r.id, r);
-            }
-            Received::Lagged(n) => panic!("the test subscriber lost {n} records"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TestMode {
-    Login,
-    HttpProxy,
-}
 
 async fn setup(
     mode: TestMode,
     grid_config: MockGridConfig,
     viewer: impl FnOnce(&mut ViewerConfig),
 ) -> Env {
-    let grid = MockGrid::start(grid_config).await.unwrap();
-    let ca = Arc::new(CertificateAuthority::generate().unwrap());
-    let bus = Arc::new(Bus::default());
-    let sub = bus.subscribe();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let proxy_base = format!("http://{addr}");
-    let config = ProxyConfig {
-        upstream_roots: CertificateDer::pem_slice_iter(grid.ca_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap(),
-        ..ProxyConfig::default()
-    };
-    let caps_mode = match mode {
-        TestMode::Login => Mode::login(&grid.login_url).unwrap(),
-        TestMode::HttpProxy => Mode::Proxy,
-    };
-    let hook = CapsHook::new(caps_mode, proxy_base.clone(), bus.clone());
-    let proxy = Proxy::builder(config)
-        .ca(ca.clone())
-        .bus(bus)
-        .hook(Arc::new(hook))
-        .with_listener(listener)
-        .start()
-        .await
-        .unwrap();
-    let mut viewer_config = match mode {
-        TestMode::Login => ViewerConfig::new(format!("{proxy_base}/login"), ca.cert_pem()),
-        TestMode::HttpProxy => {
-            let mut c = ViewerConfig::new(grid.login_url.clone(), ca.cert_pem());
-            c.http_proxy = Some(addr);
-            c
-        }
-    };
-    viewer(&mut viewer_config);
-    Env {
-        grid,
-        ca,
-        proxy_addr: addr,
-        _proxy: proxy,
-        proxy_base,
-        viewer: Viewer::new(viewer_config).unwrap(),
-        sub,
-        records: BTreeMap::new(),
-    }
+    Env::start(mode, grid_config, viewer).await
 }
 
 /// In login mode every URL the viewer learnt is a capscope URL.
@@ -254,7 +157,7 @@ async fn redirect_and_mfa(form: LoginForm) {
     );
     env.wait_for("three Login records", |r| logins(r).len() == 3)
         .await;
-    let notes: Vec<String> = logins(&env.records)
+    let notes: Vec<String> = logins(&env.records.by_id)
         .iter()
         .map(|r| r.notes.join(" | "))
         .collect();
@@ -263,7 +166,7 @@ async fn redirect_and_mfa(form: LoginForm) {
     assert!(notes[1].contains("mfa_challenge"), "{notes:?}");
     assert!(notes[2].contains("succeeded"), "{notes:?}");
     let upstream = env.grid.login_url.trim_end_matches('/').to_owned();
-    let went = logins(&env.records)[1]
+    let went = logins(&env.records.by_id)[1]
         .request
         .as_ref()
         .map(|q| q.url.clone())
@@ -344,7 +247,7 @@ async fn two_agents_through_one_capscope_are_told_apart() {
 
     // Every named record belongs to one of them, and the filter tells them apart.
     let filter = capscope::filter::Filter::parse("agent:\"ann *\"").unwrap();
-    for rec in env.records.values() {
+    for rec in env.records.all() {
         if rec.cap.is_some() && rec.cap.as_deref() != Some("get_grid_info") {
             assert!(rec.agent.is_some(), "no agent: {rec:#?}");
         }
@@ -360,7 +263,7 @@ async fn two_agents_through_one_capscope_are_told_apart() {
             );
         }
     }
-    assert!(env.records.values().any(|rec| {
+    assert!(env.records.all().any(|rec| {
         rec.agent.as_deref() == Some("Ann Tester")
             && rec
                 .request

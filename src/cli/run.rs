@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use super::exit::usage;
 use super::{out, CaDirArg};
 use crate::caps::hook::{CapsHook, Mode};
+use crate::capture::writer::WriterHandle;
 use crate::capture::{self, Header, SaveOptions};
 use crate::filter::Filter;
 use crate::proxy::{self, Proxy, ProxyConfig, ProxyHandle};
@@ -311,6 +312,10 @@ pub struct Extras {
     pub no_log: bool,
 }
 
+/// The capture writer, shared with the UI (which polls it for a failure or lost records) until the
+/// session ends and takes it back to finish the file.
+pub type SharedWriter = Arc<std::sync::Mutex<Option<WriterHandle>>>;
+
 /// A running session, as `on_start` sees it.
 pub struct Session<'a> {
     /// Where the proxy listens.
@@ -321,6 +326,8 @@ pub struct Session<'a> {
     pub caps: &'a CapsHook,
     /// The capture being written, if any.
     pub capture: Option<&'a Path>,
+    /// Its writer, if any.
+    pub writer: Option<&'a SharedWriter>,
 }
 
 /// Runs a whole session (CA, caps layer, proxy, capture writer, headless log) until `shutdown`
@@ -403,7 +410,13 @@ pub async fn serve(
         .bus(bus.clone())
         .hook(Arc::new(caps.clone()))
         .with_listener(listener);
-    let capture_path = capture.as_ref().map(|(_, path)| path.clone());
+    let (writer, capture_path): (Option<SharedWriter>, Option<PathBuf>) = match capture {
+        Some((handle, path)) => (
+            Some(Arc::new(std::sync::Mutex::new(Some(handle)))),
+            Some(path),
+        ),
+        None => (None, None),
+    };
     let announce = |handle: &ProxyHandle| {
         let addr = handle.local_addr();
         out::note(format_args!("capscope is listening on {addr}"));
@@ -428,11 +441,13 @@ pub async fn serve(
             bus: &bus,
             caps: &caps,
             capture: capture_path.as_deref(),
+            writer: writer.as_ref(),
         });
     };
     proxy::run_until_shutdown(builder, shutdown, announce).await?;
 
-    if let Some((writer, path)) = capture {
+    let handle = writer.and_then(|w| w.lock().unwrap_or_else(|p| p.into_inner()).take());
+    if let (Some(writer), Some(path)) = (handle, capture_path) {
         match writer.finish().await {
             // Losing records is worth a warning even under -q.
             Ok(stats) if stats.dropped > 0 => tracing::warn!(

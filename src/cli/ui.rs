@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio::sync::oneshot;
 
-use super::run::Session;
+use super::run::{Session, SharedWriter};
 use crate::store::Limits;
 use crate::tui::log::{self, Sink};
 use crate::tui::state::{App, Source};
@@ -87,6 +87,7 @@ impl LiveUi {
         let feed = Feed::Live {
             records: s.bus.subscribe(),
             bus: Arc::clone(s.bus),
+            capture: s.writer.cloned().map(capture_watch),
         };
         let replayer = tokio::runtime::Handle::try_current()
             .ok()
@@ -147,6 +148,17 @@ impl LiveUi {
     }
 }
 
+/// What the UI polls of the capture writer: why it stopped, if it did, and what it lost.
+pub fn capture_watch(writer: SharedWriter) -> tui::CaptureWatch {
+    Box::new(move || {
+        let held = writer.lock().unwrap_or_else(|p| p.into_inner());
+        held.as_ref().map(|w| tui::CaptureState {
+            failure: w.failure().map(str::to_owned),
+            dropped: w.dropped(),
+        })
+    })
+}
+
 /// Headers a replay does not copy (hyper sets them, or they belong to the first connection).
 const NOT_REPLAYED: &[&str] = &[
     "host",
@@ -159,57 +171,106 @@ const NOT_REPLAYED: &[&str] = &[
     "upgrade",
 ];
 
-/// Replays a request the viewer made to one of capscope's own URLs (login mode: `/cap/<token>`,
-/// `/login`) by sending it there again, so capscope routes, rewrites and records it like the
-/// original, with [`tui::REPLAY_HEADER`] naming the record it replays.
-fn replayer(rt: tokio::runtime::Handle, addr: std::net::SocketAddr) -> tui::Replayer {
-    use bytes::Bytes;
+/// Replays a recorded request through capscope, so capscope routes, rewrites and records it like the
+/// original, with [`tui::REPLAY_HEADER`] naming the record it replays:
+/// - a request the viewer sent to one of capscope's own URLs (login mode: `/cap/<token>`,
+///   `/login`) goes there again;
+/// - a request the viewer sent through capscope as its HTTP proxy (plain or inside CONNECT) goes to
+///   the URL it was for, sent to capscope as a proxy request (`GET https://host/path`): capscope
+///   makes the TLS connection upstream itself, checking the certificate as for the viewer.
+///
+/// The headers are sent as recorded (cookies and `Authorization` included: the replay acts as the
+/// viewer did), except those that belong to the first connection ([`NOT_REPLAYED`]).
+pub fn replayer(rt: tokio::runtime::Handle, addr: std::net::SocketAddr) -> tui::Replayer {
     use http_body_util::Full;
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
 
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let base = format!("http://{addr}");
     Box::new(move |r: &crate::record::Record| {
         let q = r.request.as_ref().ok_or("this record has no request")?;
-        let url = match q.client_url.as_deref() {
-            Some(path) if path.starts_with('/') => format!("{base}{path}"),
-            Some(u) if u.starts_with(&base) => u.to_owned(),
-            _ => {
-                return Err(
-                    "only requests the viewer sent to capscope's own URLs (login mode) can be \
-                     replayed so far"
-                        .to_owned(),
-                )
-            }
-        };
+        if q.body.truncated {
+            return Err("the request body was not kept whole, so it cannot be replayed".into());
+        }
+        let (target, host) = replay_target(q, addr)?;
         let mut builder = hyper::Request::builder()
             .method(q.method.as_str())
-            .uri(url.as_str());
+            .uri(target.clone())
+            .header(hyper::header::HOST, host);
         for h in &q.headers {
             if !NOT_REPLAYED.contains(&h.name.to_ascii_lowercase().as_str()) {
                 builder = builder.header(h.name.as_str(), h.value.as_str());
             }
         }
-        if q.body.truncated {
-            return Err("the request body was not kept whole, so it cannot be replayed".into());
-        }
         let request = builder
             .header(tui::REPLAY_HEADER, r.id.to_string())
             .body(Full::new(q.body.data.clone()))
             .map_err(|e| format!("cannot build the replay: {e}"))?;
-        let (client, id) = (client.clone(), r.id);
+        let id = r.id;
         rt.spawn(async move {
-            match client.request(request).await {
-                Ok(resp) => tracing::info!("replay of #{id}: {}", resp.status()),
+            match send_to_capscope(addr, request).await {
+                Ok(status) => tracing::info!("replay of #{id}: {status}"),
                 Err(e) => tracing::warn!("replay of #{id} failed: {e}"),
             }
         });
+        let shown = if target.scheme().is_some() {
+            format!("{target} (capscope as the proxy)")
+        } else {
+            format!("http://{addr}{target}")
+        };
         Ok(format!(
-            "replaying #{id} through capscope: {} {url}",
+            "replaying #{id} through capscope: {} {shown}",
             q.method
         ))
     })
+}
+
+/// The request target a replay sends to capscope and its `Host`: capscope's own path (login mode),
+/// or the absolute URL the viewer asked capscope to proxy.
+fn replay_target(
+    q: &crate::record::Request,
+    addr: std::net::SocketAddr,
+) -> Result<(hyper::Uri, String), String> {
+    let url = q.client_url.as_deref().unwrap_or(&q.url);
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("cannot replay to {url:?}: {e}"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (None, None) if url.starts_with('/') => Ok((uri, addr.to_string())),
+        (Some("http" | "https"), Some(authority)) => {
+            let host = authority.to_string();
+            Ok((uri, host))
+        }
+        _ => Err(format!(
+            "cannot replay to {url:?}: only http and https URLs and capscope's own paths"
+        )),
+    }
+}
+
+/// Sends one request to capscope's listener on a connection of its own and reads the whole answer
+/// (so the replay's record finishes as the original did). The request target goes as given:
+/// absolute-form asks capscope to proxy it.
+async fn send_to_capscope(
+    addr: std::net::SocketAddr,
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<hyper::StatusCode, String> {
+    use http_body_util::BodyExt as _;
+
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to capscope at {addr}: {e}"))?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let response = send
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|e| format!("{status}, then the body failed: {e}"))?;
+    }
+    Ok(status)
 }
 
 /// `capscope view`: a capture file in the UI.
@@ -265,4 +326,72 @@ pub fn view(args: ViewArgs) -> anyhow::Result<ExitCode> {
     sink.set_ui_up(false);
     result.context("the terminal UI failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::capture::{Header, SaveOptions};
+    use crate::record::{Bus, Kind, Record, State};
+
+    /// How long the writer task gets to hit the error.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_capture_writer_that_stops_is_seen_by_the_ui_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("live.jsonl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // The capture's "disk" takes the header line, then goes away: every later write fails
+        // (a broken pipe, as a full disk or a pulled drive would fail it), mid-session.
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut f = std::fs::File::open(&fifo).unwrap();
+                let mut buf = [0u8; 4096];
+                assert!(f.read(&mut buf).unwrap() > 0, "the header");
+            })
+        };
+        let bus = Bus::default();
+        let options = SaveOptions {
+            path: Some(fifo.clone()),
+            data_dir: dir.path().to_path_buf(),
+            keep_secrets: false,
+            filter: None,
+        };
+        let (handle, _) =
+            crate::capture::start_saving(&bus, Header::new(None, None, None), options).unwrap();
+        reader.join().unwrap();
+        let writer: SharedWriter = Arc::new(Mutex::new(Some(handle)));
+        let watch = capture_watch(Arc::clone(&writer));
+        assert_eq!(watch(), Some(tui::CaptureState::default()));
+
+        let mut r = Record::new(bus.next_id(), Kind::Http);
+        r.state = State::Done;
+        bus.publish(r);
+        let deadline = Instant::now() + PATIENCE;
+        let state = loop {
+            match watch() {
+                Some(s) if s.failure.is_some() => break s,
+                _ => {
+                    assert!(Instant::now() < deadline, "the writer never failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        let why = state.failure.unwrap();
+        assert!(why.contains("live.jsonl"), "{why}");
+
+        // The session ends: the writer is taken back to be finished, and the UI keeps what it saw.
+        let handle = writer.lock().unwrap().take().unwrap();
+        assert!(handle.finish().await.is_err());
+        assert_eq!(watch(), None);
+    }
 }

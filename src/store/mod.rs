@@ -7,9 +7,11 @@
 //! capture writer lose bodies), closes records whose final version was lost to a lag (and says so),
 //! and decodes LLSD bodies on demand, at most once per body while the result is cached.
 //!
-//! Rows are kept in tree order: every record in the order it began, each event right under its poll.
-//! A row is addressed by its sequence number (`seq`), which grows by one per new record and never
-//! repeats; evicted rows simply stop resolving.
+//! Rows are kept in tree order: every record in the order it began (its id: the record stream numbers
+//! records as they begin, so a capture file, which holds them in the order they finished, lists the
+//! same as the live session did), each event right under its poll. A row is addressed by its sequence
+//! number (`seq`), which grows by one per record taken in and never repeats; evicted rows simply stop
+//! resolving.
 //!
 //! This module owns history and its limits. It must not touch the terminal, the network or files,
 //! and never changes the records it is given (it keeps copies).
@@ -43,8 +45,9 @@ pub const LOST_FINAL_NOTE: &str = "final version lost: the UI fell behind the re
 /// does (a capture file holds records in the order they finished: a poll's events come before it).
 pub const ORPHANS_REMEMBERED: usize = 4096;
 
-/// A row's place in tree order: `(top, depth, seq)`, `top` being the poll's seq for an event (depth 1)
-/// and the record's own seq otherwise (depth 0). Sorting keys sorts rows.
+/// A row's place in tree order: `(top, depth, seq)`, `top` being the poll's record id for an event
+/// under its poll (depth 1) and the record's own id otherwise (depth 0). Sorting keys sorts rows:
+/// records in the order they began, each poll's events right under it in the order they came.
 pub type RowKey = (u64, u64, u64);
 
 /// The note a record whose bodies the store dropped carries.
@@ -147,15 +150,27 @@ pub struct Store {
     rows: Vec<RowKey>,
     /// Events whose poll is not in the store (yet), by the poll's record id.
     orphans: HashMap<u64, Vec<u64>>,
-    /// Events just put under their newly arrived poll: their seqs (their row keys changed).
-    adopted: Vec<u64>,
+    /// Events just put under their newly arrived poll: their seqs and former row keys.
+    adopted: Vec<(u64, RowKey)>,
     body_bytes: usize,
     /// Entries below this seq hold no bodies any more (where body shedding resumes).
     shed_from: u64,
     counts: Counts,
     cache: VecDeque<((u64, Which), Arc<Decoded>)>,
-    /// Bumped whenever rows are removed (eviction, clear): views holding seqs must rebuild.
+    /// Bumped when everything is cleared: views holding seqs must rebuild.
     generation: u64,
+    /// What evictions removed since [`Store::take_evicted`] was last called.
+    evicted: Option<Evicted>,
+}
+
+/// What the oldest records' eviction removed, for a view that keeps its own rows to follow without
+/// rebuilding them (which would cost a filter evaluation per held record every eviction).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// Every row below this seq is gone.
+    pub below: u64,
+    /// Events whose poll was evicted, now top-level rows: their seqs and the row keys they had.
+    pub unparented: Vec<(u64, RowKey)>,
 }
 
 /// What [`Store::apply`] did with one record.
@@ -199,6 +214,7 @@ impl Store {
             counts: Counts::default(),
             cache: VecDeque::new(),
             generation: 0,
+            evicted: None,
         }
     }
 
@@ -224,9 +240,14 @@ impl Store {
         self.entries.is_empty()
     }
 
-    /// Changes whenever rows are removed (so a view of seqs knows to rebuild).
+    /// Changes when the store is cleared (so a view of seqs knows to rebuild).
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// What evictions removed since the last call (`None`: nothing was evicted).
+    pub fn take_evicted(&mut self) -> Option<Evicted> {
+        self.evicted.take()
     }
 
     /// The entry at `seq`, if still held.
@@ -256,9 +277,9 @@ impl Store {
         Some(key_of(e))
     }
 
-    /// The events the last [`Store::apply`] put under their newly arrived poll (their row keys
-    /// changed: a view holding their old keys must move them).
-    pub fn take_adopted(&mut self) -> Vec<u64> {
+    /// The events the last [`Store::apply`] put under their newly arrived poll, each with the row
+    /// key it had before (their row keys changed: a view holding the old keys must move them).
+    pub fn take_adopted(&mut self) -> Vec<(u64, RowKey)> {
         std::mem::take(&mut self.adopted)
     }
 
@@ -310,7 +331,10 @@ impl Store {
             if idle {
                 self.counts.idle_polls += 1;
             }
-            let top = parent.unwrap_or(seq);
+            let top = match (parent, record.parent) {
+                (Some(_), Some(poll_id)) => poll_id,
+                _ => record.id,
+            };
             self.body_bytes += record.body_bytes();
             self.by_id.insert(record.id, seq);
             self.entries.push_back(Entry {
@@ -343,7 +367,10 @@ impl Store {
                 let at = self.rows.partition_point(|&k| k < (top, 1, seq));
                 self.rows.insert(at, (top, 1, seq));
             } else {
-                self.rows.push((top, 0, seq));
+                // Live, records come in about the order they began (this is then a push); from a
+                // file, in the order they finished, so a long poll goes back to where it began.
+                let at = self.rows.partition_point(|&k| k < (top, 0, seq));
+                self.rows.insert(at, (top, 0, seq));
                 self.adopt(seq);
             }
             Applied::Added(seq)
@@ -399,6 +426,9 @@ impl Store {
             let Some(old) = self.row_key(kid) else {
                 continue;
             };
+            let Some(new) = self.get(kid).map(|e| (id, 1, e.seq)) else {
+                continue;
+            };
             if let Ok(at) = self.rows.binary_search(&old) {
                 self.rows.remove(at);
             }
@@ -408,10 +438,9 @@ impl Store {
             if let Some(poll) = self.get_mut(seq) {
                 poll.children.push(kid);
             }
-            let new = (seq, 1, kid);
             let at = self.rows.partition_point(|&k| k < new);
             self.rows.insert(at, new);
-            self.adopted.push(kid);
+            self.adopted.push((kid, old));
         }
     }
 
@@ -426,6 +455,7 @@ impl Store {
         self.adopted.clear();
         self.cache.clear();
         self.body_bytes = 0;
+        self.evicted = None;
         self.generation += 1;
         let lagged = self.counts.lagged;
         self.counts = Counts {
@@ -448,12 +478,16 @@ impl Store {
             }
             self.counts.evicted += drop as u64;
             let first = self.first_seq;
+            let evicted = self.evicted.get_or_insert_with(Evicted::default);
+            evicted.below = first;
             // Events whose poll was evicted stay, now without a poll.
             for e in self.entries.iter_mut() {
                 if e.parent.is_some_and(|p| p < first) {
+                    evicted.unparented.push((e.seq, key_of(e)));
                     e.parent = None;
                 }
             }
+            evicted.unparented.retain(|&(s, _)| s >= first);
             self.rows = self.entries.iter().map(key_of).collect();
             for kids in self.orphans.values_mut() {
                 kids.retain(|&s| s >= first);
@@ -462,7 +496,6 @@ impl Store {
             self.rows.sort_unstable();
             self.shed_from = self.shed_from.max(first);
             self.cache.retain(|((s, _), _)| *s >= first);
-            self.generation += 1;
         }
         while self.body_bytes > self.limits.body_bytes {
             let seq = self.shed_from.max(self.first_seq);
@@ -501,9 +534,9 @@ impl Store {
 }
 
 fn key_of(e: &Entry) -> RowKey {
-    match e.parent {
-        Some(p) => (p, 1, e.seq),
-        None => (e.seq, 0, e.seq),
+    match (e.parent, e.record.parent) {
+        (Some(_), Some(poll_id)) => (poll_id, 1, e.seq),
+        _ => (e.record.id, 0, e.seq),
     }
 }
 

@@ -127,7 +127,6 @@ fn the_oldest_records_go_when_the_record_limit_is_reached() {
         records: 10,
         body_bytes: usize::MAX,
     });
-    let generation = store.generation();
     for id in 1..=11 {
         store.apply(&http(id, State::Done));
     }
@@ -135,7 +134,14 @@ fn the_oldest_records_go_when_the_record_limit_is_reached() {
     assert_eq!(store.counts().evicted, 2);
     assert!(store.get(0).is_none());
     assert_eq!(order(&store), (3..=11).collect::<Vec<_>>());
-    assert_ne!(store.generation(), generation);
+    assert_eq!(
+        store.take_evicted(),
+        Some(Evicted {
+            below: 2,
+            unparented: Vec::new()
+        })
+    );
+    assert_eq!(store.take_evicted(), None);
     assert_eq!(store.counts().records, 11);
 }
 
@@ -204,7 +210,70 @@ fn events_read_before_their_poll_move_under_it_when_it_arrives() {
     assert_eq!(store.get(1).unwrap().depth(), 0, "no poll yet");
     store.apply(&http(10, State::Done));
     assert_eq!(order(&store), [9, 10, 11, 12]);
-    assert_eq!(store.take_adopted(), [1, 2]);
+    assert_eq!(store.take_adopted(), [(1, (11, 0, 1)), (2, (12, 0, 2))]);
     assert_eq!(store.get(3).unwrap().children, [1, 2]);
     assert_eq!(store.get(1).unwrap().parent, Some(3));
+}
+
+#[test]
+fn rows_are_in_the_order_records_began_whatever_order_they_come_in() {
+    // A capture file holds records in the order they finished: a long poll (1) after the quick
+    // requests that began during it. Its row goes back to where it began, its events under it.
+    let mut store = Store::default();
+    store.apply(&http(2, State::Done));
+    store.apply(&event(4, 1, "TeleportFinish"));
+    store.apply(&http(3, State::Done));
+    store.apply(&http(1, State::Done));
+    store.apply(&http(5, State::Done));
+    assert_eq!(order(&store), [1, 4, 2, 3, 5]);
+    assert_eq!(store.get(1).unwrap().depth(), 1);
+    // Eviction rebuilds the row order the same way.
+    let mut small = Store::new(Limits {
+        records: 4,
+        body_bytes: usize::MAX,
+    });
+    for id in [3, 2, 5, 1, 4] {
+        small.apply(&http(id, State::Done));
+    }
+    assert_eq!(
+        order(&small),
+        [1, 2, 4, 5],
+        "3 came first, so it went first"
+    );
+}
+
+#[test]
+fn an_event_whose_poll_is_evicted_is_reported_with_its_former_row() {
+    let mut store = Store::new(Limits {
+        records: 10,
+        body_bytes: usize::MAX,
+    });
+    store.apply(&http(1, State::Open)); // the poll, seq 0
+    store.apply(&event(2, 1, "TeleportFinish")); // seq 1, under it
+    for id in 3..=11 {
+        store.apply(&http(id, State::Done));
+    }
+    // The two oldest go at once: the poll and its event.
+    let evicted = store.take_evicted().unwrap();
+    assert_eq!(evicted.below, 2);
+    assert!(
+        evicted.unparented.is_empty(),
+        "the event went too: {evicted:?}"
+    );
+
+    let mut store = Store::new(Limits {
+        records: 10,
+        body_bytes: usize::MAX,
+    });
+    store.apply(&http(1, State::Open)); // seq 0: evicted alone below
+    store.apply(&http(2, State::Open)); // seq 1: the poll
+    store.apply(&event(3, 2, "TeleportFinish")); // seq 2, under seq 1
+    for id in 4..=11 {
+        store.apply(&http(id, State::Done));
+    }
+    let evicted = store.take_evicted().unwrap();
+    assert_eq!(evicted.below, 2, "records 1 and 2 went");
+    assert_eq!(evicted.unparented, [(2, (2, 1, 2))]);
+    assert_eq!(store.get(2).unwrap().depth(), 0);
+    assert_eq!(order(&store)[0], 3);
 }

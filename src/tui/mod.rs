@@ -8,8 +8,9 @@
 //!
 //! [`run`] owns the terminal: raw mode, the alternate screen and mouse capture behind a drop guard,
 //! plus a panic hook, so the terminal is restored on every way out. Each frame drains what records
-//! are pending (bounded), draws at most [`FRAME`] apart, and polls keys until the next frame; a key
-//! is drawn at once. Log output goes to [`log`] (a file and the header), never over the UI.
+//! are pending (bounded in count and time: [`MAX_DRAIN`], [`DRAIN_BUDGET`]), draws at most [`FRAME`]
+//! apart, and polls keys until the next frame; a key is drawn at once, after at most
+//! [`KEY_DRAIN_BUDGET`] of records. Log output goes to [`log`] (a file and the header), never over the UI.
 //!
 //! This module must not touch the proxy or the network; it reads records from a
 //! [`crate::record::Subscriber`] or a capture file.
@@ -61,6 +62,18 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// rest waits for the next frame.
 pub const MAX_DRAIN: usize = 50_000;
 
+/// The longest a frame spends taking in records: half a frame, so drawing and keys keep their share
+/// when records come faster than the UI takes them in (the stream then holds the rest, up to its
+/// capacity, and says how many it dropped past that).
+pub const DRAIN_BUDGET: Duration = Duration::from_millis(16);
+
+/// The longest the frame right after a key spends taking in records before drawing the key's
+/// effect, so a backlog of records never delays what the user asked for.
+pub const KEY_DRAIN_BUDGET: Duration = Duration::from_millis(2);
+
+/// Records taken in between two looks at the clock while draining.
+const DRAIN_CLOCK_EVERY: usize = 64;
+
 /// Records per batch when reading a file.
 const FILE_BATCH: usize = 2048;
 
@@ -77,10 +90,27 @@ pub type Replayer = Box<dyn Fn(&Record) -> Result<String, String> + Send>;
 /// The request header a replay carries: the id of the record it replays.
 pub const REPLAY_HEADER: &str = "x-capscope-replay";
 
+/// The capture writer as the UI sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureState {
+    /// Why the writer stopped before the session did: from then on nothing is saved.
+    pub failure: Option<String>,
+    /// Records the writer lost because it fell behind the record stream.
+    pub dropped: u64,
+}
+
+/// Reads the capture writer's state; polled every frame, so a failure shows at once. `None` once
+/// the writer is gone (the session is ending): the UI keeps what it last saw.
+pub type CaptureWatch = Box<dyn Fn() -> Option<CaptureState> + Send>;
+
 /// Where records come from.
 pub enum Feed {
-    /// A live session's record stream.
-    Live { records: Subscriber, bus: Arc<Bus> },
+    /// A live session's record stream, and its capture writer when it saves one.
+    Live {
+        records: Subscriber,
+        bus: Arc<Bus>,
+        capture: Option<CaptureWatch>,
+    },
     /// A capture file read on its own thread.
     File(Receiver<FileMsg>),
 }
@@ -208,9 +238,22 @@ pub fn run(
     app.tick(now_us());
     let mut last_tick = Instant::now();
     let mut dirty = true;
+    let mut keyed = false;
     while !app.quit && !stop.load(Ordering::SeqCst) {
         let frame_start = Instant::now();
-        dirty |= drain(&mut app, &mut feed) > 0;
+        let budget = if std::mem::take(&mut keyed) {
+            KEY_DRAIN_BUDGET
+        } else {
+            DRAIN_BUDGET
+        };
+        dirty |= drain_for(&mut app, &mut feed, budget) > 0;
+        if let Feed::Live {
+            capture: Some(watch),
+            ..
+        } = &feed
+        {
+            dirty |= app.capture_state(watch());
+        }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             if let Feed::Live { bus, .. } = &feed {
@@ -261,6 +304,7 @@ pub fn run(
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     app.key(k);
                     dirty = true;
+                    keyed = true;
                     break;
                 }
                 Event::Mouse(m) => {
@@ -284,10 +328,21 @@ pub fn run(
 
 /// Takes in what the feed has pending, at most [`MAX_DRAIN`] records. Returns how many.
 pub fn drain(app: &mut App, feed: &mut Feed) -> usize {
+    drain_for(app, feed, Duration::MAX)
+}
+
+/// Like [`drain`], but stops once `budget` has passed (looking at the clock every
+/// [`DRAIN_CLOCK_EVERY`] records, or file batch).
+pub fn drain_for(app: &mut App, feed: &mut Feed, budget: Duration) -> usize {
+    let start = Instant::now();
+    let spent = |n: usize, every: usize| n % every == 0 && start.elapsed() >= budget;
     let mut n = 0;
     match feed {
         Feed::Live { records, .. } => {
             while n < MAX_DRAIN {
+                if n > 0 && spent(n, DRAIN_CLOCK_EVERY) {
+                    break;
+                }
                 match records.try_recv() {
                     Some(Received::Record(r)) => {
                         app.take(&r);
@@ -300,6 +355,9 @@ pub fn drain(app: &mut App, feed: &mut Feed) -> usize {
         }
         Feed::File(rx) => {
             while n < MAX_DRAIN {
+                if n > 0 && spent(0, 1) {
+                    break;
+                }
                 match rx.try_recv() {
                     Ok(FileMsg::Records(batch)) => {
                         n += batch.len();

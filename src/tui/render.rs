@@ -135,27 +135,30 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         first.push(Span::styled(r.clone(), Style::default().fg(Color::Green)));
     }
     let c = app.store.counts();
-    let mut second = vec![
-        Span::raw(format!("{} records", count(c.records))),
-        Span::raw(format!("  {} events", count(c.events))),
-    ];
-    if !app.show_idle {
+    let warn = Style::default().fg(Color::Red);
+    let capture = &app.info.capture_state;
+    let mut second = Vec::new();
+    // A stopped capture first, so even a narrow terminal shows it: the cause (the last part of the
+    // writer's message; the whole message is in the footer and the log).
+    if let Some(why) = &capture.failure {
+        let cause = why.rsplit(": ").next().unwrap_or(why);
         second.push(Span::styled(
-            format!("  {} idle polls hidden", count(c.idle_polls)),
-            dim,
+            format!("capture stopped: {cause}  "),
+            warn.add_modifier(Modifier::BOLD),
         ));
     }
-    if let Some(p) = &app.info.capture {
-        second.push(Span::raw(format!(
-            "  capture {} {}",
-            p.display(),
-            size_text(app.info.capture_size)
-        )));
-    }
-    let warn = Style::default().fg(Color::Red);
+    second.push(Span::raw(format!("{} records", count(c.records))));
+    second.push(Span::raw(format!("  {} events", count(c.events))));
+    // What went wrong comes right after the counts, so a narrow terminal still shows it.
     if c.lagged > 0 {
         second.push(Span::styled(
-            format!("  {} records lost (UI behind)", count(c.lagged)),
+            format!("  {} lost (UI behind)", count(c.lagged)),
+            warn,
+        ));
+    }
+    if capture.dropped > 0 {
+        second.push(Span::styled(
+            format!("  {} lost by the capture", count(capture.dropped)),
             warn,
         ));
     }
@@ -168,6 +171,19 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     let shed = c.bodies_shed_upstream.max(app.info.bus_shed);
     if shed > 0 {
         second.push(Span::styled(format!("  {} bodies shed", count(shed)), warn));
+    }
+    if !app.show_idle {
+        second.push(Span::styled(
+            format!("  {} idle polls hidden", count(c.idle_polls)),
+            dim,
+        ));
+    }
+    if let (Some(p), None) = (&app.info.capture, &capture.failure) {
+        second.push(Span::raw(format!(
+            "  capture {} {}",
+            p.display(),
+            size_text(app.info.capture_size)
+        )));
     }
     if c.bodies_dropped > 0 || c.evicted > 0 {
         second.push(Span::styled(

@@ -71,6 +71,8 @@ pub struct Info {
     pub capture_size: u64,
     /// Records the bus published without bodies because of a slow consumer.
     pub bus_shed: u64,
+    /// The capture writer's failure and losses, as last polled.
+    pub capture_state: super::CaptureState,
 }
 
 /// What the session looks like so far, learnt from the records.

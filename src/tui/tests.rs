@@ -242,3 +242,136 @@ fn follow(name: &str) {
     assert_eq!(take_until(finals.len()), finals.len());
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
 }
+
+#[test]
+fn view_lists_records_in_the_order_they_began_not_the_order_the_file_holds() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{drain, read_file, Feed};
+    use crate::capture::{Header, Writer};
+    use crate::record::Kind;
+
+    /// How long to wait for the reader thread to reach the end of the file.
+    const PATIENCE: Duration = Duration::from_secs(20);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("finished.jsonl");
+    let mut writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+    // A capture holds records in the order they finished: a long poll after what began during it.
+    let mut finals: Vec<_> = fixture::session()
+        .into_iter()
+        .filter(|r| r.is_final())
+        .collect();
+    let finished_at = |r: &crate::record::Record| {
+        r.started_us + i64::try_from(r.timings.done_us.unwrap_or(0)).unwrap()
+    };
+    finals.sort_by_key(finished_at);
+    let file_ids: Vec<u64> = finals
+        .iter()
+        .filter(|r| r.kind != Kind::Event)
+        .map(|r| r.id)
+        .collect();
+    assert!(
+        !file_ids.is_sorted(),
+        "the fixture has a record that finished after one that began later: {file_ids:?}"
+    );
+    for r in &finals {
+        writer.write_record(r).unwrap();
+    }
+    writer.finish().unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_, rx) = read_file(&path, false, stop).unwrap();
+    let mut app = App::new(
+        Source::File {
+            path: path.clone(),
+            follow: false,
+        },
+        Limits::default(),
+    );
+    app.resize(WIDTH, HEIGHT);
+    app.show_idle = true;
+    app.rebuild_visible();
+    let mut feed = Feed::File(rx);
+    let deadline = Instant::now() + PATIENCE;
+    while !app.ended {
+        assert!(Instant::now() < deadline, "the file never ended");
+        if drain(&mut app, &mut feed) == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let shown: Vec<(u64, usize)> = app
+        .visible
+        .iter()
+        .filter_map(|&(_, _, s)| app.store.get(s))
+        .map(|e| (e.record.id, e.depth()))
+        .collect();
+    let top: Vec<u64> = shown.iter().filter(|s| s.1 == 0).map(|s| s.0).collect();
+    let mut sorted = top.clone();
+    sorted.sort_unstable();
+    assert_eq!(top, sorted, "rows by id: {shown:?}");
+    assert_eq!(
+        top.len(),
+        file_ids.len(),
+        "every record is listed: {shown:?}"
+    );
+    // Each event sits right under its poll.
+    for (i, &(id, depth)) in shown.iter().enumerate() {
+        if depth == 1 {
+            let event = app.store.get(app.store.seq_of(id).unwrap()).unwrap();
+            let above = shown[..i].iter().rev().find(|s| s.1 == 0).unwrap().0;
+            assert_eq!(event.record.parent, Some(above), "{shown:?}");
+        }
+    }
+}
+
+#[test]
+fn a_stopped_capture_and_lost_records_show_in_the_header_at_80_columns() {
+    let mut app = app();
+    app.info.capture = Some(PathBuf::from(
+        "/home/someone/.local/share/capscope/captures/capscope-20261130-120401-000.jsonl",
+    ));
+    let before = screen(&app, WIDTH, HEIGHT);
+    assert!(!before.contains("capture stopped"), "{before}");
+    // The writer fails: the next poll changes the header, and the footer says it too.
+    let failed = crate::tui::CaptureState {
+        failure: Some(
+            "cannot write /home/someone/.local/share/capscope/captures/capscope-20261130-120401-000\
+             .jsonl: No space left on device (os error 28)"
+                .into(),
+        ),
+        dropped: 0,
+    };
+    assert!(app.capture_state(Some(failed.clone())));
+    let text = screen(&app, WIDTH, HEIGHT);
+    let header = text.lines().nth(1).unwrap();
+    assert!(
+        header.starts_with("capture stopped: No space left on device (os error 28)"),
+        "{text}"
+    );
+    let footer = text.lines().last().unwrap();
+    assert!(
+        footer.starts_with("capture stopped: cannot write /home/someone/"),
+        "the whole message: {text}"
+    );
+    // The same state again changes nothing; the writer gone (None) keeps what was seen.
+    assert!(!app.capture_state(Some(failed)));
+    assert!(!app.capture_state(None));
+    assert!(app.info.capture_state.failure.is_some());
+
+    // Records lost by the capture writer and by the UI itself come before the capture's name.
+    let mut app = self::app();
+    app.info.capture = Some(PathBuf::from(
+        "/home/someone/.local/share/capscope/captures/capscope-20261130-120401-000.jsonl",
+    ));
+    app.capture_state(Some(crate::tui::CaptureState {
+        failure: None,
+        dropped: 12,
+    }));
+    app.lagged(345);
+    let text = screen(&app, WIDTH, HEIGHT);
+    let header = text.lines().nth(1).unwrap();
+    assert!(header.contains("12 lost by the capture"), "{text}");
+    assert!(header.contains("345 lost (UI behind)"), "{text}");
+}

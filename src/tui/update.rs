@@ -30,13 +30,15 @@ impl App {
             self.rebuild_visible();
             return;
         }
+        if let Some(evicted) = self.store.take_evicted() {
+            self.evicted(evicted);
+        }
         if self.paused {
             return;
         }
         // Events that arrived before their poll (a file's order) move under it now.
-        for kid in self.store.take_adopted() {
-            // Its key was that of a top-level row.
-            if let Ok(at) = self.visible.binary_search(&(kid, 0, kid)) {
+        for (kid, old) in self.store.take_adopted() {
+            if let Ok(at) = self.visible.binary_search(&old) {
                 self.visible.remove(at);
                 if at < self.selected {
                     self.selected -= 1;
@@ -66,6 +68,21 @@ impl App {
             }
         }
         self.follow_and_scroll();
+    }
+
+    /// The capture writer's state, polled (`None`: the writer is gone, keep what was seen). Returns
+    /// whether the header changed.
+    pub fn capture_state(&mut self, state: Option<super::CaptureState>) -> bool {
+        match state {
+            Some(s) if s != self.info.capture_state => {
+                if let (Some(why), None) = (&s.failure, &self.info.capture_state.failure) {
+                    self.say_error(format!("capture stopped: {why}"));
+                }
+                self.info.capture_state = s;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Notes that `lost` records were lost because the UI fell behind.
@@ -191,9 +208,27 @@ impl App {
         self.clamp_selection();
     }
 
-    /// Rebuilds `visible` from the store (after a filter change, eviction, resume).
+    /// Follows the store's eviction of its oldest records without rebuilding `visible` (which would
+    /// judge every held record by the filter again): their rows go, and events left without their
+    /// poll are judged again on their own.
+    fn evicted(&mut self, evicted: crate::store::Evicted) {
+        let keep = self.selected_seq();
+        self.visible.retain(|&(_, _, seq)| seq >= evicted.below);
+        for (seq, old) in evicted.unparented {
+            if let Ok(at) = self.visible.binary_search(&old) {
+                self.visible.remove(at);
+            }
+            if !self.paused {
+                self.refresh_row(seq);
+            }
+        }
+        self.reselect(keep);
+    }
+
+    /// Rebuilds `visible` from the store (after a filter change, a clear, resume).
     pub fn rebuild_visible(&mut self) {
         self.store.take_adopted();
+        self.store.take_evicted();
         let keep = self.selected_seq();
         let mut visible: Vec<crate::store::RowKey> = Vec::with_capacity(self.store.len());
         for seq in self.store.rows() {
@@ -210,7 +245,13 @@ impl App {
         }
         self.visible = visible;
         self.visible_generation = self.store.generation();
-        if let Some(k) = keep.and_then(|s| self.store.row_key(s)) {
+        self.reselect(keep);
+    }
+
+    /// Puts the selection back on the row at `seq` (or where it was, if that row went), after
+    /// `visible` changed under it.
+    fn reselect(&mut self, seq: Option<u64>) {
+        if let Some(k) = seq.and_then(|s| self.store.row_key(s)) {
             self.selected = self
                 .visible
                 .binary_search(&k)

@@ -648,3 +648,6 @@ pub fn spawn_run(
     };
     (child, addr, lines)
 }
+
+pub mod demo;
+pub mod grid;

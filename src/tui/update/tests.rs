@@ -443,3 +443,57 @@ fn in_a_file_events_before_their_poll_end_up_under_it_in_the_list() {
         1
     );
 }
+
+#[test]
+fn eviction_keeps_the_list_as_a_rebuild_would_without_judging_every_row_again() {
+    // A small history, a filter, polls whose events outlive them: after every record the list is
+    // what rebuilding it from the store gives, and the selection stays on its row.
+    let mut app = App::new(
+        Source::Live,
+        Limits {
+            records: 20,
+            body_bytes: usize::MAX,
+        },
+    );
+    app.resize(80, 24);
+    app.show_idle = true;
+    app.set_filter("cap:EventQueueGet | cap:Seed".into());
+    let mut evictions = 0;
+    for round in 0..30u64 {
+        let id = round * 4 + 1;
+        let mut poll = Record::new(id, Kind::Http);
+        poll.cap = Some("EventQueueGet".into());
+        app.take(&poll);
+        let mut ev = Record::new(id + 1, Kind::Event);
+        ev.state = State::Done;
+        ev.parent = Some(id);
+        ev.event = Some(crate::record::EventInfo {
+            message: "TeleportFinish".into(),
+            ..Default::default()
+        });
+        app.take(&ev);
+        for (k, cap) in [(2, "Seed"), (3, "GetTexture")] {
+            let mut r = Record::new(id + k, Kind::Http);
+            r.state = State::Done;
+            r.cap = Some(cap.into());
+            app.take(&r);
+        }
+        poll.state = State::Done;
+        app.take(&poll);
+        if round == 10 {
+            // Stop following: the selection must stay on its row through evictions.
+            app.follow = false;
+            app.selected = app.visible.len() - 2;
+        }
+        let selected = app.selected_seq();
+        let incremental = app.visible.clone();
+        evictions = app.store.counts().evicted;
+        app.rebuild_visible();
+        assert_eq!(incremental, app.visible, "round {round}");
+        assert_eq!(app.selected_seq(), selected, "round {round}");
+    }
+    assert!(
+        evictions > 40,
+        "the history was evicted many times: {evictions}"
+    );
+}
