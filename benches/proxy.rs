@@ -1,7 +1,8 @@
 //! The proxy's cost, measured in one run against a direct connection (`cargo bench --bench proxy`).
 //!
 //! On 127.0.0.1: a test HTTPS upstream and the clients run in this process; the proxy is the real
-//! `capscope run --headless` binary in a child process (its log to /dev/null). When `taskset` is
+//! `capscope run --headless` binary in a child process (its log to /dev/null, its capture saved into
+//! a temporary directory, as the shared bench does). When `taskset` is
 //! there and the machine has two cores or more, the proxy is pinned to CPU 0 and this process to
 //! CPU 1, as in ../shared/bench: "x direct" is then what one proxy core sustains against one
 //! client+upstream core. Workloads:
@@ -99,6 +100,9 @@ impl ProxyProcess {
                 "--upstream-ca",
             ])
             .arg(&up_ca)
+            // The capture is saved as a user's `run` saves it, into this temporary directory (removed
+            // with it) rather than the user's data directory.
+            .env("CAPSCOPE_HOME", dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("start capscope");

@@ -6,10 +6,11 @@
 //! A [`Bus`](crate::record::Bus) subscriber like any other consumer. It owns only the line format, its
 //! loop and the output side; it must not touch the proxy or change records.
 //!
-//! Nothing that forwards traffic ever waits for the terminal: a line is put on a bounded queue and a
-//! thread of its own writes the queue out. When the queue is full (stdout is a pipe nobody reads, or a
-//! terminal scrolled back and paused) new lines are dropped and counted; the count is written as soon
-//! as the output moves again, and on exit.
+//! Nothing that forwards traffic ever waits for the terminal: lines are put on a bounded queue and a
+//! thread of its own writes the queue out. The lines of the records waiting at a wake-up go as one
+//! batch (one hand-off to that thread, one write), not one per record. When the queue is full (stdout
+//! is a pipe nobody reads, or a terminal scrolled back and paused) new lines are dropped and counted;
+//! the count is written as soon as the output moves again, and on exit.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,23 +38,47 @@ pub async fn run(records: Subscriber, filter: Option<Filter>) {
 
 /// [`run`] with the output passed in (a [`LogOutput`] in the binary, so that a terminal or pipe that
 /// does not keep up never holds up a worker thread).
+///
+/// The lines of the records that are waiting are written together, in one `write` of up to
+/// [`LOG_BATCH_BYTES`]: one hand-off to the output's thread per batch, not per record.
 pub async fn run_to(mut records: Subscriber, filter: Option<Filter>, mut out: impl Write) {
     let mut kept = crate::filter::KeptIds::default();
-    while let Some(received) = records.recv().await {
-        match received {
-            Received::Record(r) => {
-                if !kept.keep(filter.as_ref(), &r) {
-                    continue;
+    let mut batch = String::new();
+    while let Some(first) = records.recv().await {
+        let mut next = Some(first);
+        while let Some(received) = next {
+            match received {
+                Received::Record(r) => {
+                    if kept.keep(filter.as_ref(), &r) {
+                        push_line(&mut batch, &r);
+                    }
                 }
-                if let Some(line) = line(&r) {
-                    // A LogOutput never fails a write; a plain writer's failure loses the line.
-                    let _ = writeln!(out, "{line}");
+                Received::Lagged(n) => {
+                    tracing::warn!(target: TARGET, "the log fell behind: {n} records not shown")
                 }
             }
-            Received::Lagged(n) => {
-                tracing::warn!(target: TARGET, "the log fell behind: {n} records not shown")
-            }
+            next = if batch.len() < LOG_BATCH_BYTES {
+                records.try_recv()
+            } else {
+                None
+            };
         }
+        if !batch.is_empty() {
+            // A LogOutput never fails a write; a plain writer's failure loses the lines.
+            let _ = out.write_all(batch.as_bytes());
+            batch.clear();
+        }
+    }
+}
+
+/// The most bytes of record lines handed to the output at once.
+pub const LOG_BATCH_BYTES: usize = 64 * 1024;
+
+/// Appends the record's line (and its newline) to `batch`; nothing while the record is open.
+fn push_line(batch: &mut String, r: &Record) {
+    if let Some(line) = line(r) {
+        batch.push_str(&line);
+        batch.push('\n');
     }
 }
 
@@ -87,8 +112,9 @@ impl Clone for LogOutput {
 struct OutputInner {
     tx: SyncSender<Vec<u8>>,
     dropped: AtomicU64,
-    /// Lines queued and not yet written (for [`LogOutput::flush_for`]).
+    /// Lines queued and not yet written (for [`LogOutput::flush_for`], and the queue's bound).
     pending: Mutex<usize>,
+    capacity: usize,
     written: Condvar,
 }
 
@@ -108,6 +134,7 @@ impl LogOutput {
             tx,
             dropped: AtomicU64::new(0),
             pending: Mutex::new(0),
+            capacity: capacity.max(1),
             written: Condvar::new(),
         });
         let for_thread = Arc::downgrade(&inner);
@@ -150,23 +177,39 @@ impl LogOutput {
         *pending == 0
     }
 
-    fn queue(&self, line: &[u8]) {
+    /// Queues `lines` (one or more whole lines) unless that would put more than the capacity's worth
+    /// of lines in waiting; then they are dropped and counted.
+    fn queue(&self, lines: &[u8]) {
         let inner = &self.inner;
-        *inner.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        match inner.tx.try_send(line.to_vec()) {
+        let n = line_count(lines);
+        {
+            let mut pending = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if *pending > 0 && *pending + n > inner.capacity {
+                inner.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                return;
+            }
+            *pending += n;
+        }
+        match inner.tx.try_send(lines.to_vec()) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                inner.dropped.fetch_add(1, Ordering::Relaxed);
-                inner.line_done();
+                inner.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                inner.lines_done(n);
             }
         }
     }
 }
 
+/// How many lines `text` holds (a last line without its newline counts too).
+fn line_count(text: &[u8]) -> usize {
+    let newlines = text.iter().filter(|&&b| b == b'\n').count();
+    newlines + usize::from(text.last().is_some_and(|&b| b != b'\n'))
+}
+
 impl OutputInner {
-    fn line_done(&self) {
+    fn lines_done(&self, n: usize) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        *pending = pending.saturating_sub(1);
+        *pending = pending.saturating_sub(n);
         if *pending == 0 {
             self.written.notify_all();
         }
@@ -247,9 +290,7 @@ fn write_lines(rx: Receiver<Vec<u8>>, out: impl Write, inner: std::sync::Weak<Ou
                 );
             }
         }
-        for _ in &batch {
-            inner.line_done();
-        }
+        inner.lines_done(batch.iter().map(|lines| line_count(lines)).sum());
     }
 }
 
@@ -413,6 +454,67 @@ mod tests {
         );
         assert!(text.contains("log lines dropped"), "{text}");
         assert!(text.ends_with("after\n"), "{text}");
+    }
+
+    /// An output that keeps every `write` call apart.
+    #[derive(Clone, Default)]
+    struct Calls(Arc<Mutex<Vec<String>>>);
+
+    impl Write for Calls {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(buf).into_owned());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn done(id: u64) -> Record {
+        let mut r = Record::new(id, Kind::Http);
+        r.state = State::Done;
+        r
+    }
+
+    #[tokio::test]
+    async fn the_lines_of_waiting_records_go_out_in_one_write() {
+        let bus = crate::record::Bus::new(16);
+        let sub = bus.subscribe();
+        bus.publish(Record::new(1, Kind::Http)); // open: no line
+        for id in 1..=3 {
+            bus.publish(done(id));
+        }
+        drop(bus);
+        let out = Calls::default();
+        run_to(sub, None, out.clone()).await;
+        let calls = out.0.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].lines().count(), 3, "{calls:?}");
+        assert!(calls[0].ends_with('\n'), "{calls:?}");
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_is_dropped_and_counted_line_by_line() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let gate = Gate {
+            open: gate,
+            opened: false,
+            out: out.clone(),
+        };
+        let mut log = LogOutput::new(gate, 4).unwrap();
+        writeln!(log, "first").unwrap(); // held by the stuck output
+        log.write_all(b"a\nb\nc\nd\ne\n").unwrap(); // five lines: more than fit
+        assert_eq!(log.dropped(), 5);
+        log.write_all(b"x\ny\n").unwrap();
+        assert_eq!(log.dropped(), 5, "two more lines fit");
+        open.send(()).unwrap();
+        assert!(log.flush_for(Duration::from_secs(10)));
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert!(text.starts_with("first\nx\ny\n"), "{text}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod body;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -391,13 +391,24 @@ impl Bus {
         let _ = self.tx.send(record);
     }
 
-    /// A new subscriber that sees every record published from now on.
+    /// A new subscriber that sees every record published from now on. Its [`Subscriber::recv`]
+    /// gathers records for [`DEFAULT_LINGER`] after the first one of a quiet spell.
     pub fn subscribe(&self) -> Subscriber {
         Subscriber {
             rx: self.tx.subscribe(),
+            held: None,
+            linger: DEFAULT_LINGER,
         }
     }
 }
+
+/// How long [`Subscriber::recv`] waits, once a record arrives after a quiet spell, before handing it
+/// over: the records published meanwhile are then taken in the same wake-up (`try_recv` after `recv`).
+/// Without it every record wakes every consumer (the headless log, the capture writer), and at a few
+/// thousand requests a second on one core those wake-ups and their writes cost more than the
+/// forwarding itself. A consumer is at most this late, and a killed process loses at most this much
+/// more than the batch it was writing.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(10);
 
 /// What a [`Subscriber`] receives.
 #[derive(Debug, Clone)]
@@ -411,20 +422,47 @@ pub enum Received {
 #[derive(Debug)]
 pub struct Subscriber {
     rx: broadcast::Receiver<Arc<Record>>,
+    /// A record taken off the stream by a [`Subscriber::recv`] that was cancelled while it lingered;
+    /// handed over first by the next call.
+    held: Option<Received>,
+    linger: Duration,
 }
 
 impl Subscriber {
+    /// The same subscriber with another linger (`Duration::ZERO`: every record wakes it at once).
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
     /// The next record, or `None` once every producer is gone and the stream is drained.
+    ///
+    /// When nothing is waiting, this waits for the next record and then for the subscriber's linger
+    /// ([`DEFAULT_LINGER`]) before returning it, so that a consumer draining with
+    /// [`Subscriber::try_recv`] afterwards takes a batch per wake-up. Cancel-safe: a record taken
+    /// before a cancellation is returned by the next call.
     pub async fn recv(&mut self) -> Option<Received> {
-        match self.rx.recv().await {
-            Ok(r) => Some(Received::Record(r)),
-            Err(broadcast::error::RecvError::Lagged(n)) => Some(Received::Lagged(n)),
-            Err(broadcast::error::RecvError::Closed) => None,
+        if let Some(ready) = self.try_recv() {
+            return Some(ready);
         }
+        let first = match self.rx.recv().await {
+            Ok(r) => Received::Record(r),
+            Err(broadcast::error::RecvError::Lagged(n)) => Received::Lagged(n),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        if !self.linger.is_zero() {
+            self.held = Some(first);
+            tokio::time::sleep(self.linger).await;
+            return self.held.take();
+        }
+        Some(first)
     }
 
     /// The next record if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<Received> {
+        if let Some(held) = self.held.take() {
+            return Some(held);
+        }
         match self.rx.try_recv() {
             Ok(r) => Some(Received::Record(r)),
             Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Lagged(n)),
@@ -452,6 +490,53 @@ mod tests {
             Some(Received::Record(r)) => assert_eq!(r.id, 4),
             other => panic!("expected record 4, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn records_published_while_a_subscriber_lingers_come_in_the_same_wake_up() {
+        let bus = Bus::new(16);
+        let mut sub = bus.subscribe().with_linger(Duration::from_millis(200));
+        let published = AtomicUsize::new(0);
+        let publisher = async {
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+                bus.publish(Record::new(bus.next_id(), Kind::Http));
+                published.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let receiver = async {
+            let first = sub.recv().await;
+            (first, published.load(Ordering::SeqCst))
+        };
+        let ((first, seen), ()) = tokio::join!(receiver, publisher);
+        assert!(matches!(first, Some(Received::Record(r)) if r.id == 1));
+        assert_eq!(
+            seen, 3,
+            "recv returned before the records published meanwhile"
+        );
+        let rest: Vec<u64> = std::iter::from_fn(|| match sub.try_recv() {
+            Some(Received::Record(r)) => Some(r.id),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(rest, [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_recv_cancelled_while_lingering_loses_nothing() {
+        let bus = Bus::new(16);
+        let mut sub = bus.subscribe().with_linger(Duration::from_secs(3600));
+        let publisher = async {
+            tokio::task::yield_now().await;
+            bus.publish(Record::new(bus.next_id(), Kind::Http));
+        };
+        let (waited, ()) = tokio::join!(
+            tokio::time::timeout(Duration::from_millis(50), sub.recv()),
+            publisher
+        );
+        assert!(waited.is_err(), "recv cannot end before its linger");
+        assert!(matches!(sub.try_recv(), Some(Received::Record(r)) if r.id == 1));
+        assert!(sub.try_recv().is_none());
     }
 
     fn with_body(id: u64, n: usize) -> Record {
