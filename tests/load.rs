@@ -553,6 +553,7 @@ fn session_with_the_ui_consumer() {
         let mut feed = Feed::Live {
             records: s.bus.subscribe(),
             bus: Arc::clone(s.bus),
+            capture: s.writer.cloned().map(capscope::cli::ui::capture_watch),
         };
         let stop = stop.clone();
         ui = Some(std::thread::spawn(move || {
