@@ -31,6 +31,12 @@ pub const DEFAULT_MAX_RECORDS: usize = 100_000;
 /// and everything else stay).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
 
+/// The most bytes a store's records may hold besides their bodies (headers, URLs, notes, the entry
+/// itself), by default; past it the oldest records are evicted as past [`DEFAULT_MAX_RECORDS`]. A
+/// viewer's records carry a dozen headers or more, a few KiB each with the allocator's overhead, so
+/// the record count alone let the history grow to several hundred MiB under load.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 128 * 1024 * 1024;
+
 /// How many decoded bodies stay cached.
 pub const DECODE_CACHE: usize = 64;
 
@@ -59,6 +65,8 @@ pub const BODY_DROPPED_NOTE: &str =
 pub struct Limits {
     pub records: usize,
     pub body_bytes: usize,
+    /// What the records may hold besides bodies ([`record_bytes`] each).
+    pub record_bytes: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +74,7 @@ impl Default for Limits {
         Self {
             records: DEFAULT_MAX_RECORDS,
             body_bytes: DEFAULT_MAX_BODY_BYTES,
+            record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -104,6 +113,8 @@ pub struct Entry {
     pub lost_final: bool,
     /// When a lag happened while this record was open (its final may be among what was lost).
     suspect_since_us: Option<i64>,
+    /// [`record_bytes`] of the record as held.
+    meta: usize,
 }
 
 impl Entry {
@@ -153,6 +164,8 @@ pub struct Store {
     /// Events just put under their newly arrived poll: their seqs and former row keys.
     adopted: Vec<(u64, RowKey)>,
     body_bytes: usize,
+    /// What the held records hold besides bodies ([`record_bytes`] of each).
+    record_bytes: usize,
     /// Entries below this seq hold no bodies any more (where body shedding resumes).
     shed_from: u64,
     counts: Counts,
@@ -202,6 +215,7 @@ impl Store {
             limits: Limits {
                 records: limits.records.max(1),
                 body_bytes: limits.body_bytes,
+                record_bytes: limits.record_bytes,
             },
             entries: VecDeque::new(),
             first_seq: 0,
@@ -210,6 +224,7 @@ impl Store {
             orphans: HashMap::new(),
             adopted: Vec::new(),
             body_bytes: 0,
+            record_bytes: 0,
             shed_from: 0,
             counts: Counts::default(),
             cache: VecDeque::new(),
@@ -229,6 +244,11 @@ impl Store {
     /// Body bytes held now.
     pub fn body_bytes(&self) -> usize {
         self.body_bytes
+    }
+
+    /// What the held records hold besides their bodies, as [`record_bytes`] reckons it.
+    pub fn record_bytes(&self) -> usize {
+        self.record_bytes
     }
 
     /// How many records are held now.
@@ -299,6 +319,7 @@ impl Store {
                 return Applied::Updated(seq);
             };
             let before = entry.body_bytes();
+            let meta_before = entry.meta;
             let was_open = entry.record.state == State::Open;
             if entry.lost_final {
                 // The final arrived after all: it replaces the store's guess.
@@ -306,9 +327,11 @@ impl Store {
                 record.notes.retain(|n| n != LOST_FINAL_NOTE);
                 self.counts.lost_finals = self.counts.lost_finals.saturating_sub(1);
             }
+            entry.meta = record_bytes(&record);
             entry.record = record;
             entry.suspect_since_us = None;
             let after = entry.body_bytes();
+            self.record_bytes = self.record_bytes - meta_before + entry.meta;
             let is_final = entry.record.is_final();
             let idle = is_final && was_open && is_idle_poll(&entry.record, &entry.children);
             self.body_bytes = self.body_bytes - before + after;
@@ -336,6 +359,8 @@ impl Store {
                 _ => record.id,
             };
             self.body_bytes += record.body_bytes();
+            let meta = record_bytes(&record);
+            self.record_bytes += meta;
             self.by_id.insert(record.id, seq);
             self.entries.push_back(Entry {
                 seq,
@@ -344,6 +369,7 @@ impl Store {
                 parent,
                 lost_final: false,
                 suspect_since_us: None,
+                meta,
             });
             if record_kind_is_orphan(&self.entries, parent) {
                 // Remember it, to put it under its poll when that arrives.
@@ -455,6 +481,7 @@ impl Store {
         self.adopted.clear();
         self.cache.clear();
         self.body_bytes = 0;
+        self.record_bytes = 0;
         self.evicted = None;
         self.generation += 1;
         let lagged = self.counts.lagged;
@@ -465,16 +492,33 @@ impl Store {
     }
 
     fn enforce_limits(&mut self) {
-        if self.entries.len() > self.limits.records {
-            // Evict a tenth at once, so eviction (which rebuilds the row order) is amortised.
-            let target = self.limits.records - self.limits.records / 10;
-            let drop = self.entries.len() - target;
-            for _ in 0..drop {
-                if let Some(e) = self.entries.pop_front() {
-                    self.body_bytes -= e.body_bytes();
-                    self.by_id.remove(&e.record.id);
-                    self.first_seq += 1;
-                }
+        if self.entries.len() > self.limits.records || self.record_bytes > self.limits.record_bytes
+        {
+            // Evict a tenth at once (of the count, or of the bytes, whichever is over), so eviction
+            // (which rebuilds the row order) is amortised.
+            let count_target = if self.entries.len() > self.limits.records {
+                self.limits.records - self.limits.records / 10
+            } else {
+                self.entries.len()
+            };
+            let byte_target = if self.record_bytes > self.limits.record_bytes {
+                self.limits.record_bytes - self.limits.record_bytes / 10
+            } else {
+                usize::MAX
+            };
+            let mut drop = 0usize;
+            // The newest record always stays, however large.
+            while self.entries.len() > count_target
+                || (self.record_bytes > byte_target && self.entries.len() > 1)
+            {
+                let Some(e) = self.entries.pop_front() else {
+                    break;
+                };
+                self.body_bytes -= e.body_bytes();
+                self.record_bytes -= e.meta;
+                self.by_id.remove(&e.record.id);
+                self.first_seq += 1;
+                drop += 1;
             }
             self.counts.evicted += drop as u64;
             let first = self.first_seq;
@@ -605,6 +649,50 @@ fn drop_bodies(record: &mut Record) {
         shed(&mut e.body);
     }
     record.notes.push(BODY_DROPPED_NOTE.to_owned());
+}
+
+/// What a record held in a store costs besides its bodies: the entry itself, and each string and
+/// list it owns with the allocator's overhead on each allocation. An estimate (it does not walk the
+/// allocator), close enough to bound the history by bytes as well as by count.
+pub fn record_bytes(record: &Record) -> usize {
+    const ALLOC_OVERHEAD: usize = 16;
+    let string = |s: &str| {
+        if s.is_empty() {
+            0
+        } else {
+            s.len() + ALLOC_OVERHEAD
+        }
+    };
+    let opt = |s: &Option<String>| s.as_deref().map_or(0, string);
+    let headers = |h: &[crate::record::Header]| {
+        let list = std::mem::size_of_val(h) + ALLOC_OVERHEAD;
+        list + h
+            .iter()
+            .map(|h| string(&h.name) + string(&h.value))
+            .sum::<usize>()
+    };
+    let mut bytes = std::mem::size_of::<Entry>()
+        + opt(&record.client)
+        + opt(&record.error)
+        + opt(&record.cap)
+        + opt(&record.region)
+        + opt(&record.agent)
+        + record
+            .notes
+            .iter()
+            .map(|n| string(n) + std::mem::size_of::<String>())
+            .sum::<usize>();
+    if let Some(r) = &record.request {
+        bytes += string(&r.method) + string(&r.url) + opt(&r.client_url) + string(&r.version);
+        bytes += headers(&r.headers);
+    }
+    if let Some(r) = &record.response {
+        bytes += string(&r.version) + headers(&r.headers);
+    }
+    if let Some(e) = &record.event {
+        bytes += string(&e.message);
+    }
+    bytes
 }
 
 #[cfg(test)]

@@ -93,6 +93,7 @@ fn the_store_has_its_own_body_budget() {
     let mut store = Store::new(Limits {
         records: 100,
         body_bytes: 250,
+        record_bytes: usize::MAX,
     });
     drain_into(&mut store, &bus, &mut sub, 4);
     // 250 bytes hold two bodies; the oldest lost theirs, and say so.
@@ -121,11 +122,53 @@ fn holding_records_without_detaching_would_exhaust_the_bus_budget() {
     assert!(bus.bodies_shed() > 0);
 }
 
+fn with_headers(id: u64, headers: usize) -> Record {
+    let mut r = http(id, State::Done);
+    r.request = Some(crate::record::Request {
+        method: "POST".into(),
+        url: format!("https://sim.example/cap/{id:032x}"),
+        headers: (0..headers)
+            .map(|i| crate::record::Header {
+                name: format!("X-Header-{i}"),
+                value: "v".repeat(64),
+            })
+            .collect(),
+        ..Default::default()
+    });
+    r
+}
+
+#[test]
+fn the_oldest_records_go_when_the_records_bytes_are_spent() {
+    let one = record_bytes(&with_headers(1, 20));
+    assert!(one > 20 * 64, "headers are counted: {one}");
+    // Room for ten such records by bytes, a thousand by count.
+    let mut store = Store::new(Limits {
+        records: 1000,
+        body_bytes: usize::MAX,
+        record_bytes: 10 * one,
+    });
+    for id in 1..=11 {
+        store.apply(&with_headers(id, 20));
+        assert!(store.record_bytes() <= 10 * one);
+    }
+    assert_eq!(store.len(), 9, "a tenth of the bytes is freed at once");
+    assert_eq!(store.counts().evicted, 2);
+    assert_eq!(order(&store), (3..=11).collect::<Vec<_>>());
+    // A record's final version replaces its open one in the reckoning, not on top of it.
+    let held = store.record_bytes();
+    store.apply(&with_headers(11, 20));
+    assert_eq!(store.record_bytes(), held);
+    store.clear();
+    assert_eq!(store.record_bytes(), 0);
+}
+
 #[test]
 fn the_oldest_records_go_when_the_record_limit_is_reached() {
     let mut store = Store::new(Limits {
         records: 10,
         body_bytes: usize::MAX,
+        record_bytes: usize::MAX,
     });
     for id in 1..=11 {
         store.apply(&http(id, State::Done));
@@ -231,6 +274,7 @@ fn rows_are_in_the_order_records_began_whatever_order_they_come_in() {
     let mut small = Store::new(Limits {
         records: 4,
         body_bytes: usize::MAX,
+        record_bytes: usize::MAX,
     });
     for id in [3, 2, 5, 1, 4] {
         small.apply(&http(id, State::Done));
@@ -247,6 +291,7 @@ fn an_event_whose_poll_is_evicted_is_reported_with_its_former_row() {
     let mut store = Store::new(Limits {
         records: 10,
         body_bytes: usize::MAX,
+        record_bytes: usize::MAX,
     });
     store.apply(&http(1, State::Open)); // the poll, seq 0
     store.apply(&event(2, 1, "TeleportFinish")); // seq 1, under it
@@ -264,6 +309,7 @@ fn an_event_whose_poll_is_evicted_is_reported_with_its_former_row() {
     let mut store = Store::new(Limits {
         records: 10,
         body_bytes: usize::MAX,
+        record_bytes: usize::MAX,
     });
     store.apply(&http(1, State::Open)); // seq 0: evicted alone below
     store.apply(&http(2, State::Open)); // seq 1: the poll

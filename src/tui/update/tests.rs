@@ -453,6 +453,7 @@ fn eviction_keeps_the_list_as_a_rebuild_would_without_judging_every_row_again() 
         Limits {
             records: 20,
             body_bytes: usize::MAX,
+            record_bytes: usize::MAX,
         },
     );
     app.resize(80, 24);
