@@ -792,6 +792,101 @@ mod tests {
         assert!(lines.warnings.is_empty());
     }
 
+    /// A v2 file: the header, then `lines` as given.
+    fn v2(lines: &[&[u8]]) -> Vec<u8> {
+        let mut file = serde_json::to_vec(&Header::new(None, None, None)).unwrap();
+        file.push(b'\n');
+        for l in lines {
+            file.extend_from_slice(l);
+        }
+        file
+    }
+
+    const LAG: &[u8] = b"{\"lagged\":{\"dropped\":3,\"at_us\":1}}\n";
+
+    fn record_line(len: u64) -> Vec<u8> {
+        format!(
+            "{{\"record\":{{\"id\":1,\"kind\":\"http\",\"state\":\"done\",\"started_us\":1,\
+             \"response\":{{\"status\":200,\"version\":\"HTTP/1.1\",\"headers\":[],\
+             \"body\":{{\"data\":{{\"raw\":{len}}},\"size\":{len}}}}}}}}}\n"
+        )
+        .into_bytes()
+    }
+
+    fn records(file: Vec<u8>, max_raw: usize) -> Records {
+        let input = Box::new(BufReader::new(std::io::Cursor::new(file)));
+        let mut r = Records::new("t.jsonl".into(), input, MAX_LINE_BYTES).unwrap();
+        r.max_raw = max_raw;
+        r
+    }
+
+    /// Bodies larger than a record may hold are read past without being held, with a warning, and
+    /// the next line is read.
+    #[test]
+    fn bodies_past_the_limit_are_skipped_in_bounded_memory() {
+        let body = vec![0xabu8; 4096];
+        let line = record_line(4096);
+        let file = v2(&[&line, &body, b"\n", LAG]);
+        let mut lines = records(file, 1024);
+        assert!(matches!(lines.next(), Some(Ok(Line::Lagged(_)))));
+        assert!(lines.next().is_none());
+        assert_eq!(
+            lines.warnings,
+            vec![Warning::LargeBodies {
+                line: 2,
+                bytes: 4096
+            }]
+        );
+    }
+
+    /// A length larger than what follows (a hostile line, or a writer stopped mid-body) reads what
+    /// is there, reserving no more than that, and says the record is incomplete.
+    #[test]
+    fn a_length_past_the_end_is_a_torn_record() {
+        for len in [u64::MAX, 1 << 40, (MAX_RAW_BYTES as u64) - 1, 100] {
+            let line = record_line(len);
+            let file = v2(&[LAG, &line, b"only this"]);
+            let mut lines = records(file, MAX_RAW_BYTES);
+            assert!(matches!(lines.next(), Some(Ok(Line::Lagged(_)))));
+            assert!(lines.next().is_none(), "{len}");
+            assert_eq!(lines.warnings.len(), 1, "{len}: {:?}", lines.warnings);
+            assert!(
+                matches!(lines.warnings[0], Warning::TornBodies { line: 3, bytes: 9, .. }),
+                "{len}: {:?}",
+                lines.warnings
+            );
+        }
+    }
+
+    /// The bytes after a line must end where its lengths say: a mismatch is an error, not a guess.
+    #[test]
+    fn bodies_not_followed_by_a_newline_are_an_error() {
+        let line = record_line(3);
+        let file = v2(&[&line, b"abcdef\n", LAG]);
+        let mut lines = records(file, MAX_RAW_BYTES);
+        match lines.next() {
+            Some(Err(CaptureError::BadLine { line: 2, reason, .. })) => {
+                assert!(reason.contains("not followed by a newline"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(lines.next().is_none());
+    }
+
+    /// A version 1 capture never holds raw bodies: a line that says it does is refused.
+    #[test]
+    fn a_raw_body_in_a_version_1_file_is_an_error() {
+        let mut header = serde_json::to_value(Header::new(None, None, None)).unwrap();
+        header["format_version"] = Json::from(1);
+        let mut file = serde_json::to_vec(&header).unwrap();
+        file.push(b'\n');
+        file.extend_from_slice(&record_line(3));
+        file.extend_from_slice(b"abc\n");
+        let mut lines = records(file, MAX_RAW_BYTES);
+        assert_eq!(lines.file_version, 1);
+        assert!(matches!(lines.next(), Some(Err(CaptureError::BadLine { .. }))));
+    }
+
     #[test]
     fn the_chain_covers_every_older_version() {
         assert_eq!(MIGRATIONS.len() as u32, FORMAT_VERSION - 1);

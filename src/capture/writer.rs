@@ -257,10 +257,12 @@ impl Writer {
 
     /// Appends a marker saying `dropped` records were lost here.
     pub fn write_lag(&mut self, dropped: u64) -> Result<(), CaptureError> {
-        self.put_line(&LineRef::Lagged(LagMarker {
-            dropped,
-            at_us: now_us(),
-        }))
+        self.write_lag_at(dropped, now_us())
+    }
+
+    /// Appends a marker saying `dropped` records were lost here, noticed at `at_us`.
+    pub fn write_lag_at(&mut self, dropped: u64, at_us: i64) -> Result<(), CaptureError> {
+        self.put_line(&LineRef::Lagged(LagMarker { dropped, at_us }))
     }
 
     /// Pushes everything written so far to the operating system (in zstd mode, ends the current block
