@@ -16,6 +16,9 @@
 //! whether masking is wanted (the writer does).
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 
 use bytes::Bytes;
 use memchr::memmem;
@@ -266,10 +269,7 @@ pub fn mask_body(body: &Body) -> Option<Body> {
 /// and written anew in the same format instead, so a secret is never kept because of how it was
 /// encoded. Bodies that are not LLSD (XML-RPC, truncated LLSD) keep the in-place patch.
 pub fn mask_bytes(data: &[u8]) -> Option<Vec<u8>> {
-    if !SECRET_FIELDS
-        .iter()
-        .any(|f| memmem::find(data, f.as_bytes()).is_some())
-    {
+    if !holds_a_secret_name(data) {
         return None;
     }
     let patched = patch_in_place(data);
@@ -287,6 +287,23 @@ pub fn mask_bytes(data: &[u8]) -> Option<Vec<u8>> {
         None
     } else {
         Some(llsd::to_vec(&expected, format))
+    }
+}
+
+/// All of [`SECRET_FIELDS`] at once: every body the writer saves is searched for them, and a viewer's
+/// large bodies (textures, meshes) hold none, so the search must cost one quick pass over the bytes,
+/// not one per field.
+static SECRET_NAMES: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| AhoCorasick::new(SECRET_FIELDS).ok());
+
+/// Whether any secret field's name occurs in `data` (the quick test before any masking).
+fn holds_a_secret_name(data: &[u8]) -> bool {
+    match SECRET_NAMES.as_ref() {
+        Some(names) => names.is_match(data),
+        // Building the searcher cannot fail for these few short names; if it did, search one by one.
+        None => SECRET_FIELDS
+            .iter()
+            .any(|f| memmem::find(data, f.as_bytes()).is_some()),
     }
 }
 
