@@ -78,7 +78,10 @@ fn large_records() -> Vec<Record> {
             r.response = Some(Response {
                 status: 200,
                 version: "HTTP/1.1".into(),
-                headers: vec![H { name: "Content-Type".into(), value: "application/octet-stream".into() }],
+                headers: vec![H {
+                    name: "Content-Type".into(),
+                    value: "application/octet-stream".into(),
+                }],
                 body: Body::whole(body.clone()),
             });
             r

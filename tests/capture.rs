@@ -268,7 +268,10 @@ fn every_kind_round_trips_plain_and_zstd() {
             assert!(raw.ends_with(b"\n"));
             // Bodies are written as they are: the binary one verbatim, no base64.
             let mesh = &binary_record(0).response.unwrap().body.data;
-            assert!(find(&raw, mesh).is_some(), "the binary body is in the file as it is");
+            assert!(
+                find(&raw, mesh).is_some(),
+                "the binary body is in the file as it is"
+            );
             assert!(find(&raw, b"base64").is_none());
         }
     }
@@ -323,7 +326,9 @@ fn secrets_are_masked_unless_kept() {
     let kept = dir.path().join("kept.jsonl");
     write_capture(&kept, &sample(), true);
     let file = std::fs::read(&kept).unwrap();
-    assert!(find(&file, PASSWD.as_bytes()).is_some() && find(&file, SECURE_ID.as_bytes()).is_some());
+    assert!(
+        find(&file, PASSWD.as_bytes()).is_some() && find(&file, SECURE_ID.as_bytes()).is_some()
+    );
 }
 
 #[test]
@@ -668,13 +673,19 @@ fn the_v2_fixture_reads_and_is_what_the_writer_writes() {
     let login = std::str::from_utf8(&c.records[0].request.as_ref().unwrap().body.data).unwrap();
     assert!(login.contains("<name>passwd</name><value><string>********</string></value>"));
     let seed = c.records[1].response.as_ref().unwrap();
-    assert!(seed.body.original.is_some(), "the original of a rewritten body");
+    assert!(
+        seed.body.original.is_some(),
+        "the original of a rewritten body"
+    );
     // The v1 fixture holds the same session: both read the same, but for the masking of the event
     // (v1's fixture was written by hand) and the header's start.
     let v1 = Reader::open(fixture("v1.jsonl")).unwrap();
     let ids = |c: &capture::Capture| c.records.iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(ids(&v1), ids(&c));
-    assert_eq!(v1.records[6], c.records[6], "the binary body, from base64 and from raw bytes");
+    assert_eq!(
+        v1.records[6], c.records[6],
+        "the binary body, from base64 and from raw bytes"
+    );
 }
 
 /// A version 2 capture read through a pipe that hands it over a few bytes at a time (what

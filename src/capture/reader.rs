@@ -199,7 +199,11 @@ pub enum Warning {
     LongLine { line: u64, bytes: u64 },
     /// The bodies after the last record line stop short (the writer was stopped while writing them);
     /// that record was skipped.
-    TornBodies { line: u64, bytes: u64, expected: u64 },
+    TornBodies {
+        line: u64,
+        bytes: u64,
+        expected: u64,
+    },
     /// A record line declared more than [`MAX_RAW_BYTES`] of bodies (not written by capscope); the
     /// record was skipped.
     LargeBodies { line: u64, bytes: u64 },
@@ -538,11 +542,14 @@ impl Records {
         if total > self.max_raw as u64 {
             return self.skip_raw(total);
         }
-        let mut raw = Vec::with_capacity(usize::try_from(total).map_or(RAW_PREALLOC, |t| t.min(RAW_PREALLOC)));
+        let mut raw = Vec::with_capacity(
+            usize::try_from(total).map_or(RAW_PREALLOC, |t| t.min(RAW_PREALLOC)),
+        );
         let got = match (&mut self.input).take(total).read_to_end(&mut raw) {
             Ok(n) => n as u64,
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                self.warnings.push(Warning::TruncatedCompressed { line: self.line_no });
+                self.warnings
+                    .push(Warning::TruncatedCompressed { line: self.line_no });
                 raw.len() as u64
             }
             Err(source) => return Err(self.read_err(source)),
@@ -560,7 +567,8 @@ impl Records {
         let got = match std::io::copy(&mut (&mut self.input).take(total), &mut std::io::sink()) {
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                self.warnings.push(Warning::TruncatedCompressed { line: self.line_no });
+                self.warnings
+                    .push(Warning::TruncatedCompressed { line: self.line_no });
                 return Ok(Raw::Torn(0));
             }
             Err(source) => return Err(self.read_err(source)),
@@ -590,7 +598,8 @@ impl Records {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                    self.warnings.push(Warning::TruncatedCompressed { line: self.line_no });
+                    self.warnings
+                        .push(Warning::TruncatedCompressed { line: self.line_no });
                     return Ok(());
                 }
                 Err(source) => return Err(self.read_err(source)),
@@ -851,7 +860,14 @@ mod tests {
             assert!(lines.next().is_none(), "{len}");
             assert_eq!(lines.warnings.len(), 1, "{len}: {:?}", lines.warnings);
             assert!(
-                matches!(lines.warnings[0], Warning::TornBodies { line: 3, bytes: 9, .. }),
+                matches!(
+                    lines.warnings[0],
+                    Warning::TornBodies {
+                        line: 3,
+                        bytes: 9,
+                        ..
+                    }
+                ),
                 "{len}: {:?}",
                 lines.warnings
             );
@@ -865,7 +881,9 @@ mod tests {
         let file = v2(&[&line, b"abcdef\n", LAG]);
         let mut lines = records(file, MAX_RAW_BYTES);
         match lines.next() {
-            Some(Err(CaptureError::BadLine { line: 2, reason, .. })) => {
+            Some(Err(CaptureError::BadLine {
+                line: 2, reason, ..
+            })) => {
                 assert!(reason.contains("not followed by a newline"), "{reason}")
             }
             other => panic!("{other:?}"),
@@ -884,7 +902,10 @@ mod tests {
         file.extend_from_slice(b"abc\n");
         let mut lines = records(file, MAX_RAW_BYTES);
         assert_eq!(lines.file_version, 1);
-        assert!(matches!(lines.next(), Some(Err(CaptureError::BadLine { .. }))));
+        assert!(matches!(
+            lines.next(),
+            Some(Err(CaptureError::BadLine { .. }))
+        ));
     }
 
     #[test]

@@ -663,6 +663,9 @@ mod tests {
         assert!(rest.contains(r#""body":{"data":"","size":0}"#), "{rest}");
         let c = crate::capture::Reader::open(&path).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert!(c.records == vec![r, empty], "the records read back as written");
+        assert!(
+            c.records == vec![r, empty],
+            "the records read back as written"
+        );
     }
 }
