@@ -54,7 +54,11 @@ fn demo_with_a_filter_logs_and_saves_only_matching_records() {
     // The capture: every record in it a Seed exchange (bodies follow their lines since format
     // version 2, so it is read with the reader, not line by line).
     let c = capscope::capture::Reader::open(&capture).unwrap();
-    assert!(c.warnings.is_empty() && c.lags.is_empty(), "{:?}", c.warnings);
+    assert!(
+        c.warnings.is_empty() && c.lags.is_empty(),
+        "{:?}",
+        c.warnings
+    );
     assert!(!c.records.is_empty());
     for r in &c.records {
         assert_eq!(r.cap.as_deref(), Some("Seed"), "{r:?}");
