@@ -52,19 +52,22 @@ const LARGE_BODY: usize = 1024 * 1024;
 /// Large-body records per benchmark iteration.
 const LARGE_RECORDS: usize = 64;
 
-/// Records with a 1 MiB body that does not compress (the bench's `/1m`: random bytes).
+/// Records with a 1 MiB body that does not compress (the bench's `/1m`: random bytes), a different
+/// one each (zstd would otherwise find each body in the one before it).
 fn large_records() -> Vec<Record> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let body: Vec<u8> = (0..LARGE_BODY)
-        .map(|_| {
-            // xorshift: incompressible, and no secret field name by chance.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    let body = bytes::Bytes::from(body);
+    let mut body = || -> bytes::Bytes {
+        (0..LARGE_BODY)
+            .map(|_| {
+                // xorshift: incompressible, and no secret field name by chance.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect::<Vec<u8>>()
+            .into()
+    };
     (0..LARGE_RECORDS)
         .map(|i| {
             let mut r = Record::new(i as u64, Kind::Http);
@@ -82,7 +85,7 @@ fn large_records() -> Vec<Record> {
                     name: "Content-Type".into(),
                     value: "application/octet-stream".into(),
                 }],
-                body: Body::whole(body.clone()),
+                body: Body::whole(body()),
             });
             r
         })
