@@ -117,6 +117,18 @@ put("capture_reader", "v1-plain", b"\x00" + capture)
 zst = subprocess.run(["zstd", "-q", "-c"], input=capture, capture_output=True, check=True).stdout
 put("capture_reader", "v1-zstd", b"\x01" + zst)
 put("capture_reader", "torn", b"\x00" + capture[: len(capture) // 2])
+# Version 2: record lines followed by raw body bytes ({"raw": LEN}).
+v2 = open(os.path.join(root, "tests/data/captures/v2.jsonl"), "rb").read()
+put("capture_reader", "v2-plain", b"\x00" + v2)
+zst2 = subprocess.run(["zstd", "-q", "-c"], input=v2, capture_output=True, check=True).stdout
+put("capture_reader", "v2-zstd", b"\x01" + zst2)
+raw_at = v2.index(b'{"raw":')
+put("capture_reader", "v2-torn-in-bodies", b"\x00" + v2[: v2.index(b"\n", raw_at) + 3])
+header = v2[: v2.index(b"\n") + 1]
+record = (b'{"record":{"id":1,"kind":"http","state":"done","started_us":1,"response":{"status":200,'
+          b'"version":"HTTP/1.1","headers":[],"body":{"data":{"raw":%d},"size":4}}}}\n')
+put("capture_reader", "v2-long-raw", b"\x00" + header + record % 18446744073709551615 + b"abcd\n")
+put("capture_reader", "v2-raw-mismatch", b"\x00" + header + record % 2 + b"abcd\n")
 
 for i, expr in enumerate([
     "cap:EventQueueGet & status:5xx",

@@ -76,15 +76,15 @@ fn variables_set_flags_and_the_command_line_wins() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "", "CAPSCOPE_QUIET=1 is -q");
-    let saved = std::fs::read_to_string(&capture).expect("CAPSCOPE_WRITE names the capture");
-    let records: Vec<serde_json::Value> = saved
-        .lines()
-        .skip(1)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(!records.is_empty());
-    for r in &records {
-        assert_eq!(r["record"]["cap"], "Seed", "CAPSCOPE_FILTER applies: {r}");
+    let saved =
+        capscope::capture::Reader::open(&capture).expect("CAPSCOPE_WRITE names the capture");
+    assert!(!saved.records.is_empty());
+    for r in &saved.records {
+        assert_eq!(
+            r.cap.as_deref(),
+            Some("Seed"),
+            "CAPSCOPE_FILTER applies: {r:?}"
+        );
     }
 
     // Without the flag, the variable's remote address is used, and refused.

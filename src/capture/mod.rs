@@ -1,8 +1,10 @@
 //! Capture files: the on-disk format, the writer that records a session, the reader, and HAR export.
 //!
-//! A capture is JSON Lines: one header line, then one line per finished record (or a marker saying the
-//! writer lost records), appended and flushed as records finish, so a capture killed mid-session is
-//! still readable. Secrets are masked on the way to disk unless the user asked to keep them. The format
+//! A capture is line-framed JSON: one header line, then one line per finished record (or a marker
+//! saying the writer lost records), appended and flushed as records finish, so a capture killed
+//! mid-session is still readable. Since format version 2 a record's bodies are not inside its line:
+//! the line says `{"raw": LEN}` for each, and their bytes follow the line as they are (no base64, no
+//! JSON escaping), then a newline. Secrets are masked on the way to disk unless the user asked to keep them. The format
 //! is specified in `docs/capture-format.md`; its version ([`FORMAT_VERSION`]) is kept apart from the
 //! crate version and older versions are migrated on reading (see [`reader`]).
 //!
@@ -30,7 +32,10 @@ pub const FORMAT_NAME: &str = "capscope-capture";
 
 /// The version of the capture format written by this build. Bump it (and add a migration in
 /// [`reader`]) whenever the meaning or shape of a line changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The first format version whose record lines may be followed by raw body bytes.
+pub const RAW_BODIES_SINCE: u32 = 2;
 
 /// The file-name suffix that turns on zstd compression.
 pub const ZSTD_SUFFIX: &str = ".zst";
@@ -42,6 +47,11 @@ pub const BODIES_PER_LINE: usize = 4;
 /// The most bytes one body byte can take in a line: JSON escapes a control character as `\u00XX`
 /// (base64, used for bodies that are not UTF-8, takes 4 per 3).
 pub const JSON_EXPANSION: usize = 6;
+
+/// The most raw body bytes that may follow one record line (version 2): the writer saves a record
+/// whose bodies add up to more without them (with a note), and the reader skips such a record with a
+/// warning, never holding more than this of it. Four bodies of the default `--max-body` fit 8 times.
+pub const MAX_RAW_BYTES: usize = 128 * 1024 * 1024;
 
 /// The body size a capture line is sized for: `--max-body`'s default (`proxy::DEFAULT_MAX_BODY`).
 pub const LINE_BODY_BUDGET: usize = 4 * 1024 * 1024;
@@ -271,6 +281,24 @@ fn create_parent(path: &Path) -> Result<(), CaptureError> {
         })?;
     }
     Ok(())
+}
+
+/// The bodies of a record, in the order their raw bytes follow its line: the request's, the
+/// response's, the event's (each present only when the record has that part).
+pub(crate) fn bodies(record: &Record) -> impl Iterator<Item = &crate::record::Body> {
+    let request = record.request.as_ref().map(|r| &r.body);
+    let response = record.response.as_ref().map(|r| &r.body);
+    let event = record.event.as_ref().map(|e| &e.body);
+    [request, response, event].into_iter().flatten()
+}
+
+/// The bytes a version 2 record line is followed by, in order: for each of [`bodies`], its `data`
+/// then its `original`, each only when not empty (an empty one is written `""` in the line).
+pub(crate) fn raw_parts(record: &Record) -> impl Iterator<Item = &bytes::Bytes> {
+    bodies(record)
+        .flat_map(|b| [Some(&b.data), b.original.as_ref()])
+        .flatten()
+        .filter(|b| !b.is_empty())
 }
 
 /// Whether `path` names a zstd-compressed capture.

@@ -2,23 +2,38 @@
 //!
 //! Older format versions are brought up to date line by line through a chain of migrations,
 //! [`MIGRATIONS`]`[i]` turning version `i + 1` into version `i + 2` (mitmproxy's `io/compat.py` idea).
-//! A capture whose writer was killed is read up to its last complete line: a torn last line, or a zstd
-//! stream that stops early, is reported as a [`Warning`], not an error. No line longer than
-//! [`MAX_LINE_BYTES`] is held in memory: a longer one is skipped with a warning.
+//! A capture whose writer was killed is read up to its last complete record: a torn last line, bodies
+//! cut short after the last line, or a zstd stream that stops early, is reported as a [`Warning`],
+//! not an error. Reading blocks while the input does (`view --follow` waits at the end of a file
+//! still being written), so a record being written is waited for, never reported as damaged. No line
+//! longer than [`MAX_LINE_BYTES`], and no bodies larger than [`MAX_RAW_BYTES`] after one line, are
+//! held in memory: they are skipped with a warning.
 //!
 //! This module owns reading; it must not write captures or interpret bodies.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use super::{CaptureError, Header, LagMarker, Line, FORMAT_NAME, FORMAT_VERSION};
+use bytes::Bytes;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::{
+    CaptureError, Header, LagMarker, Line, FORMAT_NAME, FORMAT_VERSION, MAX_RAW_BYTES,
+    RAW_BODIES_SINCE,
+};
 use crate::record::Record;
 
 /// Size of the read buffer.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// The most memory reserved for a record's bodies before their bytes are read: larger bodies grow
+/// the buffer as they arrive, so a line that declares more than the file holds costs no more than
+/// what is there.
+const RAW_PREALLOC: usize = 16 * 1024 * 1024;
 
 /// The longest line the reader accepts (the writer never writes a longer one: see
 /// [`super::MAX_LINE_BYTES`]). A longer line is skipped with a [`Warning::LongLine`] while holding at
@@ -35,13 +50,142 @@ pub struct Migration {
     /// The version this step reads (it writes `from + 1`).
     pub from: u32,
     pub header: MigrateFn,
-    pub line: MigrateFn,
+    /// `None`: a line of version N reads as a line of version N + 1 as it is (no detour through JSON).
+    pub line: Option<MigrateFn>,
 }
 
-/// The migration chain, oldest first: `MIGRATIONS[i].from == i + 1`. Version 1 is the only version
-/// so far, so the chain is empty; the next format version adds `v1_to_v2` here and keeps
-/// `tests/data/captures/v1.jsonl` as the fixture it must read.
-pub const MIGRATIONS: &[Migration] = &[];
+/// The migration chain, oldest first: `MIGRATIONS[i].from == i + 1`. Every older version keeps a
+/// fixture under `tests/data/captures/` that the tests read.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    from: 1,
+    header: v1_to_v2_header,
+    line: None,
+}];
+
+/// Version 2 only adds a way to write bodies (`{"raw": LEN}`, bytes after the line); a version 1 line
+/// (bodies as text or `{"base64": ...}`) is a valid version 2 line.
+fn v1_to_v2_header(mut header: Json) -> Result<Json, String> {
+    header["format_version"] = Json::from(2);
+    Ok(header)
+}
+
+/// How many body slots a record line has: `data` and `original` of the request, the response and
+/// the event, in the order their raw bytes follow the line ([`super::raw_parts`]).
+const RAW_SLOTS: usize = 6;
+
+/// The raw body lengths a record line declares, by slot.
+type RawLens = [u64; RAW_SLOTS];
+
+/// Just the `{"raw": LEN}` markers of a line (everything else is skipped unread), by slot.
+#[derive(Deserialize)]
+struct Markers {
+    #[serde(default)]
+    record: Option<MarkerRecord>,
+}
+
+#[derive(Deserialize)]
+struct MarkerRecord {
+    #[serde(default)]
+    request: Option<MarkerSide>,
+    #[serde(default)]
+    response: Option<MarkerSide>,
+    #[serde(default)]
+    event: Option<MarkerSide>,
+}
+
+#[derive(Deserialize)]
+struct MarkerSide {
+    body: MarkerBody,
+}
+
+#[derive(Deserialize)]
+struct MarkerBody {
+    data: RawLen,
+    #[serde(default)]
+    original: Option<RawLen>,
+}
+
+/// A body's raw length: `LEN` for `{"raw": LEN}`, 0 for a body written in the line.
+struct RawLen(u64);
+
+impl<'de> Deserialize<'de> for RawLen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawLen;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a body")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<RawLen, E> {
+                Ok(RawLen(0))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<RawLen, E> {
+                Ok(RawLen(0))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawLen, A::Error> {
+                let mut len = 0;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == crate::record::RAW_KEY {
+                        len = map.next_value::<u64>()?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(RawLen(len))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The raw body lengths `line` declares, by slot (all 0 for a line without markers).
+fn raw_lens(line: &[u8]) -> Result<RawLens, String> {
+    let mut lens = [0; RAW_SLOTS];
+    if memchr::memmem::find(line, b"\"raw\"").is_none() {
+        return Ok(lens);
+    }
+    let parsed: Markers = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let Some(record) = parsed.record else {
+        return Ok(lens);
+    };
+    for (i, side) in [record.request, record.response, record.event]
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(side) = side {
+            lens[2 * i] = side.body.data.0;
+            lens[2 * i + 1] = side.body.original.map_or(0, |o| o.0);
+        }
+    }
+    Ok(lens)
+}
+
+/// Puts the raw bytes that followed a line into the record's bodies (`raw` holds them back to back,
+/// in slot order).
+fn fill_raw(record: &mut Record, lens: &RawLens, raw: Bytes) {
+    let mut at = 0usize;
+    let mut take = |len: u64| {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let end = at.saturating_add(len).min(raw.len());
+        let part = raw.slice(at..end);
+        at = end;
+        part
+    };
+    let sides = [
+        record.request.as_mut().map(|r| &mut r.body),
+        record.response.as_mut().map(|r| &mut r.body),
+        record.event.as_mut().map(|e| &mut e.body),
+    ];
+    for (i, body) in sides.into_iter().enumerate() {
+        let Some(body) = body else { continue };
+        if lens[2 * i] > 0 {
+            body.data = take(lens[2 * i]);
+        }
+        if lens[2 * i + 1] > 0 {
+            body.original = Some(take(lens[2 * i + 1]));
+        }
+    }
+}
 
 /// Something odd but survivable found while reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +197,16 @@ pub enum Warning {
     TruncatedCompressed { line: u64 },
     /// A line longer than [`MAX_LINE_BYTES`] (not written by capscope) was skipped.
     LongLine { line: u64, bytes: u64 },
+    /// The bodies after the last record line stop short (the writer was stopped while writing them);
+    /// that record was skipped.
+    TornBodies {
+        line: u64,
+        bytes: u64,
+        expected: u64,
+    },
+    /// A record line declared more than [`MAX_RAW_BYTES`] of bodies (not written by capscope); the
+    /// record was skipped.
+    LargeBodies { line: u64, bytes: u64 },
 }
 
 impl std::fmt::Display for Warning {
@@ -66,6 +220,21 @@ impl std::fmt::Display for Warning {
                 f,
                 "line {line} is {bytes} bytes long, more than the {MAX_LINE_BYTES} a capture line may \
                  hold (capscope never writes one); it was skipped"
+            ),
+            Warning::TornBodies {
+                line,
+                bytes,
+                expected,
+            } => write!(
+                f,
+                "the bodies of the record at line {line} are incomplete ({bytes} of {expected} \
+                 bytes; the writer was stopped mid-record); the record was skipped"
+            ),
+            Warning::LargeBodies { line, bytes } => write!(
+                f,
+                "the record at line {line} declares {bytes} bytes of bodies, more than the \
+                 {MAX_RAW_BYTES} a capture record may hold (capscope never writes one); it was \
+                 skipped"
             ),
             Warning::TruncatedCompressed { line } => write!(
                 f,
@@ -167,6 +336,8 @@ pub struct Records {
     done: bool,
     /// The longest line accepted ([`MAX_LINE_BYTES`]; smaller in tests).
     max_line: usize,
+    /// The most raw body bytes accepted after one line ([`MAX_RAW_BYTES`]; smaller in tests).
+    max_raw: usize,
 }
 
 impl std::fmt::Debug for Records {
@@ -203,6 +374,7 @@ impl Records {
             buf: Vec::new(),
             done: false,
             max_line,
+            max_raw: MAX_RAW_BYTES,
         };
         match this.next_raw()? {
             RawLine::Complete => {}
@@ -240,7 +412,7 @@ impl Records {
             });
         }
         this.file_version = version;
-        let json = this.migrate(json, |m| m.header)?;
+        let json = this.migrate_header(json)?;
         this.header = serde_json::from_value(json).map_err(|e| this.bad_line(e.to_string()))?;
         Ok(this)
     }
@@ -260,13 +432,9 @@ impl Records {
         }
     }
 
-    fn migrate(
-        &self,
-        mut json: Json,
-        step: fn(&Migration) -> MigrateFn,
-    ) -> Result<Json, CaptureError> {
+    fn migrate_header(&self, mut json: Json) -> Result<Json, CaptureError> {
         for m in MIGRATIONS.iter().filter(|m| m.from >= self.file_version) {
-            json = step(m)(json).map_err(|reason| CaptureError::Migration {
+            json = (m.header)(json).map_err(|reason| CaptureError::Migration {
                 path: self.path.clone(),
                 line: self.line_no,
                 from: m.from,
@@ -339,15 +507,173 @@ impl Records {
         }
     }
 
-    fn parse(&self) -> Result<Line, String> {
-        if self.file_version == FORMAT_VERSION {
-            serde_json::from_slice(&self.buf).map_err(|e| e.to_string())
+    /// The line in `buf`, and the raw body lengths it declares.
+    fn parse(&self) -> Result<(Line, RawLens), String> {
+        let lens = raw_lens(&self.buf)?;
+        if self.file_version < RAW_BODIES_SINCE && lens.iter().any(|l| *l > 0) {
+            return Err(format!(
+                "a body written as {{\"raw\": LEN}} in a version {} capture (only version \
+                 {RAW_BODIES_SINCE} and later write them)",
+                self.file_version
+            ));
+        }
+        let as_is = MIGRATIONS
+            .iter()
+            .filter(|m| m.from >= self.file_version)
+            .all(|m| m.line.is_none());
+        let line = if as_is {
+            serde_json::from_slice(&self.buf).map_err(|e| e.to_string())?
         } else {
-            let json: Json = serde_json::from_slice(&self.buf).map_err(|e| e.to_string())?;
-            let json = self.migrate(json, |m| m.line).map_err(|e| e.to_string())?;
-            serde_json::from_value(json).map_err(|e| e.to_string())
+            let mut json: Json = serde_json::from_slice(&self.buf).map_err(|e| e.to_string())?;
+            for m in MIGRATIONS.iter().filter(|m| m.from >= self.file_version) {
+                if let Some(step) = m.line {
+                    json = step(json).map_err(|reason| {
+                        format!("cannot migrate from format version {}: {reason}", m.from)
+                    })?;
+                }
+            }
+            serde_json::from_value(json).map_err(|e| e.to_string())?
+        };
+        Ok((line, lens))
+    }
+
+    /// Reads the `total` raw body bytes that follow a record line, and the newline after them.
+    fn read_raw(&mut self, total: u64) -> Result<Raw, CaptureError> {
+        if total > self.max_raw as u64 {
+            return self.skip_raw(total);
+        }
+        let mut raw = Vec::with_capacity(
+            usize::try_from(total).map_or(RAW_PREALLOC, |t| t.min(RAW_PREALLOC)),
+        );
+        let got = match (&mut self.input).take(total).read_to_end(&mut raw) {
+            Ok(n) => n as u64,
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                self.warnings
+                    .push(Warning::TruncatedCompressed { line: self.line_no });
+                raw.len() as u64
+            }
+            Err(source) => return Err(self.read_err(source)),
+        };
+        if got < total {
+            return Ok(Raw::Torn(got));
+        }
+        self.end_of_raw(total)?;
+        Ok(Raw::Whole(Bytes::from(raw)))
+    }
+
+    /// Reads past `total` raw bytes (more than a record may hold) and the newline after them, holding
+    /// none of them.
+    fn skip_raw(&mut self, total: u64) -> Result<Raw, CaptureError> {
+        let got = match std::io::copy(&mut (&mut self.input).take(total), &mut std::io::sink()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                self.warnings
+                    .push(Warning::TruncatedCompressed { line: self.line_no });
+                return Ok(Raw::Torn(0));
+            }
+            Err(source) => return Err(self.read_err(source)),
+        };
+        if got < total {
+            return Ok(Raw::Torn(got));
+        }
+        self.end_of_raw(total)?;
+        Ok(Raw::Skipped)
+    }
+
+    /// Consumes the newline that ends a record's raw bytes. The end of the input there is fine (the
+    /// writer was stopped just before writing it: the record is whole); anything else is an error.
+    fn end_of_raw(&mut self, total: u64) -> Result<(), CaptureError> {
+        loop {
+            match self.input.fill_buf() {
+                Ok([]) => return Ok(()),
+                Ok([b'\n', ..]) => {
+                    self.input.consume(1);
+                    return Ok(());
+                }
+                Ok(_) => {
+                    return Err(self.bad_line(format!(
+                        "the {total} body bytes after this line are not followed by a newline \
+                         (the lengths in the line do not match the bytes after it)"
+                    )))
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    self.warnings
+                        .push(Warning::TruncatedCompressed { line: self.line_no });
+                    return Ok(());
+                }
+                Err(source) => return Err(self.read_err(source)),
+            }
         }
     }
+
+    fn read_err(&self, source: std::io::Error) -> CaptureError {
+        CaptureError::Read {
+            path: self.path.clone(),
+            line: self.line_no,
+            source,
+        }
+    }
+
+    /// The line in `buf` with its raw bodies read after it: `None` when the record was skipped (with
+    /// a warning) or cut short (then reading is over).
+    fn complete(&mut self) -> Option<Result<Line, CaptureError>> {
+        let (mut line, lens) = match self.parse() {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                self.done = true;
+                return Some(Err(self.bad_line(reason)));
+            }
+        };
+        let total = lens.iter().fold(0u64, |a, l| a.saturating_add(*l));
+        if total == 0 {
+            return Some(Ok(line));
+        }
+        let raw = match self.read_raw(total) {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        match raw {
+            Raw::Whole(raw) => {
+                if let Line::Record(r) = &mut line {
+                    fill_raw(r, &lens, raw);
+                }
+                Some(Ok(line))
+            }
+            Raw::Skipped => {
+                let w = Warning::LargeBodies {
+                    line: self.line_no,
+                    bytes: total,
+                };
+                tracing::warn!(path = %self.path.display(), "{w}");
+                self.warnings.push(w);
+                None
+            }
+            Raw::Torn(bytes) => {
+                self.done = true;
+                let w = Warning::TornBodies {
+                    line: self.line_no,
+                    bytes,
+                    expected: total,
+                };
+                tracing::warn!(path = %self.path.display(), "{w}");
+                self.warnings.push(w);
+                None
+            }
+        }
+    }
+}
+
+/// What followed a record line.
+enum Raw {
+    Whole(Bytes),
+    /// More than a record may hold: read past, not kept.
+    Skipped,
+    /// The input ended after this many of the bytes.
+    Torn(u64),
 }
 
 impl Iterator for Records {
@@ -374,18 +700,17 @@ impl Iterator for Records {
                 }
                 RawLine::Complete if self.buf.iter().all(u8::is_ascii_whitespace) => {}
                 RawLine::Complete => {
-                    return Some(self.parse().map_err(|reason| {
-                        self.done = true;
-                        self.bad_line(reason)
-                    }));
+                    if let Some(line) = self.complete() {
+                        return Some(line);
+                    }
                 }
                 RawLine::Torn => {
                     self.done = true;
                     // The writer ends every line with a newline, so a line without one was cut
-                    // short; it is kept only if it happens to be whole.
+                    // short; it is kept only if it happens to be whole (and has no bodies after it).
                     match self.parse() {
-                        Ok(line) => return Some(Ok(line)),
-                        Err(_) => {
+                        Ok((line, lens)) if lens.iter().all(|l| *l == 0) => return Some(Ok(line)),
+                        _ => {
                             let w = Warning::TornLastLine {
                                 line: self.line_no,
                                 bytes: self.buf.len(),
@@ -474,6 +799,113 @@ mod tests {
         lines.max_line = limit;
         assert!(matches!(lines.next(), Some(Ok(Line::Lagged(_)))));
         assert!(lines.warnings.is_empty());
+    }
+
+    /// A v2 file: the header, then `lines` as given.
+    fn v2(lines: &[&[u8]]) -> Vec<u8> {
+        let mut file = serde_json::to_vec(&Header::new(None, None, None)).unwrap();
+        file.push(b'\n');
+        for l in lines {
+            file.extend_from_slice(l);
+        }
+        file
+    }
+
+    const LAG: &[u8] = b"{\"lagged\":{\"dropped\":3,\"at_us\":1}}\n";
+
+    fn record_line(len: u64) -> Vec<u8> {
+        format!(
+            "{{\"record\":{{\"id\":1,\"kind\":\"http\",\"state\":\"done\",\"started_us\":1,\
+             \"response\":{{\"status\":200,\"version\":\"HTTP/1.1\",\"headers\":[],\
+             \"body\":{{\"data\":{{\"raw\":{len}}},\"size\":{len}}}}}}}}}\n"
+        )
+        .into_bytes()
+    }
+
+    fn records(file: Vec<u8>, max_raw: usize) -> Records {
+        let input = Box::new(BufReader::new(std::io::Cursor::new(file)));
+        let mut r = Records::new("t.jsonl".into(), input, MAX_LINE_BYTES).unwrap();
+        r.max_raw = max_raw;
+        r
+    }
+
+    /// Bodies larger than a record may hold are read past without being held, with a warning, and
+    /// the next line is read.
+    #[test]
+    fn bodies_past_the_limit_are_skipped_in_bounded_memory() {
+        let body = vec![0xabu8; 4096];
+        let line = record_line(4096);
+        let file = v2(&[&line, &body, b"\n", LAG]);
+        let mut lines = records(file, 1024);
+        assert!(matches!(lines.next(), Some(Ok(Line::Lagged(_)))));
+        assert!(lines.next().is_none());
+        assert_eq!(
+            lines.warnings,
+            vec![Warning::LargeBodies {
+                line: 2,
+                bytes: 4096
+            }]
+        );
+    }
+
+    /// A length larger than what follows (a hostile line, or a writer stopped mid-body) reads what
+    /// is there, reserving no more than that, and says the record is incomplete.
+    #[test]
+    fn a_length_past_the_end_is_a_torn_record() {
+        for len in [u64::MAX, 1 << 40, (MAX_RAW_BYTES as u64) - 1, 100] {
+            let line = record_line(len);
+            let file = v2(&[LAG, &line, b"only this"]);
+            let mut lines = records(file, MAX_RAW_BYTES);
+            assert!(matches!(lines.next(), Some(Ok(Line::Lagged(_)))));
+            assert!(lines.next().is_none(), "{len}");
+            assert_eq!(lines.warnings.len(), 1, "{len}: {:?}", lines.warnings);
+            assert!(
+                matches!(
+                    lines.warnings[0],
+                    Warning::TornBodies {
+                        line: 3,
+                        bytes: 9,
+                        ..
+                    }
+                ),
+                "{len}: {:?}",
+                lines.warnings
+            );
+        }
+    }
+
+    /// The bytes after a line must end where its lengths say: a mismatch is an error, not a guess.
+    #[test]
+    fn bodies_not_followed_by_a_newline_are_an_error() {
+        let line = record_line(3);
+        let file = v2(&[&line, b"abcdef\n", LAG]);
+        let mut lines = records(file, MAX_RAW_BYTES);
+        match lines.next() {
+            Some(Err(CaptureError::BadLine {
+                line: 2, reason, ..
+            })) => {
+                assert!(reason.contains("not followed by a newline"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(lines.next().is_none());
+    }
+
+    /// A version 1 capture never holds raw bodies: a line that says it does is refused.
+    #[test]
+    fn a_raw_body_in_a_version_1_file_is_an_error() {
+        let mut header = serde_json::to_value(Header::new(None, None, None)).unwrap();
+        header["format_version"] = Json::from(1);
+        let mut file = serde_json::to_vec(&header).unwrap();
+        file.push(b'\n');
+        file.extend_from_slice(&record_line(3));
+        file.extend_from_slice(b"abc\n");
+        let mut lines = records(file, MAX_RAW_BYTES);
+        assert_eq!(lines.file_version, 1);
+        assert!(matches!(
+            lines.next(),
+            Some(Err(CaptureError::BadLine { .. }))
+        ));
     }
 
     #[test]

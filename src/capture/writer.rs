@@ -76,6 +76,8 @@ pub struct Writer {
     mask: fn(&Record) -> Option<Record>,
     /// The longest line written ([`super::MAX_LINE_BYTES`]; smaller in tests).
     max_line: usize,
+    /// The most raw body bytes after one line ([`super::MAX_RAW_BYTES`]; smaller in tests).
+    max_raw: usize,
 }
 
 impl std::fmt::Debug for Writer {
@@ -138,6 +140,7 @@ impl Writer {
             line: Vec::with_capacity(4096),
             mask: secrets::mask_record,
             max_line: super::MAX_LINE_BYTES,
+            max_raw: super::MAX_RAW_BYTES,
         };
         let mut line = std::mem::take(&mut writer.line);
         serde_json::to_writer(&mut line, &header).map_err(|e| writer.write_err(e.into()))?;
@@ -220,34 +223,46 @@ impl Writer {
         r.map(|()| true)
     }
 
-    /// Writes one record line; a record whose line would be longer than a reader accepts is written
-    /// without its bodies, with a note.
+    /// Writes one record: its line, with a `{"raw": LEN}` marker for each body, then the bodies' bytes
+    /// as they are ([`super::raw_parts`] order) and a newline. A record whose line or bodies would be
+    /// larger than a reader accepts is written without its bodies, with a note.
     fn put_record(&mut self, record: &Record, buf: &mut Vec<u8>) -> Result<(), CaptureError> {
+        let raw: usize = super::raw_parts(record).map(|b| b.len()).sum();
         buf.clear();
-        serde_json::to_writer(&mut *buf, &LineRef::Record(record))
-            .map_err(|e| self.write_err(e.into()))?;
-        if buf.len() > self.max_line {
+        crate::record::with_raw_bodies(|| {
+            serde_json::to_writer(&mut *buf, &LineRef::Record(record))
+        })
+        .map_err(|e| self.write_err(e.into()))?;
+        if (raw > self.max_raw || buf.len() > self.max_line) && record.body_bytes() > 0 {
             tracing::warn!(
                 id = record.id,
-                bytes = buf.len(),
+                line = buf.len(),
+                bodies = raw,
                 path = %self.path.display(),
-                "record too large for a capture line; saved without its bodies"
+                "record too large for a capture record; saved without its bodies"
             );
             let bodiless = secrets::without_bodies(record, LINE_TOO_LONG_NOTE, !self.keep_secrets);
-            buf.clear();
-            serde_json::to_writer(&mut *buf, &LineRef::Record(&bodiless))
-                .map_err(|e| self.write_err(e.into()))?;
+            return self.put_record(&bodiless, buf);
         }
         buf.push(b'\n');
-        self.put(buf)
+        self.put(buf)?;
+        if raw == 0 {
+            return Ok(());
+        }
+        for part in super::raw_parts(record) {
+            self.put(part)?;
+        }
+        self.put(b"\n")
     }
 
     /// Appends a marker saying `dropped` records were lost here.
     pub fn write_lag(&mut self, dropped: u64) -> Result<(), CaptureError> {
-        self.put_line(&LineRef::Lagged(LagMarker {
-            dropped,
-            at_us: now_us(),
-        }))
+        self.write_lag_at(dropped, now_us())
+    }
+
+    /// Appends a marker saying `dropped` records were lost here, noticed at `at_us`.
+    pub fn write_lag_at(&mut self, dropped: u64, at_us: i64) -> Result<(), CaptureError> {
+        self.put_line(&LineRef::Lagged(LagMarker { dropped, at_us }))
     }
 
     /// Pushes everything written so far to the operating system (in zstd mode, ends the current block
@@ -587,14 +602,14 @@ mod tests {
         assert_eq!(c.records[1].request.as_ref().unwrap().body.data, "plain");
     }
 
-    /// A record too large for a capture line is saved without its bodies, with a note, so that every
-    /// line the writer writes can be read back.
+    /// A record whose bodies are larger than a capture record may hold is saved without them, with a
+    /// note, so that every record the writer writes can be read back.
     #[test]
-    fn a_record_too_large_for_a_line_is_saved_without_its_bodies() {
+    fn a_record_too_large_for_a_capture_record_is_saved_without_its_bodies() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.jsonl");
         let mut writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
-        writer.max_line = 4096;
+        writer.max_raw = 4096;
         let big = "y".repeat(8192);
         assert!(writer.write_record(&record(1, &big)).unwrap());
         assert!(writer.write_record(&record(2, "small")).unwrap());
@@ -607,12 +622,50 @@ mod tests {
         assert_eq!(body.size, 8192);
         assert!(first.notes.iter().any(|n| n == LINE_TOO_LONG_NOTE));
         assert_eq!(c.records[1].request.as_ref().unwrap().body.data, "small");
-        let longest = std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .map(str::len)
-            .max()
-            .unwrap();
-        assert!(longest <= 4096, "{longest}");
+        let file = std::fs::read(&path).unwrap();
+        assert!(file.len() < 4096, "{} bytes", file.len());
+    }
+
+    /// Version 2 writes a body's bytes as they are after its record's line: a binary body costs its
+    /// own length in the file (no base64, no JSON escapes), and the line says where it is.
+    #[test]
+    fn bodies_follow_their_line_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raw.jsonl");
+        let mut writer = Writer::create(&path, Header::new(None, None, None), true).unwrap();
+        let binary: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let mut r = record(1, "req\n\"text\"");
+        r.response = Some(crate::record::Response {
+            status: 200,
+            version: "HTTP/1.1".into(),
+            headers: Vec::new(),
+            body: crate::record::Body {
+                original: Some(bytes::Bytes::from_static(b"\0orig")),
+                ..crate::record::Body::whole(binary.clone())
+            },
+        });
+        let empty = record(2, "");
+        assert!(writer.write_record(&r).unwrap());
+        assert!(writer.write_record(&empty).unwrap());
+        writer.finish().unwrap();
+        let file = std::fs::read(&path).unwrap();
+        let header_end = file.iter().position(|b| *b == b'\n').unwrap() + 1;
+        let line_end = header_end + file[header_end..].iter().position(|b| *b == b'\n').unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&file[header_end..line_end]).unwrap();
+        assert_eq!(line["record"]["request"]["body"]["data"]["raw"], 10);
+        assert_eq!(line["record"]["response"]["body"]["data"]["raw"], 3000);
+        assert_eq!(line["record"]["response"]["body"]["original"]["raw"], 5);
+        let mut want = b"req\n\"text\"".to_vec();
+        want.extend_from_slice(&binary);
+        want.extend_from_slice(b"\0orig\n");
+        assert_eq!(&file[line_end + 1..line_end + 1 + want.len()], &want[..]);
+        let rest = std::str::from_utf8(&file[line_end + 1 + want.len()..]).unwrap();
+        assert!(rest.contains(r#""body":{"data":"","size":0}"#), "{rest}");
+        let c = crate::capture::Reader::open(&path).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(
+            c.records == vec![r, empty],
+            "the records read back as written"
+        );
     }
 }
