@@ -138,8 +138,8 @@ fn bench(c: &mut Criterion) {
             &value,
             |b, value| b.iter_with_large_drop(|| llsd::to_vec(black_box(value), format)),
         );
-        // What `capscope decode --to binary` does: binary and notation without the tree, XML
-        // through it (see docs/performance.md).
+        // What `capscope decode --to binary` does: decoding straight to binary, without the tree
+        // (see docs/performance.md).
         let binary = llsd::to_vec(&value, Format::Binary);
         group.bench_with_input(
             BenchmarkId::new("transcode_to_binary", bytes.len()),

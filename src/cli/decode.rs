@@ -74,9 +74,9 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         FromFormat::Binary => Format::Binary,
         FromFormat::Notation => Format::Notation,
     };
-    if args.to == ToFormat::Binary && format != Format::Xml {
-        // Binary and notation are written as they are read, without the tree (the same decoder,
-        // checks and errors: see `llsd::transcode_to_binary`).
+    if args.to == ToFormat::Binary {
+        // Written as it is read, without the tree (the same decoder, checks and errors: see
+        // `llsd::transcode_to_binary`).
         let mut out = Vec::with_capacity(bytes.len().saturating_add(64));
         llsd::transcode_to_binary(&bytes, format, &mut out)
             .with_context(|| format!("decoding {name} as LLSD {format}"))?;

@@ -1,7 +1,7 @@
-//! What the binary and notation decoders build as they read.
+//! What the LLSD decoders build as they read.
 //!
-//! The decoders are generic over [`Build`]: the owned tree ([`Value`](super::Value), one builder per
-//! decoder, in its module) and [`BinaryWriter`], which writes binary LLSD as the input is read
+//! The decoders are generic over [`Build`]: the owned tree ([`Value`]: [`StackTree`] for notation
+//! and XML, binary's own builder that reserves from the counts it reads) and [`BinaryWriter`], which writes binary LLSD as the input is read
 //! (`llsd::transcode_to_binary`). Every check on the input (lengths, depth, UTF-8, counts, the
 //! errors and their offsets) is in the decoders, so a transcoded body is accepted or refused exactly
 //! as the tree decoder would accept or refuse it.
@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 
 use super::binary::{wire_len, write_sized};
+use super::{Date, Key, Map, Value};
 
 /// Receives what a decoder reads, in input order. `Node` is what one finished value becomes; an
 /// array or map in progress is an `Array` or `Map`, and a key read but not yet given its value a
@@ -43,6 +44,91 @@ pub(crate) trait Build {
     fn map_key(&mut self, map: &mut Self::Map, key: Cow<'_, str>) -> Self::Key;
     fn map_insert(&mut self, map: &mut Self::Map, key: Self::Key, value: Self::Node);
     fn map_end(&mut self, map: Self::Map) -> Self::Node;
+}
+
+/// Builds the owned tree for the notation and XML decoders. Those formats give no counts, so the
+/// containers being read collect their children on two shared stacks, and each finished array or
+/// map is one exact-size allocation instead of a chain of reallocations.
+#[derive(Default)]
+pub(crate) struct StackTree {
+    items: Vec<Value>,
+    entries: Vec<(Key, Value)>,
+}
+
+impl Build for StackTree {
+    type Node = Value;
+    /// Where the array's elements start on the stack.
+    type Array = usize;
+    type Map = usize;
+    type Key = Key;
+
+    #[inline]
+    fn undef(&mut self) -> Value {
+        Value::Undef
+    }
+    #[inline]
+    fn boolean(&mut self, b: bool) -> Value {
+        Value::Boolean(b)
+    }
+    #[inline]
+    fn integer(&mut self, i: i32) -> Value {
+        Value::Integer(i)
+    }
+    #[inline]
+    fn real(&mut self, r: f64) -> Value {
+        Value::Real(r)
+    }
+    #[inline]
+    fn uuid(&mut self, u: uuid::Uuid) -> Value {
+        Value::Uuid(u)
+    }
+    #[inline]
+    fn date(&mut self, secs: f64) -> Value {
+        Value::Date(Date(secs))
+    }
+    #[inline]
+    fn string(&mut self, s: Cow<'_, str>) -> Value {
+        Value::String(s.into_owned())
+    }
+    #[inline]
+    fn uri(&mut self, s: Cow<'_, str>) -> Value {
+        Value::Uri(s.into_owned())
+    }
+    #[inline]
+    fn binary(&mut self, b: Cow<'_, [u8]>) -> Value {
+        Value::Binary(b.into_owned())
+    }
+    #[inline]
+    fn array_begin(&mut self, _capacity: usize) -> usize {
+        self.items.len()
+    }
+    #[inline]
+    fn array_push(&mut self, _base: &mut usize, item: Value) {
+        self.items.push(item);
+    }
+    #[inline]
+    fn array_end(&mut self, base: usize) -> Value {
+        Value::Array(self.items.drain(base..).collect())
+    }
+    #[inline]
+    fn map_begin(&mut self, _capacity: usize) -> usize {
+        self.entries.len()
+    }
+    #[inline]
+    fn map_key(&mut self, _base: &mut usize, key: Cow<'_, str>) -> Key {
+        match key {
+            Cow::Borrowed(k) => Key::new(k),
+            Cow::Owned(k) => Key::from(k),
+        }
+    }
+    #[inline]
+    fn map_insert(&mut self, _base: &mut usize, key: Key, value: Value) {
+        self.entries.push((key, value));
+    }
+    #[inline]
+    fn map_end(&mut self, base: usize) -> Value {
+        Value::Map(Map(self.entries.drain(base..).collect()))
+    }
 }
 
 /// Writes binary LLSD (no header) as a decoder reads, byte for byte what

@@ -119,17 +119,17 @@ pub fn from_slice_as(bytes: &[u8], format: Format) -> Result<Value, Error> {
 /// the bytes `to_vec(&from_slice_as(bytes, format)?, Format::Binary)` returns, and the same error
 /// for a body that does not decode.
 ///
-/// Binary and notation bodies are written as they are read, without building the tree: for a large
-/// body, allocating, filling and walking millions of tree nodes costs more than reading the input
-/// does. The decoder is the same code as [`from_slice_as`] (generic over what it builds), so every
-/// check and limit applies alike. XML goes through the tree. On an error `out` is left as it was.
+/// The body is written as it is read, without building the tree: for a large body, allocating,
+/// filling and walking millions of tree nodes costs more than reading the input does. The decoder
+/// is the same code as [`from_slice_as`] (generic over what it builds), so every check and limit
+/// applies alike. On an error `out` is left as it was.
 pub fn transcode_to_binary(bytes: &[u8], format: Format, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = out.len();
     out.extend_from_slice(binary::HEADER);
     let done = match format {
         Format::Binary => binary::transcode(bytes, out),
         Format::Notation => notation::transcode_to_binary(bytes, out),
-        Format::Xml => xml::from_slice(bytes).map(|value| binary::write_value(out, &value)),
+        Format::Xml => xml::transcode_to_binary(bytes, out),
     };
     if done.is_err() {
         out.truncate(start);

@@ -12,11 +12,11 @@
 
 use std::borrow::Cow;
 
-use super::build::{BinaryWriter, Build};
+use super::build::{BinaryWriter, Build, StackTree};
 use super::error::{snippet, Error, ErrorKind};
 use super::reader::{header_len, Reader};
 use super::text;
-use super::{Date, Key, Map, Value, MAX_DEPTH};
+use super::{Value, MAX_DEPTH};
 
 /// The most decimal digits accepted in an `s(N)` or `b(N)` length.
 const MAX_LEN_DIGITS: usize = 10;
@@ -24,7 +24,7 @@ const MAX_LEN_DIGITS: usize = 10;
 /// Decodes one notation value, with or without the `<?llsd/notation?>` header; whitespace around it
 /// is allowed, anything else after it is an error.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
-    decode(bytes, &mut Tree::default())
+    decode(bytes, &mut StackTree::default())
 }
 
 /// Reads `bytes` as [`from_slice`] does and writes the value to `out` as binary LLSD without the
@@ -132,91 +132,6 @@ fn write_quoted(out: &mut Vec<u8>, delim: u8, bytes: &[u8]) {
     }
     out.extend_from_slice(rest);
     out.push(delim);
-}
-
-/// Builds the owned tree. Notation gives no counts, so the containers being read collect their
-/// children on two shared stacks, and each finished array or map is one exact-size allocation
-/// instead of a chain of reallocations.
-#[derive(Default)]
-struct Tree {
-    items: Vec<Value>,
-    entries: Vec<(Key, Value)>,
-}
-
-impl Build for Tree {
-    type Node = Value;
-    /// Where the array's elements start on the stack.
-    type Array = usize;
-    type Map = usize;
-    type Key = Key;
-
-    #[inline]
-    fn undef(&mut self) -> Value {
-        Value::Undef
-    }
-    #[inline]
-    fn boolean(&mut self, b: bool) -> Value {
-        Value::Boolean(b)
-    }
-    #[inline]
-    fn integer(&mut self, i: i32) -> Value {
-        Value::Integer(i)
-    }
-    #[inline]
-    fn real(&mut self, r: f64) -> Value {
-        Value::Real(r)
-    }
-    #[inline]
-    fn uuid(&mut self, u: uuid::Uuid) -> Value {
-        Value::Uuid(u)
-    }
-    #[inline]
-    fn date(&mut self, secs: f64) -> Value {
-        Value::Date(Date(secs))
-    }
-    #[inline]
-    fn string(&mut self, s: Cow<'_, str>) -> Value {
-        Value::String(s.into_owned())
-    }
-    #[inline]
-    fn uri(&mut self, s: Cow<'_, str>) -> Value {
-        Value::Uri(s.into_owned())
-    }
-    #[inline]
-    fn binary(&mut self, b: Cow<'_, [u8]>) -> Value {
-        Value::Binary(b.into_owned())
-    }
-    #[inline]
-    fn array_begin(&mut self, _capacity: usize) -> usize {
-        self.items.len()
-    }
-    #[inline]
-    fn array_push(&mut self, _base: &mut usize, item: Value) {
-        self.items.push(item);
-    }
-    #[inline]
-    fn array_end(&mut self, base: usize) -> Value {
-        Value::Array(self.items.drain(base..).collect())
-    }
-    #[inline]
-    fn map_begin(&mut self, _capacity: usize) -> usize {
-        self.entries.len()
-    }
-    #[inline]
-    fn map_key(&mut self, _base: &mut usize, key: Cow<'_, str>) -> Key {
-        match key {
-            Cow::Borrowed(k) => Key::new(k),
-            Cow::Owned(k) => Key::from(k),
-        }
-    }
-    #[inline]
-    fn map_insert(&mut self, _base: &mut usize, key: Key, value: Value) {
-        self.entries.push((key, value));
-    }
-    #[inline]
-    fn map_end(&mut self, base: usize) -> Value {
-        Value::Map(Map(self.entries.drain(base..).collect()))
-    }
 }
 
 /// One value. Only containers recurse, through small frames; scalars are read in a separate,
@@ -638,6 +553,7 @@ pub(crate) fn read_delimited<'a>(r: &mut Reader<'a>, delim: u8) -> Result<Cow<'a
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llsd::{Date, Map};
 
     fn n(s: &str) -> Value {
         from_slice(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"))
