@@ -2,6 +2,7 @@
 //! 5,000 items in 50 folders (about 6 MB as XML, 2.9 MB binary, 3.4 MB notation).
 //!
 //! Decoding is timed without dropping the decoded value (criterion's `iter_with_large_drop`).
+//! `transcode_to_binary` is decoding straight to binary LLSD, as `capscope decode --to binary` does.
 //!
 //! Run: `cargo bench --bench llsd -- --measurement-time 3 --warm-up-time 1`
 
@@ -136,6 +137,21 @@ fn bench(c: &mut Criterion) {
             BenchmarkId::new("encode", bytes.len()),
             &value,
             |b, value| b.iter_with_large_drop(|| llsd::to_vec(black_box(value), format)),
+        );
+        // What `capscope decode --to binary` does: decoding straight to binary, without the tree
+        // (see docs/performance.md).
+        let binary = llsd::to_vec(&value, Format::Binary);
+        group.bench_with_input(
+            BenchmarkId::new("transcode_to_binary", bytes.len()),
+            &bytes,
+            |b, bytes| {
+                b.iter_with_large_drop(|| {
+                    let mut out = Vec::with_capacity(binary.len());
+                    llsd::transcode_to_binary(black_box(bytes), format, &mut out).unwrap();
+                    assert_eq!(out.len(), binary.len());
+                    out
+                })
+            },
         );
         group.finish();
     }

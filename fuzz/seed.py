@@ -20,10 +20,10 @@ def put(target, name, data):
 
 
 vectors = json.load(open(os.path.join(root, "tests/data/llsd/llsd-curated.json")))["vectors"]
-for target in ("xml", "binary", "notation", "roundtrip"):
+for target in ("xml", "binary", "notation", "roundtrip", "transcode"):
     for i, case in enumerate(vectors):
         for fmt in ("xml", "binary", "notation"):
-            if fmt in case and (target == fmt or target == "roundtrip"):
+            if fmt in case and (target == fmt or target in ("roundtrip", "transcode")):
                 put(target, f"{i}-{fmt}", base64.b64decode(case[fmt]))
 
 

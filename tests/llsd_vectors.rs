@@ -294,3 +294,119 @@ fn max_depth_fits_a_small_stack() {
         assert!(result.is_ok(), "{format}: {result:?}");
     }
 }
+
+// ---- transcoding without the tree ----------------------------------------------------------
+
+/// `transcode_to_binary` must give exactly what decoding to the tree and writing binary gives:
+/// the same bytes for a body that decodes, the same error (kind and offset) for one that does not,
+/// and `out` untouched on an error.
+fn assert_transcode_matches_tree(label: &str, bytes: &[u8], format: Format) {
+    let tree = llsd::from_slice_as(bytes, format).map(|v| llsd::to_vec(&v, Format::Binary));
+    let mut out = b"kept".to_vec();
+    let direct = llsd::transcode_to_binary(bytes, format, &mut out);
+    match (tree, direct) {
+        (Ok(expected), Ok(())) => {
+            assert_eq!(&out[..4], b"kept", "{label} ({format})");
+            assert!(out[4..] == expected[..], "{label} ({format}): bytes differ");
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b, "{label} ({format})");
+            assert_eq!(out, b"kept", "{label} ({format}): output left on error");
+        }
+        (a, b) => panic!("{label} ({format}): tree {a:?}, transcode {b:?}"),
+    }
+}
+
+/// Every input the suite knows of, in every format: the curated vectors (and every truncation of
+/// them, which reaches the error paths), the invalid vectors and the fuzz corpus.
+#[test]
+fn transcoding_matches_the_tree_on_vectors_and_the_fuzz_corpus() {
+    let mut checked = 0;
+    for case in curated() {
+        let name = case["name"].as_str().unwrap();
+        for format in Format::ALL {
+            if let Some(bytes) = case[format.to_string()].as_str() {
+                let bytes = b64(bytes);
+                for cut in 0..=bytes.len() {
+                    assert_transcode_matches_tree(name, &bytes[..cut], format);
+                }
+                checked += 1;
+            }
+        }
+    }
+    let mut inputs = invalid_inputs();
+    let corpus = format!("{}/fuzz/corpus", env!("CARGO_MANIFEST_DIR"));
+    let mut corpus_files = 0;
+    for dir in std::fs::read_dir(&corpus).expect("fuzz corpus") {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            inputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+            corpus_files += 1;
+        }
+    }
+    assert!(corpus_files > 100, "only {corpus_files} corpus files");
+    for (label, bytes) in &inputs {
+        for format in Format::ALL {
+            assert_transcode_matches_tree(label, bytes, format);
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "only {checked} inputs checked");
+}
+
+/// The nesting limit holds on the transcoding path too (it is the decoder's check, not the tree's).
+#[test]
+fn transcoding_keeps_the_depth_limit() {
+    for n in [llsd::MAX_DEPTH, llsd::MAX_DEPTH + 1] {
+        let notation = format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let mut binary = b"[\0\0\0\x01".repeat(n - 1);
+        binary.extend_from_slice(b"[\0\0\0\0]");
+        binary.extend(std::iter::repeat_n(b']', n - 1));
+        for (format, bytes) in [
+            (Format::Notation, notation.into_bytes()),
+            (Format::Binary, binary),
+        ] {
+            let mut out = Vec::new();
+            let got = llsd::transcode_to_binary(&bytes, format, &mut out);
+            if n > llsd::MAX_DEPTH {
+                let e = got.expect_err("too deep");
+                assert_eq!(
+                    e.kind(),
+                    &llsd::ErrorKind::TooDeep {
+                        limit: llsd::MAX_DEPTH
+                    }
+                );
+            } else {
+                assert!(got.is_ok(), "{format}: {got:?}");
+            }
+            assert_transcode_matches_tree("nesting", &bytes, format);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_values_transcode_like_the_tree(v in value(any_string().boxed())) {
+        // Compared with the tree the bytes decode to, not with `v`: notation does not keep
+        // everything (a date of -0.0 reads back as 0.0).
+        for format in [Format::Binary, Format::Notation] {
+            let bytes = llsd::to_vec(&v, format);
+            let mut out = Vec::new();
+            prop_assert!(llsd::transcode_to_binary(&bytes, format, &mut out).is_ok());
+            assert_transcode_matches_tree("random value", &bytes, format);
+        }
+    }
+
+    #[test]
+    fn random_bytes_transcode_like_the_tree(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        for format in Format::ALL {
+            assert_transcode_matches_tree("random", &bytes, format);
+        }
+    }
+}

@@ -7,6 +7,9 @@
 //! Owns the binary wire form only. Every length is checked against the bytes present before anything
 //! is borrowed or allocated (see [`Reader`]); nesting is limited to [`MAX_DEPTH`].
 
+use std::borrow::Cow;
+
+use super::build::{BinaryWriter, Build};
 use super::error::{Error, ErrorKind, Found};
 use super::notation::read_delimited;
 use super::reader::{header_len, Reader};
@@ -25,17 +28,107 @@ const MAX_PREALLOC: usize = 4096;
 /// Decodes one binary LLSD value, with or without the header. Trailing bytes other than whitespace
 /// are an error.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
+    decode(bytes, &mut Tree)
+}
+
+/// Reads `bytes` as [`from_slice`] does and writes the value to `out` as binary LLSD without the
+/// header, without building the tree. Same checks, same errors; on an error `out` holds a partial
+/// value the caller discards.
+pub(crate) fn transcode(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    decode(bytes, &mut BinaryWriter { out })
+}
+
+fn decode<B: Build>(bytes: &[u8], b: &mut B) -> Result<B::Node, Error> {
     let mut r = Reader::new(bytes);
     r.advance(header_len(bytes, b"llsd/binary").unwrap_or(0));
     if r.at_end() {
         return Err(r.err(ErrorKind::Empty));
     }
-    let value = parse_value(&mut r, 0)?;
+    let value = parse_value(&mut r, b, 0)?;
     r.skip_ws();
     if !r.at_end() {
         return Err(r.err(ErrorKind::TrailingData));
     }
     Ok(value)
+}
+
+/// Builds the owned tree: each container's vector is reserved from its count (bounded by the
+/// bytes present), so it is allocated once.
+struct Tree;
+
+impl Build for Tree {
+    type Node = Value;
+    type Array = Vec<Value>;
+    type Map = Vec<(Key, Value)>;
+    type Key = Key;
+
+    #[inline]
+    fn undef(&mut self) -> Value {
+        Value::Undef
+    }
+    #[inline]
+    fn boolean(&mut self, b: bool) -> Value {
+        Value::Boolean(b)
+    }
+    #[inline]
+    fn integer(&mut self, i: i32) -> Value {
+        Value::Integer(i)
+    }
+    #[inline]
+    fn real(&mut self, r: f64) -> Value {
+        Value::Real(r)
+    }
+    #[inline]
+    fn uuid(&mut self, u: uuid::Uuid) -> Value {
+        Value::Uuid(u)
+    }
+    #[inline]
+    fn date(&mut self, secs: f64) -> Value {
+        Value::Date(super::Date(secs))
+    }
+    #[inline]
+    fn string(&mut self, s: Cow<'_, str>) -> Value {
+        Value::String(s.into_owned())
+    }
+    #[inline]
+    fn uri(&mut self, s: Cow<'_, str>) -> Value {
+        Value::Uri(s.into_owned())
+    }
+    #[inline]
+    fn binary(&mut self, b: Cow<'_, [u8]>) -> Value {
+        Value::Binary(b.into_owned())
+    }
+    #[inline]
+    fn array_begin(&mut self, capacity: usize) -> Vec<Value> {
+        Vec::with_capacity(capacity)
+    }
+    #[inline]
+    fn array_push(&mut self, array: &mut Vec<Value>, item: Value) {
+        array.push(item);
+    }
+    #[inline]
+    fn array_end(&mut self, array: Vec<Value>) -> Value {
+        Value::Array(array)
+    }
+    #[inline]
+    fn map_begin(&mut self, capacity: usize) -> Vec<(Key, Value)> {
+        Vec::with_capacity(capacity)
+    }
+    #[inline]
+    fn map_key(&mut self, _map: &mut Vec<(Key, Value)>, key: Cow<'_, str>) -> Key {
+        match key {
+            Cow::Borrowed(k) => Key::new(k),
+            Cow::Owned(k) => Key::from(k),
+        }
+    }
+    #[inline]
+    fn map_insert(&mut self, map: &mut Vec<(Key, Value)>, key: Key, value: Value) {
+        map.push((key, value));
+    }
+    #[inline]
+    fn map_end(&mut self, map: Vec<(Key, Value)>) -> Value {
+        Value::Map(Map(map))
+    }
 }
 
 /// Encodes a value as binary LLSD, header included.
@@ -96,12 +189,12 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 
 /// Lengths on the wire are i32: longer things (over 2 GiB) cannot be written faithfully; the count is
 /// clamped (documented in docs/llsd.md; nothing that size passes through a proxy body).
-fn wire_len(n: usize) -> u32 {
+pub(crate) fn wire_len(n: usize) -> u32 {
     u32::try_from(n.min(i32::MAX as usize)).unwrap_or(i32::MAX as u32)
 }
 
 #[inline]
-fn write_sized(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+pub(crate) fn write_sized(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.push(tag);
     out.extend_from_slice(&wire_len(bytes.len()).to_be_bytes());
     out.extend_from_slice(bytes);
@@ -122,11 +215,6 @@ fn read_sized<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8], Er
     r.take(n, what)
 }
 
-#[inline]
-fn read_str(r: &mut Reader<'_>, what: &'static str) -> Result<String, Error> {
-    borrow_str(r, what).map(str::to_owned)
-}
-
 /// A length-prefixed UTF-8 run, borrowed from the input.
 #[inline]
 fn borrow_str<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, Error> {
@@ -138,37 +226,37 @@ fn borrow_str<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, Err
 
 /// One value. Only containers recurse, through small frames; scalars are read in a separate,
 /// non-inlined function so deep nesting stays cheap on the stack (even in debug builds).
-fn parse_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, Error> {
+fn parse_value<B: Build>(r: &mut Reader<'_>, b: &mut B, depth: usize) -> Result<B::Node, Error> {
     let at = r.pos();
     match r.peek() {
         Some(b'[') => {
             r.advance(1);
-            parse_array(r, at, depth)
+            parse_array(r, b, at, depth)
         }
         Some(b'{') => {
             r.advance(1);
-            parse_map(r, at, depth)
+            parse_map(r, b, at, depth)
         }
-        _ => parse_scalar(r),
+        _ => parse_scalar(r, b),
     }
 }
 
 #[inline(never)]
-fn parse_scalar(r: &mut Reader<'_>) -> Result<Value, Error> {
+fn parse_scalar<B: Build>(r: &mut Reader<'_>, b: &mut B) -> Result<B::Node, Error> {
     let at = r.pos();
     let tag = r.byte("a value")?;
     Ok(match tag {
-        b'!' => Value::Undef,
-        b'1' => Value::Boolean(true),
-        b'0' => Value::Boolean(false),
-        b'i' => Value::Integer(i32::from_be_bytes(r.array("an integer")?)),
-        b'r' => Value::Real(f64::from_be_bytes(r.array("a real")?)),
-        b'u' => Value::Uuid(uuid::Uuid::from_bytes(r.array("a uuid")?)),
-        b's' => Value::String(read_str(r, "a string")?),
-        b'l' => Value::Uri(read_str(r, "a uri")?),
-        b'd' => Value::Date(super::Date(f64::from_le_bytes(r.array("a date")?))),
-        b'b' => Value::Binary(read_sized(r, "binary data")?.to_vec()),
-        b'\'' | b'"' => Value::String(read_delimited(r, tag)?.into_owned()),
+        b'!' => b.undef(),
+        b'1' => b.boolean(true),
+        b'0' => b.boolean(false),
+        b'i' => b.integer(i32::from_be_bytes(r.array("an integer")?)),
+        b'r' => b.real(f64::from_be_bytes(r.array("a real")?)),
+        b'u' => b.uuid(uuid::Uuid::from_bytes(r.array("a uuid")?)),
+        b's' => b.string(Cow::Borrowed(borrow_str(r, "a string")?)),
+        b'l' => b.uri(Cow::Borrowed(borrow_str(r, "a uri")?)),
+        b'd' => b.date(f64::from_le_bytes(r.array("a date")?)),
+        b'b' => b.binary(Cow::Borrowed(read_sized(r, "binary data")?)),
+        b'\'' | b'"' => b.string(read_delimited(r, tag)?),
         other => return Err(Error::new(at, ErrorKind::UnknownTag(Found::Byte(other)))),
     })
 }
@@ -180,19 +268,25 @@ fn check_depth(at: usize, depth: usize) -> Result<(), Error> {
     Ok(())
 }
 
-fn parse_array(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Error> {
+fn parse_array<B: Build>(
+    r: &mut Reader<'_>,
+    b: &mut B,
+    at: usize,
+    depth: usize,
+) -> Result<B::Node, Error> {
     check_depth(at, depth)?;
     let count = read_len(r, "an array count")?;
     // Every element takes at least one byte.
-    let mut items = Vec::with_capacity(count.min(r.left()).min(MAX_PREALLOC));
+    let mut items = b.array_begin(count.min(r.left()).min(MAX_PREALLOC));
     for _ in 0..count {
         if r.at_end() {
             return Err(r.eof("an array"));
         }
-        items.push(parse_value(r, depth + 1)?);
+        let item = parse_value(r, b, depth + 1)?;
+        b.array_push(&mut items, item);
     }
     match r.byte("an array")? {
-        b']' => Ok(Value::Array(items)),
+        b']' => Ok(b.array_end(items)),
         _ => Err(too_many(r.pos() - 1, "array", count)),
     }
 }
@@ -212,35 +306,43 @@ fn too_many(at: usize, container: &'static str, count: usize) -> Error {
 
 /// A map key (`k` and a length, or a quoted string); `None` at the map's `}`.
 #[inline(never)]
-fn map_key(r: &mut Reader<'_>) -> Result<Option<Key>, Error> {
+fn map_key<'a>(r: &mut Reader<'a>) -> Result<Option<Cow<'a, str>>, Error> {
     let key_at = r.pos();
     Ok(Some(match r.byte("a map")? {
-        b'k' => Key::from(borrow_str(r, "a map key")?),
-        q @ (b'\'' | b'"') => Key::from(read_delimited(r, q)?),
+        b'k' => Cow::Borrowed(borrow_str(r, "a map key")?),
+        q @ (b'\'' | b'"') => read_delimited(r, q)?,
         b'}' => return Ok(None),
         _ => return Err(r.unexpected_at(key_at, "a map", "'k' and a key, or '}'")),
     }))
 }
 
-fn parse_map(r: &mut Reader<'_>, at: usize, depth: usize) -> Result<Value, Error> {
+fn parse_map<B: Build>(
+    r: &mut Reader<'_>,
+    b: &mut B,
+    at: usize,
+    depth: usize,
+) -> Result<B::Node, Error> {
     check_depth(at, depth)?;
     let count = read_len(r, "a map count")?;
     // Every entry takes at least six bytes ('k', a length, a value tag).
-    let mut entries = Vec::with_capacity(count.min(r.left() / 6).min(MAX_PREALLOC));
+    let mut entries = b.map_begin(count.min(r.left() / 6).min(MAX_PREALLOC));
+    let mut n = 0;
     let mut closed = false;
-    while entries.len() < count {
+    while n < count {
         // The reference stops at '}' even when fewer entries than counted came.
         let Some(key) = map_key(r)? else {
             closed = true;
             break;
         };
-        let value = parse_value(r, depth + 1)?;
-        entries.push((key, value));
+        let key = b.map_key(&mut entries, key);
+        let value = parse_value(r, b, depth + 1)?;
+        b.map_insert(&mut entries, key, value);
+        n += 1;
     }
     if !closed && r.byte("a map")? != b'}' {
         return Err(too_many(r.pos() - 1, "map", count));
     }
-    Ok(Value::Map(Map(entries)))
+    Ok(b.map_end(entries))
 }
 
 #[cfg(test)]

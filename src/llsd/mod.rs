@@ -9,6 +9,7 @@
 //! choices made where the format leaves room.
 
 pub mod binary;
+mod build;
 mod detect;
 mod error;
 pub mod notation;
@@ -112,6 +113,28 @@ pub fn from_slice_as(bytes: &[u8], format: Format) -> Result<Value, Error> {
         Format::Binary => binary::from_slice(bytes),
         Format::Notation => notation::from_slice(bytes),
     }
+}
+
+/// Decodes a body in the given format and appends it to `out` as binary LLSD, header included:
+/// the bytes `to_vec(&from_slice_as(bytes, format)?, Format::Binary)` returns, and the same error
+/// for a body that does not decode.
+///
+/// The body is written as it is read, without building the tree: for a large body, allocating,
+/// filling and walking millions of tree nodes costs more than reading the input does. The decoder
+/// is the same code as [`from_slice_as`] (generic over what it builds), so every check and limit
+/// applies alike. On an error `out` is left as it was.
+pub fn transcode_to_binary(bytes: &[u8], format: Format, out: &mut Vec<u8>) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(binary::HEADER);
+    let done = match format {
+        Format::Binary => binary::transcode(bytes, out),
+        Format::Notation => notation::transcode_to_binary(bytes, out),
+        Format::Xml => xml::transcode_to_binary(bytes, out),
+    };
+    if done.is_err() {
+        out.truncate(start);
+    }
+    done
 }
 
 /// Encodes a value: XML and binary with their header, notation without (as the reference does).

@@ -12,10 +12,11 @@
 
 use std::borrow::Cow;
 
+use super::build::{BinaryWriter, Build, StackTree};
 use super::error::{snippet, Error, ErrorKind};
 use super::reader::{header_len, Reader};
 use super::text;
-use super::{Date, Key, Map, Value, MAX_DEPTH};
+use super::{Value, MAX_DEPTH};
 
 /// The most decimal digits accepted in an `s(N)` or `b(N)` length.
 const MAX_LEN_DIGITS: usize = 10;
@@ -23,13 +24,24 @@ const MAX_LEN_DIGITS: usize = 10;
 /// Decodes one notation value, with or without the `<?llsd/notation?>` header; whitespace around it
 /// is allowed, anything else after it is an error.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
+    decode(bytes, &mut StackTree::default())
+}
+
+/// Reads `bytes` as [`from_slice`] does and writes the value to `out` as binary LLSD without the
+/// header, without building the tree. Same checks, same errors; on an error `out` holds a partial
+/// value the caller discards.
+pub(crate) fn transcode_to_binary(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    decode(bytes, &mut BinaryWriter { out })
+}
+
+fn decode<B: Build>(bytes: &[u8], b: &mut B) -> Result<B::Node, Error> {
     let mut r = Reader::new(bytes);
     r.advance(header_len(bytes, b"llsd/notation").unwrap_or(0));
     r.skip_ws();
     if r.at_end() {
         return Err(r.err(ErrorKind::Empty));
     }
-    let value = parse_value(&mut r, &mut Scratch::default(), 0)?;
+    let value = parse_value(&mut r, b, 0)?;
     r.skip_ws();
     if !r.at_end() {
         return Err(r.err(ErrorKind::TrailingData));
@@ -122,54 +134,46 @@ fn write_quoted(out: &mut Vec<u8>, delim: u8, bytes: &[u8]) {
     out.push(delim);
 }
 
-/// Stacks the containers being read collect their children on, so each finished array or map is
-/// one exact-size allocation instead of a chain of reallocations.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    items: Vec<Value>,
-    entries: Vec<(Key, Value)>,
-}
-
 /// One value. Only containers recurse, through small frames; scalars are read in a separate,
 /// non-inlined function so deep nesting stays cheap on the stack (even in debug builds).
-fn parse_value(r: &mut Reader<'_>, scratch: &mut Scratch, depth: usize) -> Result<Value, Error> {
+fn parse_value<B: Build>(r: &mut Reader<'_>, b: &mut B, depth: usize) -> Result<B::Node, Error> {
     let at = r.pos();
     match r.peek() {
         Some(b'{') => {
             r.advance(1);
-            parse_map(r, scratch, at, depth)
+            parse_map(r, b, at, depth)
         }
         Some(b'[') => {
             r.advance(1);
-            parse_array(r, scratch, at, depth)
+            parse_array(r, b, at, depth)
         }
-        _ => parse_scalar(r),
+        _ => parse_scalar(r, b),
     }
 }
 
 #[inline(never)]
-fn parse_scalar(r: &mut Reader<'_>) -> Result<Value, Error> {
+fn parse_scalar<B: Build>(r: &mut Reader<'_>, b: &mut B) -> Result<B::Node, Error> {
     let at = r.pos();
     let c = r.byte("a value")?;
     Ok(match c {
-        b'!' => Value::Undef,
-        b'1' => Value::Boolean(true),
-        b'0' => Value::Boolean(false),
-        b't' => Value::Boolean(bool_word(r, at, b"true", true)?),
-        b'T' => Value::Boolean(bool_word(r, at, b"TRUE", true)?),
-        b'f' => Value::Boolean(bool_word(r, at, b"false", false)?),
-        b'F' => Value::Boolean(bool_word(r, at, b"FALSE", false)?),
-        b'i' => Value::Integer(parse_integer(r)?),
-        b'r' => Value::Real(parse_real(r)?),
-        b'u' => Value::Uuid(parse_uuid(r)?),
-        b'\'' | b'"' => Value::String(read_delimited(r, c)?.into_owned()),
-        b's' => Value::String(read_sized_string(r)?),
-        b'l' => Value::Uri(read_any_string(r, "a uri")?),
+        b'!' => b.undef(),
+        b'1' => b.boolean(true),
+        b'0' => b.boolean(false),
+        b't' => b.boolean(bool_word(r, at, b"true", true)?),
+        b'T' => b.boolean(bool_word(r, at, b"TRUE", true)?),
+        b'f' => b.boolean(bool_word(r, at, b"false", false)?),
+        b'F' => b.boolean(bool_word(r, at, b"FALSE", false)?),
+        b'i' => b.integer(parse_integer(r)?),
+        b'r' => b.real(parse_real(r)?),
+        b'u' => b.uuid(parse_uuid(r)?),
+        b'\'' | b'"' => b.string(read_delimited(r, c)?),
+        b's' => b.string(Cow::Owned(read_sized_string(r)?)),
+        b'l' => b.uri(read_any_str(r, "a uri")?),
         b'd' => {
             let date_at = r.pos();
             let s = read_any_str(r, "a date")?;
             match text::parse_date(s.as_bytes()) {
-                Some(secs) => Value::Date(Date(secs)),
+                Some(secs) => b.date(secs),
                 None => {
                     return Err(Error::new(
                         date_at,
@@ -178,7 +182,7 @@ fn parse_scalar(r: &mut Reader<'_>) -> Result<Value, Error> {
                 }
             }
         }
-        b'b' => Value::Binary(parse_binary(r)?),
+        b'b' => b.binary(Cow::Owned(parse_binary(r)?)),
         _ => return Err(r.unexpected_at(at, "notation", "a value")),
     })
 }
@@ -202,50 +206,51 @@ fn skip_separators(r: &mut Reader<'_>) {
     }
 }
 
-fn parse_array(
+fn parse_array<B: Build>(
     r: &mut Reader<'_>,
-    scratch: &mut Scratch,
+    b: &mut B,
     at: usize,
     depth: usize,
-) -> Result<Value, Error> {
+) -> Result<B::Node, Error> {
     check_depth(at, depth)?;
-    let base = scratch.items.len();
+    let mut items = b.array_begin(0);
     loop {
         skip_separators(r);
         match r.peek() {
             None => return Err(r.eof("an array")),
             Some(b']') => {
                 r.advance(1);
-                return Ok(Value::Array(scratch.items.drain(base..).collect()));
+                return Ok(b.array_end(items));
             }
             Some(_) => {
-                let v = parse_value(r, scratch, depth + 1)?;
-                scratch.items.push(v);
+                let v = parse_value(r, b, depth + 1)?;
+                b.array_push(&mut items, v);
             }
         }
     }
 }
 
-fn parse_map(
+fn parse_map<B: Build>(
     r: &mut Reader<'_>,
-    scratch: &mut Scratch,
+    b: &mut B,
     at: usize,
     depth: usize,
-) -> Result<Value, Error> {
+) -> Result<B::Node, Error> {
     check_depth(at, depth)?;
-    let base = scratch.entries.len();
+    let mut entries = b.map_begin(0);
     loop {
         let Some(key) = map_key(r)? else {
-            return Ok(Value::Map(Map(scratch.entries.drain(base..).collect())));
+            return Ok(b.map_end(entries));
         };
-        let value = parse_value(r, scratch, depth + 1)?;
-        scratch.entries.push((key, value));
+        let key = b.map_key(&mut entries, key);
+        let value = parse_value(r, b, depth + 1)?;
+        b.map_insert(&mut entries, key, value);
     }
 }
 
 /// A map key and the `:` after it (separators before it skipped); `None` after the map's `}`.
 #[inline(never)]
-fn map_key(r: &mut Reader<'_>) -> Result<Option<Key>, Error> {
+fn map_key<'a>(r: &mut Reader<'a>) -> Result<Option<Cow<'a, str>>, Error> {
     skip_separators(r);
     let key_at = r.pos();
     let key = match r.peek() {
@@ -256,11 +261,11 @@ fn map_key(r: &mut Reader<'_>) -> Result<Option<Key>, Error> {
         }
         Some(q @ (b'\'' | b'"')) => {
             r.advance(1);
-            Key::from(read_delimited(r, q)?)
+            read_delimited(r, q)?
         }
         Some(b's') => {
             r.advance(1);
-            Key::from(read_sized_string(r)?)
+            Cow::Owned(read_sized_string(r)?)
         }
         Some(_) => return Err(r.unexpected_at(key_at, "a map", "a quoted key or '}'")),
     };
@@ -372,13 +377,8 @@ fn parse_uuid(r: &mut Reader<'_>) -> Result<uuid::Uuid, Error> {
         .map_err(|_| Error::new(at, ErrorKind::InvalidUuid(snippet(bytes))))
 }
 
-/// A string in any of the forms a uri or date may take: `"..."`, `'...'` or `s(N)"..."`.
-fn read_any_string(r: &mut Reader<'_>, what: &'static str) -> Result<String, Error> {
-    read_any_str(r, what).map(Cow::into_owned)
-}
-
-/// [`read_any_string`], borrowing the input where there is nothing to unescape (a date is only
-/// parsed, never kept as text).
+/// A string in any of the forms a uri or date may take: `"..."`, `'...'` or `s(N)"..."`, borrowing
+/// the input where there is nothing to unescape.
 fn read_any_str<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<Cow<'a, str>, Error> {
     let at = r.pos();
     match r.byte(what)? {
@@ -553,6 +553,7 @@ pub(crate) fn read_delimited<'a>(r: &mut Reader<'a>, delim: u8) -> Result<Cow<'a
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llsd::{Date, Map};
 
     fn n(s: &str) -> Value {
         from_slice(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -14,10 +14,11 @@ use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event};
 
+use super::build::{BinaryWriter, Build, StackTree};
 use super::error::{snippet, Error, ErrorKind};
 use super::reader::header_len;
 use super::text;
-use super::{Date, Key, Map, Value, MAX_DEPTH};
+use super::{Value, MAX_DEPTH};
 
 /// The declaration and root the writer puts before the value.
 pub const PROLOGUE: &[u8] = b"<?xml version=\"1.0\" ?><llsd>";
@@ -25,12 +26,23 @@ pub const EPILOGUE: &[u8] = b"</llsd>";
 
 /// Decodes the value of an `<llsd>` document.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
+    decode(bytes, StackTree::default())
+}
+
+/// Reads `bytes` as [`from_slice`] does and writes the value to `out` as binary LLSD without the
+/// header, without building the tree. Same checks, same errors; on an error `out` holds a partial
+/// value the caller discards.
+pub(crate) fn transcode_to_binary(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    decode(bytes, BinaryWriter { out })
+}
+
+fn decode<B: Build>(bytes: &[u8], b: B) -> Result<B::Node, Error> {
     // The reference's own header, `<? llsd/xml ?>`, is not an XML processing instruction: skip it.
     let mut base = header_len(bytes, b"llsd/xml").unwrap_or(0);
     if bytes[base..].starts_with(b"\xEF\xBB\xBF") {
         base += 3;
     }
-    let mut p = Parser::new(&bytes[base..], base);
+    let mut p = Parser::new(&bytes[base..], base, b);
     p.document()
 }
 
@@ -212,20 +224,18 @@ struct Open<'a> {
     start: BytesStart<'a>,
 }
 
-struct Parser<'a> {
+struct Parser<'a, B> {
     rd: quick_xml::Reader<&'a [u8]>,
     /// Offset of `rd`'s input within the caller's input.
     base: usize,
     /// Offset (in the caller's input) where the last event began.
     at: usize,
-    /// Stacks the containers being read collect their children on, so each finished array or map
-    /// is one exact-size allocation instead of a chain of reallocations.
-    items: Vec<Value>,
-    entries: Vec<(Key, Value)>,
+    /// What the values read become (the tree, or binary LLSD).
+    b: B,
 }
 
-impl<'a> Parser<'a> {
-    fn new(input: &'a [u8], base: usize) -> Self {
+impl<'a, B: Build> Parser<'a, B> {
+    fn new(input: &'a [u8], base: usize, b: B) -> Self {
         let mut rd = quick_xml::Reader::from_reader(input);
         let cfg = rd.config_mut();
         cfg.trim_text(false);
@@ -235,8 +245,7 @@ impl<'a> Parser<'a> {
             rd,
             base,
             at: base,
-            items: Vec::new(),
-            entries: Vec::new(),
+            b,
         }
     }
 
@@ -294,7 +303,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn document(&mut self) -> Result<Value, Error> {
+    fn document(&mut self) -> Result<B::Node, Error> {
         // Find the root element.
         let root = loop {
             match self.next()? {
@@ -316,10 +325,10 @@ impl<'a> Parser<'a> {
         }
         // `<llsd/>` and `<llsd></llsd>` hold undef.
         let value = if root.1 {
-            Value::Undef
+            self.b.undef()
         } else {
             match self.next_open("<llsd>")? {
-                None => Value::Undef,
+                None => self.b.undef(),
                 Some(open) => {
                     let v = self.value(open, 0, "<llsd>")?;
                     if let Some(extra) = self.next_open("<llsd>")? {
@@ -352,7 +361,7 @@ impl<'a> Parser<'a> {
         open: Open<'a>,
         depth: usize,
         context: &'static str,
-    ) -> Result<Value, Error> {
+    ) -> Result<B::Node, Error> {
         match open.tag {
             Tag::Array | Tag::Map if depth >= MAX_DEPTH => {
                 Err(Error::new(open.at, ErrorKind::TooDeep { limit: MAX_DEPTH }))
@@ -363,19 +372,19 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn array(&mut self, empty: bool, depth: usize) -> Result<Value, Error> {
-        let base = self.items.len();
+    fn array(&mut self, empty: bool, depth: usize) -> Result<B::Node, Error> {
+        let mut items = self.b.array_begin(0);
         if !empty {
             while let Some(child) = self.next_open("<array>")? {
                 let v = self.value(child, depth + 1, "<array>")?;
-                self.items.push(v);
+                self.b.array_push(&mut items, v);
             }
         }
-        Ok(Value::Array(self.items.drain(base..).collect()))
+        Ok(self.b.array_end(items))
     }
 
-    fn map(&mut self, empty: bool, depth: usize) -> Result<Value, Error> {
-        let base = self.entries.len();
+    fn map(&mut self, empty: bool, depth: usize) -> Result<B::Node, Error> {
+        let mut entries = self.b.map_begin(0);
         if !empty {
             while let Some(key) = self.next_open("<map>")? {
                 if key.tag != Tag::Key {
@@ -387,19 +396,20 @@ impl<'a> Parser<'a> {
                         },
                     ));
                 }
-                let name = Key::from(self.text(&key)?);
+                let name = self.text(&key)?;
                 let Some(child) = self.next_open("<map>")? else {
                     return Err(self.err(ErrorKind::MissingValue(snippet(name.as_bytes()))));
                 };
+                let name = self.b.map_key(&mut entries, name);
                 let v = self.value(child, depth + 1, "<map>")?;
-                self.entries.push((name, v));
+                self.b.map_insert(&mut entries, name, v);
             }
         }
-        Ok(Value::Map(Map(self.entries.drain(base..).collect())))
+        Ok(self.b.map_end(entries))
     }
 
     #[inline(never)]
-    fn scalar(&mut self, open: Open<'a>, context: &'static str) -> Result<Value, Error> {
+    fn scalar(&mut self, open: Open<'a>, context: &'static str) -> Result<B::Node, Error> {
         let at = open.at;
         match open.tag {
             // Containers are handled by `value`; they and misplaced tags are errors here.
@@ -410,11 +420,17 @@ impl<'a> Parser<'a> {
                     context,
                 },
             )),
-            Tag::String => Ok(Value::String(self.text(&open)?.into_owned())),
-            Tag::Uri => Ok(Value::Uri(self.text(&open)?.into_owned())),
+            Tag::String => {
+                let t = self.text(&open)?;
+                Ok(self.b.string(t))
+            }
+            Tag::Uri => {
+                let t = self.text(&open)?;
+                Ok(self.b.uri(t))
+            }
             Tag::Undef => {
                 self.text(&open)?;
-                Ok(Value::Undef)
+                Ok(self.b.undef())
             }
             Tag::Boolean => {
                 let t = self.text(&open)?;
@@ -430,15 +446,15 @@ impl<'a> Parser<'a> {
                         ErrorKind::InvalidBoolean(snippet(t.as_bytes())),
                     ));
                 };
-                Ok(Value::Boolean(v))
+                Ok(self.b.boolean(v))
             }
             Tag::Integer => {
                 let t = self.text(&open)?;
                 let t = trim(&t);
                 if t.is_empty() {
-                    return Ok(Value::Integer(0));
+                    return Ok(self.b.integer(0));
                 }
-                t.parse::<i32>().map(Value::Integer).map_err(|e| {
+                let i = t.parse::<i32>().map_err(|e| {
                     use std::num::IntErrorKind::{NegOverflow, PosOverflow};
                     let shown = snippet(t.as_bytes());
                     let kind = if matches!(e.kind(), PosOverflow | NegOverflow) {
@@ -447,34 +463,35 @@ impl<'a> Parser<'a> {
                         ErrorKind::InvalidInteger(shown)
                     };
                     Error::new(at, kind)
-                })
+                })?;
+                Ok(self.b.integer(i))
             }
             Tag::Real => {
                 let t = self.text(&open)?;
                 let t = trim(&t);
                 if t.is_empty() {
-                    return Ok(Value::Real(0.0));
+                    return Ok(self.b.real(0.0));
                 }
-                text::parse_real(t.as_bytes())
-                    .map(Value::Real)
-                    .ok_or_else(|| Error::new(at, ErrorKind::InvalidReal(snippet(t.as_bytes()))))
+                let r = text::parse_real(t.as_bytes())
+                    .ok_or_else(|| Error::new(at, ErrorKind::InvalidReal(snippet(t.as_bytes()))))?;
+                Ok(self.b.real(r))
             }
             Tag::Uuid => {
                 let t = self.text(&open)?;
                 let t = trim(&t);
                 if t.is_empty() {
-                    return Ok(Value::Uuid(uuid::Uuid::nil()));
+                    return Ok(self.b.uuid(uuid::Uuid::nil()));
                 }
-                uuid::Uuid::try_parse(t)
-                    .map(Value::Uuid)
-                    .map_err(|_| Error::new(at, ErrorKind::InvalidUuid(snippet(t.as_bytes()))))
+                let u = uuid::Uuid::try_parse(t)
+                    .map_err(|_| Error::new(at, ErrorKind::InvalidUuid(snippet(t.as_bytes()))))?;
+                Ok(self.b.uuid(u))
             }
             Tag::Date => {
                 let t = self.text(&open)?;
                 let t = trim(&t);
-                text::parse_date(t.as_bytes())
-                    .map(|s| Value::Date(Date(s)))
-                    .ok_or_else(|| Error::new(at, ErrorKind::InvalidDate(snippet(t.as_bytes()))))
+                let secs = text::parse_date(t.as_bytes())
+                    .ok_or_else(|| Error::new(at, ErrorKind::InvalidDate(snippet(t.as_bytes()))))?;
+                Ok(self.b.date(secs))
             }
             Tag::Binary => {
                 let encoding = match open.start.try_get_attribute("encoding") {
@@ -497,9 +514,9 @@ impl<'a> Parser<'a> {
                         ))
                     }
                 };
-                decoded
-                    .map(Value::Binary)
-                    .ok_or_else(|| Error::new(at, ErrorKind::InvalidEncoding { encoding: name }))
+                let decoded = decoded
+                    .ok_or_else(|| Error::new(at, ErrorKind::InvalidEncoding { encoding: name }))?;
+                Ok(self.b.binary(Cow::Owned(decoded)))
             }
         }
     }
@@ -580,6 +597,7 @@ fn trim_bytes(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llsd::{Date, Map};
 
     fn x(body: &str) -> Value {
         let doc = format!("<llsd>{body}</llsd>");
