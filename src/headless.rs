@@ -412,6 +412,20 @@ mod tests {
         out: Arc<Mutex<Vec<u8>>>,
     }
 
+    impl Gate {
+        /// A gate that takes nothing until a `()` is sent on the sender; and what it wrote.
+        fn closed() -> (std::sync::mpsc::Sender<()>, Self, Arc<Mutex<Vec<u8>>>) {
+            let (open, gate) = std::sync::mpsc::channel();
+            let out = Arc::new(Mutex::new(Vec::new()));
+            let gate = Gate {
+                open: gate,
+                opened: false,
+                out: out.clone(),
+            };
+            (open, gate, out)
+        }
+    }
+
     impl Write for Gate {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             if !self.opened {
@@ -428,13 +442,7 @@ mod tests {
 
     #[test]
     fn a_stuck_output_drops_and_counts_lines_and_never_blocks_the_writer() {
-        let (open, gate) = std::sync::mpsc::channel();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let gate = Gate {
-            open: gate,
-            opened: false,
-            out: out.clone(),
-        };
+        let (open, gate, out) = Gate::closed();
         let mut log = LogOutput::new(gate, 4).unwrap();
         // The output takes nothing: every write still returns at once.
         for i in 0..100 {
@@ -498,13 +506,7 @@ mod tests {
 
     #[test]
     fn a_batch_that_does_not_fit_is_dropped_and_counted_line_by_line() {
-        let (open, gate) = std::sync::mpsc::channel();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let gate = Gate {
-            open: gate,
-            opened: false,
-            out: out.clone(),
-        };
+        let (open, gate, out) = Gate::closed();
         let mut log = LogOutput::new(gate, 4).unwrap();
         writeln!(log, "first").unwrap(); // held by the stuck output
         log.write_all(b"a\nb\nc\nd\ne\n").unwrap(); // five lines: more than fit

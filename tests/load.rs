@@ -462,7 +462,6 @@ fn spawn_session_with_ui(
     std::net::SocketAddr,
     std::sync::mpsc::Receiver<String>,
 ) {
-    use std::io::BufRead;
     let ca_dir = dir.join("ca");
     let mut line = vec!["--ca-dir", ca_dir.to_str().unwrap()];
     line.extend(["--listen", "127.0.0.1:0"]);
@@ -483,24 +482,7 @@ fn spawn_session_with_ui(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = lines
-            .recv_timeout(HANG)
-            .expect("the session printed no address");
-        if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
-            break a.parse().unwrap();
-        }
-    };
+    let (addr, lines) = listening_address(&mut child, HANG);
     (child, addr, lines)
 }
 

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::build::{BinaryWriter, Build};
+use super::build::{owned_scalars, BinaryWriter, Build};
 use super::error::{Error, ErrorKind, Found};
 use super::notation::read_delimited;
 use super::reader::{header_len, Reader};
@@ -62,42 +62,7 @@ impl Build for Tree {
     type Map = Vec<(Key, Value)>;
     type Key = Key;
 
-    #[inline]
-    fn undef(&mut self) -> Value {
-        Value::Undef
-    }
-    #[inline]
-    fn boolean(&mut self, b: bool) -> Value {
-        Value::Boolean(b)
-    }
-    #[inline]
-    fn integer(&mut self, i: i32) -> Value {
-        Value::Integer(i)
-    }
-    #[inline]
-    fn real(&mut self, r: f64) -> Value {
-        Value::Real(r)
-    }
-    #[inline]
-    fn uuid(&mut self, u: uuid::Uuid) -> Value {
-        Value::Uuid(u)
-    }
-    #[inline]
-    fn date(&mut self, secs: f64) -> Value {
-        Value::Date(super::Date(secs))
-    }
-    #[inline]
-    fn string(&mut self, s: Cow<'_, str>) -> Value {
-        Value::String(s.into_owned())
-    }
-    #[inline]
-    fn uri(&mut self, s: Cow<'_, str>) -> Value {
-        Value::Uri(s.into_owned())
-    }
-    #[inline]
-    fn binary(&mut self, b: Cow<'_, [u8]>) -> Value {
-        Value::Binary(b.into_owned())
-    }
+    owned_scalars!();
     #[inline]
     fn array_begin(&mut self, capacity: usize) -> Vec<Value> {
         Vec::with_capacity(capacity)

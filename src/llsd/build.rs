@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use super::binary::{wire_len, write_sized};
-use super::{Date, Key, Map, Value};
+use super::{Key, Map, Value};
 
 /// Receives what a decoder reads, in input order. `Node` is what one finished value becomes; an
 /// array or map in progress is an `Array` or `Map`, and a key read but not yet given its value a
@@ -46,6 +46,50 @@ pub(crate) trait Build {
     fn map_end(&mut self, map: Self::Map) -> Self::Node;
 }
 
+/// The scalar half of a [`Build`] whose `Node` is the owned [`Value`]: the same for every builder
+/// of the owned tree (they differ only in how containers are collected).
+macro_rules! owned_scalars {
+    () => {
+        #[inline]
+        fn undef(&mut self) -> $crate::llsd::Value {
+            $crate::llsd::Value::Undef
+        }
+        #[inline]
+        fn boolean(&mut self, b: bool) -> $crate::llsd::Value {
+            $crate::llsd::Value::Boolean(b)
+        }
+        #[inline]
+        fn integer(&mut self, i: i32) -> $crate::llsd::Value {
+            $crate::llsd::Value::Integer(i)
+        }
+        #[inline]
+        fn real(&mut self, r: f64) -> $crate::llsd::Value {
+            $crate::llsd::Value::Real(r)
+        }
+        #[inline]
+        fn uuid(&mut self, u: uuid::Uuid) -> $crate::llsd::Value {
+            $crate::llsd::Value::Uuid(u)
+        }
+        #[inline]
+        fn date(&mut self, secs: f64) -> $crate::llsd::Value {
+            $crate::llsd::Value::Date($crate::llsd::Date(secs))
+        }
+        #[inline]
+        fn string(&mut self, s: std::borrow::Cow<'_, str>) -> $crate::llsd::Value {
+            $crate::llsd::Value::String(s.into_owned())
+        }
+        #[inline]
+        fn uri(&mut self, s: std::borrow::Cow<'_, str>) -> $crate::llsd::Value {
+            $crate::llsd::Value::Uri(s.into_owned())
+        }
+        #[inline]
+        fn binary(&mut self, b: std::borrow::Cow<'_, [u8]>) -> $crate::llsd::Value {
+            $crate::llsd::Value::Binary(b.into_owned())
+        }
+    };
+}
+pub(crate) use owned_scalars;
+
 /// Builds the owned tree for the notation and XML decoders. Those formats give no counts, so the
 /// containers being read collect their children on two shared stacks, and each finished array or
 /// map is one exact-size allocation instead of a chain of reallocations.
@@ -62,42 +106,7 @@ impl Build for StackTree {
     type Map = usize;
     type Key = Key;
 
-    #[inline]
-    fn undef(&mut self) -> Value {
-        Value::Undef
-    }
-    #[inline]
-    fn boolean(&mut self, b: bool) -> Value {
-        Value::Boolean(b)
-    }
-    #[inline]
-    fn integer(&mut self, i: i32) -> Value {
-        Value::Integer(i)
-    }
-    #[inline]
-    fn real(&mut self, r: f64) -> Value {
-        Value::Real(r)
-    }
-    #[inline]
-    fn uuid(&mut self, u: uuid::Uuid) -> Value {
-        Value::Uuid(u)
-    }
-    #[inline]
-    fn date(&mut self, secs: f64) -> Value {
-        Value::Date(Date(secs))
-    }
-    #[inline]
-    fn string(&mut self, s: Cow<'_, str>) -> Value {
-        Value::String(s.into_owned())
-    }
-    #[inline]
-    fn uri(&mut self, s: Cow<'_, str>) -> Value {
-        Value::Uri(s.into_owned())
-    }
-    #[inline]
-    fn binary(&mut self, b: Cow<'_, [u8]>) -> Value {
-        Value::Binary(b.into_owned())
-    }
+    owned_scalars!();
     #[inline]
     fn array_begin(&mut self, _capacity: usize) -> usize {
         self.items.len()

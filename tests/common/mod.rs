@@ -606,7 +606,6 @@ pub fn spawn_run(
     SocketAddr,
     std::sync::mpsc::Receiver<String>,
 ) {
-    use std::io::BufRead;
     use std::process::{Command, Stdio};
     let mut command = match shell {
         Some(prefix) => {
@@ -628,7 +627,19 @@ pub fn spawn_run(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let (addr, lines) = listening_address(&mut child, SPAWN_HANG);
+    (child, addr, lines)
+}
+
+/// Reads a capscope child's stderr line by line on a thread until its banner names the address it
+/// listens on; returns that address and the rest of stderr's lines. The child must have been started
+/// with `stderr(Stdio::piped())`.
+pub fn listening_address(
+    child: &mut std::process::Child,
+    hang: Duration,
+) -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -640,13 +651,13 @@ pub fn spawn_run(
     });
     let addr = loop {
         let line = lines
-            .recv_timeout(SPAWN_HANG)
+            .recv_timeout(hang)
             .expect("capscope printed no address");
         if let Some(a) = line.trim().strip_prefix("capscope is listening on ") {
             break a.parse().unwrap();
         }
     };
-    (child, addr, lines)
+    (addr, lines)
 }
 
 pub mod demo;
