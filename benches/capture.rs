@@ -7,7 +7,12 @@
 
 use capscope::capture::{Header, Reader, Writer};
 use capscope::record::{Body, Header as H, Kind, Record, Request, Response, State};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::path::Path;
+
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
+};
 
 /// Records per benchmark iteration.
 const RECORDS: usize = 10_000;
@@ -92,6 +97,45 @@ fn large_records() -> Vec<Record> {
         .collect()
 }
 
+/// Benches writing `recs` to `path` (flushing every `batch` records, as the writer task does after
+/// each batch) and reading the finished file back; creating the file and syncing it at the end of a
+/// session are left out of the timing.
+fn write_and_read(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    path: &Path,
+    label: &str,
+    recs: &[Record],
+    batch: usize,
+) {
+    group.bench_function(format!("write {label}"), |b| {
+        b.iter_batched(
+            || Writer::create(path, Header::new(None, None, None), false).unwrap(),
+            |mut w| {
+                for chunk in recs.chunks(batch) {
+                    for r in chunk {
+                        w.write_record(r).unwrap();
+                    }
+                    w.flush().unwrap();
+                }
+                w
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // Leave a finished file for the reader.
+    let mut w = Writer::create(path, Header::new(None, None, None), false).unwrap();
+    for r in recs {
+        w.write_record(r).unwrap();
+    }
+    w.finish().unwrap();
+    group.bench_function(format!("read {label}"), |b| {
+        b.iter(|| {
+            let c = Reader::open(path).unwrap();
+            assert_eq!(c.records.len(), recs.len());
+        })
+    });
+}
+
 fn bench_large(c: &mut Criterion) {
     let recs = large_records();
     let dir = tempfile::tempdir().unwrap();
@@ -100,30 +144,7 @@ fn bench_large(c: &mut Criterion) {
     group.sample_size(10);
     for name in ["l.jsonl", "l.jsonl.zst"] {
         let path = dir.path().join(name);
-        group.bench_function(format!("write 1 MiB bodies {name}"), |b| {
-            b.iter_batched(
-                || Writer::create(&path, Header::new(None, None, None), false).unwrap(),
-                |mut w| {
-                    for r in &recs {
-                        w.write_record(r).unwrap();
-                        w.flush().unwrap();
-                    }
-                    w
-                },
-                BatchSize::PerIteration,
-            )
-        });
-        let mut w = Writer::create(&path, Header::new(None, None, None), false).unwrap();
-        for r in &recs {
-            w.write_record(r).unwrap();
-        }
-        w.finish().unwrap();
-        group.bench_function(format!("read 1 MiB bodies {name}"), |b| {
-            b.iter(|| {
-                let c = Reader::open(&path).unwrap();
-                assert_eq!(c.records.len(), LARGE_RECORDS);
-            })
-        });
+        write_and_read(&mut group, &path, &format!("1 MiB bodies {name}"), &recs, 1);
     }
     group.finish();
 }
@@ -136,35 +157,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     for name in ["b.jsonl", "b.jsonl.zst"] {
         let path = dir.path().join(name);
-        // Steady-state writing (batches of 256 flushed as the writer task does); creating and
-        // syncing the file at the end of a session are left out of the timing.
-        group.bench_function(format!("write {name}"), |b| {
-            b.iter_batched(
-                || Writer::create(&path, Header::new(None, None, None), false).unwrap(),
-                |mut w| {
-                    for chunk in recs.chunks(256) {
-                        for r in chunk {
-                            w.write_record(r).unwrap();
-                        }
-                        w.flush().unwrap();
-                    }
-                    w
-                },
-                BatchSize::PerIteration,
-            )
-        });
-        // Leave a finished file for the reader.
-        let mut w = Writer::create(&path, Header::new(None, None, None), false).unwrap();
-        for r in &recs {
-            w.write_record(r).unwrap();
-        }
-        w.finish().unwrap();
-        group.bench_function(format!("read {name}"), |b| {
-            b.iter(|| {
-                let c = Reader::open(&path).unwrap();
-                assert_eq!(c.records.len(), RECORDS);
-            })
-        });
+        write_and_read(&mut group, &path, name, &recs, 256);
     }
     group.finish();
 }
