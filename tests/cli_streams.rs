@@ -16,6 +16,23 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// The lines of a headless log: they start with the time of day, `HH:MM:SS.mmm `.
+/// Asserts a failure as the CLI conventions want it: exit code `code`, nothing on stdout, and
+/// stderr starting with `prefix`.
+fn fails_with(args: &[&str], out: &std::process::Output, code: i32, prefix: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).starts_with(prefix),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
 fn is_record_line(line: &str) -> bool {
     let b = line.as_bytes();
     b.len() > 13
@@ -40,19 +57,7 @@ fn exit_codes_say_success_failure_or_usage() {
         &["run", "--max-body", "4X"],
         &["run", "-q", "-v"],
     ] {
-        let out = run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
-        assert!(
-            text(&out.stderr).starts_with("error: "),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        fails_with(args, &run(args), 2, "error: ");
     }
 
     // A value refused after parsing is a usage error too.
@@ -85,19 +90,7 @@ fn exit_codes_say_success_failure_or_usage() {
             "((",
         ],
     ] {
-        let out = run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
-        assert!(
-            text(&out.stderr).starts_with("capscope: "),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        fails_with(args, &run(args), 2, "capscope: ");
     }
 
     // Failures at run time: code 1, one line on stderr, nothing on stdout.
@@ -109,19 +102,7 @@ fn exit_codes_say_success_failure_or_usage() {
         &["export", "--har", missing.to_str().unwrap()],
         &["decode", garbage.to_str().unwrap()],
     ] {
-        let out = run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
-        assert!(
-            text(&out.stderr).starts_with("capscope: "),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        fails_with(args, &run(args), 1, "capscope: ");
     }
 
     // Success, and help: on stdout, code 0, and it documents the exit codes.

@@ -172,6 +172,11 @@ fn mask_form_body(body: &Body) -> Option<Body> {
             .collect();
         Some(parts.join(&b'&'))
     };
+    mask_body_with(body, mask)
+}
+
+/// The body with `mask` applied to `data` and to `original`, or `None` when it changed neither.
+fn mask_body_with(body: &Body, mask: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Option<Body> {
     let data = mask(&body.data);
     let original = body.original.as_ref().and_then(|o| mask(o));
     if data.is_none() && original.is_none() {
@@ -245,19 +250,7 @@ fn mask_pair(pair: &str) -> String {
 
 /// The body with secret fields masked (in `data` and in `original`), or `None` when it holds none.
 pub fn mask_body(body: &Body) -> Option<Body> {
-    let data = mask_bytes(&body.data);
-    let original = body.original.as_ref().and_then(|o| mask_bytes(o));
-    if data.is_none() && original.is_none() {
-        return None;
-    }
-    let mut out = body.clone();
-    if let Some(d) = data {
-        out.data = Bytes::from(d);
-    }
-    if let Some(o) = original {
-        out.original = Some(Bytes::from(o));
-    }
-    Some(out)
+    mask_body_with(body, mask_bytes)
 }
 
 /// The bytes with every secret field masked, or `None` when no secret field occurs.

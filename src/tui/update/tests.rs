@@ -27,6 +27,17 @@ fn typed(app: &mut App, text: &str) {
 }
 
 /// The names the list shows, top to bottom.
+/// The open detail view's lines, as text.
+fn detail_text(app: &App) -> Vec<String> {
+    app.detail
+        .as_ref()
+        .unwrap()
+        .lines
+        .iter()
+        .map(|l| l.line.to_string())
+        .collect()
+}
+
 fn names(app: &App) -> Vec<String> {
     app.visible
         .iter()
@@ -147,15 +158,7 @@ fn the_detail_opens_switches_tabs_folds_and_searches() {
     key(&mut app, KeyCode::Down); // the seed
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.screen, Screen::Detail);
-    let text = |app: &App| -> Vec<String> {
-        app.detail
-            .as_ref()
-            .unwrap()
-            .lines
-            .iter()
-            .map(|l| l.line.to_string())
-            .collect()
-    };
+    let text = detail_text;
     let summary = text(&app).join("\n");
     assert!(
         summary.contains("was https://sim1.example:12043/CE/3b50"),
@@ -197,14 +200,7 @@ fn binary_fields_are_decoded_beside_their_bytes() {
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Tab);
     key(&mut app, KeyCode::Tab);
-    let text: Vec<String> = app
-        .detail
-        .as_ref()
-        .unwrap()
-        .lines
-        .iter()
-        .map(|l| l.line.to_string())
-        .collect();
+    let text = detail_text(&app);
     let all = text.join("\n");
     assert!(
         all.contains("RegionHandle: binary 00 03 e9 00 00 03 e8 00  = (1001, 1000)"),
@@ -224,14 +220,7 @@ fn a_body_that_does_not_decode_is_shown_raw_with_the_error() {
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Tab);
     key(&mut app, KeyCode::Tab);
-    let text: Vec<String> = app
-        .detail
-        .as_ref()
-        .unwrap()
-        .lines
-        .iter()
-        .map(|l| l.line.to_string())
-        .collect();
+    let text = detail_text(&app);
     assert!(
         text.iter().any(|l| l.starts_with("not decodable as LLSD:")),
         "{text:?}"
