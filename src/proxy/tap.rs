@@ -22,10 +22,6 @@ use hyper::body::Incoming;
 use super::decode::{decode_limited, Coding, Stop};
 use crate::record::{self, Bus, Record, State};
 
-/// Captured bodies larger than this are assembled (and decoded) on a blocking thread rather than in the
-/// forwarding task that finished them.
-const INLINE_FINISH_LIMIT: usize = 64 * 1024;
-
 /// Which body of an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -244,7 +240,7 @@ impl Exchange {
             }
             None => record.state = State::Done,
         }
-        let heavy = request.captured + response.captured > INLINE_FINISH_LIMIT
+        let heavy = request.captured + response.captured > super::INLINE_BODY_LIMIT
             || request.encoding.is_some()
             || response.encoding.is_some();
         let bus = self.bus.clone();

@@ -22,16 +22,11 @@ use crate::caps::registry::{normalize_url, Found};
 use crate::caps::Action;
 use crate::llsd::{self, Format};
 use crate::proxy::hook::{BoxFuture, Handled, RequestHead, Upstream, UpstreamError};
+use crate::proxy::INLINE_BODY_LIMIT;
 use crate::record::{Body, EventInfo, Kind, Record, State};
 
 /// How many event names a poll's note lists before "and N more".
 const MAX_EVENT_NAMES_IN_NOTE: usize = 8;
-
-/// The largest upstream answer read on the async worker that received it; a larger one, or any
-/// compressed one (its decoded size is unknown until decoded, up to `MAX_REWRITE_BODY`), is decoded,
-/// parsed and rewritten on the blocking pool so no request-handling worker waits for it. The same
-/// bound as the record tap's inline finish.
-pub(super) const INLINE_ANSWER_LIMIT: usize = 64 * 1024;
 
 /// Runs one viewer poll of the event queue `found` (upstream `url`).
 pub(super) fn handle_poll(
@@ -190,7 +185,7 @@ fn heavy(result: &Result<Response<Bytes>, UpstreamError>) -> bool {
         .get(CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !matches!(v.trim(), "" | "identity"));
-    encoded || response.body().len() > INLINE_ANSWER_LIMIT
+    encoded || response.body().len() > INLINE_BODY_LIMIT
 }
 
 /// [`Inner::answer_poll`], on the blocking pool when the answer is [`heavy`], else here.

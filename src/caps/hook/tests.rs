@@ -928,7 +928,7 @@ fn a_zstd_seed_is_rewritten_like_a_gzip_one() {
     }
 }
 
-/// A poll answer past `INLINE_ANSWER_LIMIT` is decoded and rewritten on the blocking pool, never on
+/// A poll answer past `proxy::INLINE_BODY_LIMIT` is decoded and rewritten on the blocking pool, never on
 /// the runtime's worker. On this one-thread runtime the registry lock is held from another thread
 /// while the big answer arrives: read on the worker, the answer would block the only worker on that
 /// lock, and the test's own task (an unrelated request's stand-in) could never run again until the
@@ -952,7 +952,7 @@ async fn a_big_poll_answer_is_read_on_the_blocking_pool_and_rewritten_as_a_small
     fake.sent.notified().await;
 
     // A TeleportFinish, then an event big enough to make the answer heavy.
-    let padding = "x".repeat(super::poll::INLINE_ANSWER_LIMIT + 1);
+    let padding = "x".repeat(crate::proxy::INLINE_BODY_LIMIT + 1);
     let small = String::from_utf8(teleport_finish_response(1)).unwrap();
     // Into the events array (the last one to close).
     let at = small.rfind("</array>").unwrap();
@@ -962,7 +962,7 @@ async fn a_big_poll_answer_is_read_on_the_blocking_pool_and_rewritten_as_a_small
         &small[..at],
         &small[at..]
     );
-    assert!(big.len() > super::poll::INLINE_ANSWER_LIMIT);
+    assert!(big.len() > crate::proxy::INLINE_BODY_LIMIT);
 
     let (locked_tx, locked_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
