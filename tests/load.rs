@@ -415,6 +415,7 @@ async fn mixed_load_with_the_capture_attached() {
                 || l.contains("lost")
                 || l.contains("fell behind")
                 || l.contains("capture saved")
+                || l.starts_with("cap registry")
                 || l.starts_with(UI_REPORT)
         })
         .collect();

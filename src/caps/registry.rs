@@ -391,6 +391,16 @@ impl Registry {
         &self.regions
     }
 
+    /// How many caps the registry holds.
+    pub fn cap_count(&self) -> usize {
+        self.caps.len()
+    }
+
+    /// How many regions the registry holds.
+    pub fn region_count(&self) -> usize {
+        self.regions.len()
+    }
+
     /// The cap a request URL was made to: the known cap URL that is the longest prefix of `url`
     /// ending at a path boundary (`/`, `?`, or the end).
     pub fn lookup_url(&self, url: &str) -> Option<Found> {
