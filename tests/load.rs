@@ -468,7 +468,19 @@ fn spawn_session_with_ui(
     line.extend(["--listen", "127.0.0.1:0"]);
     line.extend_from_slice(args);
     let joined = line.join(&ARG_SEPARATOR.to_string());
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    // `CAPSCOPE_LOAD_WRAP="heaptrack -o /tmp/ui"`: the session runs under that command (a profiler
+    // from its first allocation; attaching later misses the history already held).
+    let wrap = std::env::var("CAPSCOPE_LOAD_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(std::env::current_exe().unwrap());
+            c
+        }
+        None => Command::new(std::env::current_exe().unwrap()),
+    };
+    let mut child = command
         .args([
             "--exact",
             "session_with_the_ui_consumer",
