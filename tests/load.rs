@@ -580,13 +580,15 @@ fn session_with_the_ui_consumer() {
             eprintln!(
                 "{UI_REPORT} {taken} versions taken in, {} records held, {} lost to lags, {} \
                  finals lost, {} evicted, {} bodies dropped, {} bodies shed by the bus, {frames} \
-                 frames drawn",
+                 frames drawn; the store reckons {} MiB of records and holds {} MiB of bodies",
                 app.store.len(),
                 c.lagged,
                 c.lost_finals,
                 c.evicted,
                 c.bodies_dropped,
                 c.bodies_shed_upstream,
+                app.store.record_bytes() >> 20,
+                app.store.body_bytes() >> 20,
             );
         }));
     };
