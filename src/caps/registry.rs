@@ -208,7 +208,7 @@ pub struct Registry {
     /// Per `host[:port]`: each cap's normalised URL, for prefix matching.
     caps_by_authority: HashMap<String, Vec<(String, CapId)>>,
     cap_by_token: HashMap<String, CapId>,
-    /// Temporary caps in the order granted (ids already forgotten are skipped when met).
+    /// The TEMPORARY caps held, in the order granted.
     temporaries: VecDeque<CapId>,
     /// Forgotten tokens, oldest first (at most [`FORGOTTEN_REMEMBERED`]).
     forgotten: HashMap<String, Forgotten>,
@@ -678,7 +678,6 @@ impl Registry {
     }
 
     fn enforce_temporary_limit(&mut self, now: i64) {
-        self.temporaries.retain(|id| self.caps.contains_key(id));
         while self.temporaries.len() > MAX_TEMPORARY_CAPS {
             let Some(id) = self.temporaries.pop_front() else {
                 break;
@@ -778,6 +777,10 @@ impl Registry {
             return;
         };
         self.forgotten_caps += 1;
+        if cap.kind == CapKind::Temporary {
+            // At most MAX_TEMPORARY_CAPS ids: so that `holds_temporary` stays exact.
+            self.temporaries.retain(|t| *t != id);
+        }
         let key = normalize_url(&cap.upstream);
         if self.cap_by_url.get(&key) == Some(&id) {
             self.cap_by_url.remove(&key);
@@ -1121,6 +1124,7 @@ mod tests {
 
         assert!(reg.retire_used(cap, http::StatusCode::OK));
         assert_eq!(reg.cap_count(), before, "the uploader is no longer held");
+        assert!(!reg.holds_temporary(), "responses no longer look for one");
         assert!(reg.lookup_token(&token).is_none());
         assert!(reg.lookup_url(UPLOADER).is_none());
         assert!(reg.cap(cap).is_none());
