@@ -445,6 +445,20 @@ async fn mixed_load_with_the_capture_attached() {
         peak / 1024,
         std::fs::metadata(&capture).map_or(0, |m| m.len() / 1024),
     );
+    // One uploader a round must not stay in the registry (it held one cap a round before it forgot
+    // used uploaders): what it holds is the viewers' seeds' caps and a few uploaders in flight.
+    let held: usize = dropped
+        .iter()
+        .find_map(|l| l.strip_prefix("cap registry: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the session reports its cap registry");
+    let bound = capscope::caps::registry::MAX_TEMPORARY_CAPS + 100 * viewers_n;
+    assert!(
+        held <= bound,
+        "the cap registry held {held} caps after {} rounds (bound {bound})",
+        through.len()
+    );
 }
 
 /// Where the child session finds its command line (fields split by [`ARG_SEPARATOR`]).
