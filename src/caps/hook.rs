@@ -690,9 +690,13 @@ impl Inner {
                 .and_then(|(token, _, _)| reg.lookup_token(token)),
             Via::Forward | Via::Tunnel { .. } => reg.lookup_url(&head.uri.to_string()),
         };
+        let again = match head.via {
+            Via::Direct => " (a request to its capscope URL again gets 410)",
+            Via::Forward | Via::Tunnel { .. } => "",
+        };
         match found {
             Some(f) if reg.retire_used(f.cap, status) => vec![format!(
-                "temporary cap {} used: capscope forgets it (a request to it again gets 410)",
+                "temporary cap {} used: capscope forgets it{again}",
                 f.name
             )],
             _ => Vec::new(),
