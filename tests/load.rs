@@ -415,6 +415,7 @@ async fn mixed_load_with_the_capture_attached() {
                 || l.contains("lost")
                 || l.contains("fell behind")
                 || l.contains("capture saved")
+                || l.starts_with("cap registry")
                 || l.starts_with(UI_REPORT)
         })
         .collect();
@@ -444,6 +445,20 @@ async fn mixed_load_with_the_capture_attached() {
         peak / 1024,
         std::fs::metadata(&capture).map_or(0, |m| m.len() / 1024),
     );
+    // One uploader a round must not stay in the registry (it held one cap a round before it forgot
+    // used uploaders): what it holds is the viewers' seeds' caps and a few uploaders in flight.
+    let held: usize = dropped
+        .iter()
+        .find_map(|l| l.strip_prefix("cap registry: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the session reports its cap registry");
+    let bound = capscope::caps::registry::MAX_TEMPORARY_CAPS + 100 * viewers_n;
+    assert!(
+        held <= bound,
+        "the cap registry held {held} caps after {} rounds (bound {bound})",
+        through.len()
+    );
 }
 
 /// Where the child session finds its command line (fields split by [`ARG_SEPARATOR`]).
@@ -467,7 +482,19 @@ fn spawn_session_with_ui(
     line.extend(["--listen", "127.0.0.1:0"]);
     line.extend_from_slice(args);
     let joined = line.join(&ARG_SEPARATOR.to_string());
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    // `CAPSCOPE_LOAD_WRAP="heaptrack -o /tmp/ui"`: the session runs under that command (a profiler
+    // from its first allocation; attaching later misses the history already held).
+    let wrap = std::env::var("CAPSCOPE_LOAD_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(std::env::current_exe().unwrap());
+            c
+        }
+        None => Command::new(std::env::current_exe().unwrap()),
+    };
+    let mut child = command
         .args([
             "--exact",
             "session_with_the_ui_consumer",
@@ -567,13 +594,15 @@ fn session_with_the_ui_consumer() {
             eprintln!(
                 "{UI_REPORT} {taken} versions taken in, {} records held, {} lost to lags, {} \
                  finals lost, {} evicted, {} bodies dropped, {} bodies shed by the bus, {frames} \
-                 frames drawn",
+                 frames drawn; the store reckons {} MiB of records and holds {} MiB of bodies",
                 app.store.len(),
                 c.lagged,
                 c.lost_finals,
                 c.evicted,
                 c.bodies_dropped,
                 c.bodies_shed_upstream,
+                app.store.record_bytes() >> 20,
+                app.store.body_bytes() >> 20,
             );
         }));
     };

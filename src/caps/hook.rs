@@ -142,6 +142,9 @@ enum Target {
     MaybeSeed,
     /// `/cap/<token>` with a token this session never issued.
     UnknownToken(String),
+    /// `/cap/<token>` with a token of a cap the registry forgot (a used uploader, a region long
+    /// left): answered 410 saying why.
+    ForgottenToken(String, registry::Forgotten),
     NotMine,
 }
 
@@ -206,7 +209,15 @@ impl Inner {
             Via::Direct => self.classify_direct(head),
             Via::Forward | Via::Tunnel { .. } => {
                 let url = head.uri.to_string();
-                if let Some(found) = self.registry().lookup_url(&url) {
+                let found = {
+                    let mut reg = self.registry();
+                    let found = reg.lookup_url(&url);
+                    if let Some(f) = &found {
+                        reg.touch(f.cap);
+                    }
+                    found
+                };
+                if let Some(found) = found {
                     return Target::Cap { found, url };
                 }
                 if self.looks_like_login(head) {
@@ -245,12 +256,17 @@ impl Inner {
         let Some((token, rest, query)) = registry::split_cap_path(pq) else {
             return Target::NotMine;
         };
-        match self.registry().lookup_token(token) {
+        let mut reg = self.registry();
+        match reg.lookup_token(token) {
             Some(found) => {
+                reg.touch(found.cap);
                 let url = registry::join_upstream(&found.upstream, rest, query);
                 Target::Cap { found, url }
             }
-            None => Target::UnknownToken(token.to_owned()),
+            None => match reg.forgotten_token(token) {
+                Some(gone) => Target::ForgottenToken(token.to_owned(), gone.clone()),
+                None => Target::UnknownToken(token.to_owned()),
+            },
         }
     }
 
@@ -441,6 +457,27 @@ impl Hook for CapsHook {
                 d.notes.push(format!("unknown cap token {token}"));
                 d
             }
+            Target::ForgottenToken(token, gone) => {
+                let mut d = Decision::route(Route::Respond(text_response(
+                    StatusCode::GONE,
+                    &format!(
+                        "capscope: cap {} (token {token}) is no longer held: {}. capscope forgot it \
+                         at {}; the grid forgets such caps too (docs/caps.md, \"How long caps are \
+                         held\")\n",
+                        gone.name,
+                        gone.why,
+                        crate::util::time::iso8601_millis(gone.at_us),
+                    ),
+                )));
+                d.notes.push(format!(
+                    "cap forgotten by capscope ({}): answered 410",
+                    gone.why
+                ));
+                d.cap = Some(gone.name);
+                d.region = gone.region_label;
+                d.agent = gone.agent;
+                d
+            }
             Target::Cap { found, url } => {
                 let route = if found.name == EVENT_QUEUE_CAP {
                     Route::Handle
@@ -489,6 +526,9 @@ impl Hook for CapsHook {
         headers: &mut HeaderMap,
     ) -> Vec<String> {
         let inner = &self.inner;
+        if status.is_success() {
+            return inner.retire_one_time(head, status);
+        }
         if !status.is_redirection() || inner.action(head) != Action::Rewrite {
             return Vec::new();
         }
@@ -634,6 +674,35 @@ impl Hook for CapsHook {
 }
 
 impl Inner {
+    /// A TEMPORARY cap (an uploader, a redirect target) the grid answered with a 2xx was used:
+    /// the registry forgets it, as the grid does (OpenSim removes an uploader at its first POST).
+    /// A failed attempt keeps it, for the viewer's retry.
+    fn retire_one_time(&self, head: &RequestHead, status: StatusCode) -> Vec<String> {
+        let mut reg = self.registry();
+        if !reg.holds_temporary() {
+            return Vec::new();
+        }
+        let found = match head.via {
+            Via::Direct => head
+                .uri
+                .path_and_query()
+                .and_then(|pq| registry::split_cap_path(pq.as_str()))
+                .and_then(|(token, _, _)| reg.lookup_token(token)),
+            Via::Forward | Via::Tunnel { .. } => reg.lookup_url(&head.uri.to_string()),
+        };
+        let again = match head.via {
+            Via::Direct => " (a request to its capscope URL again gets 410)",
+            Via::Forward | Via::Tunnel { .. } => "",
+        };
+        match found {
+            Some(f) if reg.retire_used(f.cap, status) => vec![format!(
+                "temporary cap {} used: capscope forgets it{again}",
+                f.name
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     /// A seed capscope was not told about (it started after the login): recognised when the request is
     /// a list of cap names and the answer a map of URLs; learnt, never rewritten.
     fn learn_unknown_seed(

@@ -467,6 +467,10 @@ pub async fn serve(
             ),
         }
     }
+    let (held_caps, held_regions) = caps.with_registry(|r| (r.cap_count(), r.region_count()));
+    out::note(format_args!(
+        "cap registry: {held_caps} caps of {held_regions} regions held at the end"
+    ));
     drop(caps);
     drop(bus);
     if let Some(log) = log {

@@ -31,9 +31,10 @@ pub const DEFAULT_MAX_RECORDS: usize = 100_000;
 /// and everything else stay).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
 
-/// The most bytes a store's records may hold besides their bodies (headers, URLs, notes, the entry
-/// itself), by default; past it the oldest records are evicted as past [`DEFAULT_MAX_RECORDS`]. A
-/// viewer's records carry a dozen headers or more, a few KiB each with the allocator's overhead, so
+/// The most bytes a store's records may hold besides their bodies' bytes (headers, URLs, notes,
+/// the record itself and its room in the store's lists, as [`record_bytes`] reckons them with the
+/// allocator's rounding), by default; past it the oldest records are evicted as past
+/// [`DEFAULT_MAX_RECORDS`]. A viewer's records carry a dozen headers or more, about 2 KiB each, so
 /// the record count alone let the history grow to several hundred MiB under load.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 128 * 1024 * 1024;
 
@@ -103,8 +104,10 @@ pub enum Decoded {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub seq: u64,
-    /// The latest version seen (a detached copy).
-    pub record: Record,
+    /// The latest version seen (a detached copy), boxed: a `Record` is most of a kilobyte inline,
+    /// and the entry list keeps room for up to twice its length, so an inline record would cost
+    /// that much again in empty slots.
+    pub record: Box<Record>,
     /// For a poll: the `seq` of each event it carried, in arrival order.
     pub children: Vec<u64>,
     /// For an event: the `seq` of its poll, when the poll is in the store.
@@ -328,7 +331,7 @@ impl Store {
                 self.counts.lost_finals = self.counts.lost_finals.saturating_sub(1);
             }
             entry.meta = record_bytes(&record);
-            entry.record = record;
+            *entry.record = record;
             entry.suspect_since_us = None;
             let after = entry.body_bytes();
             self.record_bytes = self.record_bytes - meta_before + entry.meta;
@@ -364,7 +367,7 @@ impl Store {
             self.by_id.insert(record.id, seq);
             self.entries.push_back(Entry {
                 seq,
-                record,
+                record: Box::new(record),
                 children: Vec::new(),
                 parent,
                 lost_final: false,
@@ -549,6 +552,10 @@ impl Store {
             let freed = e.body_bytes();
             if freed > 0 {
                 drop_bodies(&mut e.record);
+                // The note it gains and the body blocks it loses change its reckoning too.
+                let (before, after) = (e.meta, record_bytes(&e.record));
+                e.meta = after;
+                self.record_bytes = self.record_bytes - before + after;
                 self.body_bytes -= freed;
                 self.counts.bodies_dropped += 1;
                 self.cache.retain(|((s, _), _)| *s != seq);
@@ -651,48 +658,76 @@ fn drop_bodies(record: &mut Record) {
     record.notes.push(BODY_DROPPED_NOTE.to_owned());
 }
 
-/// What a record held in a store costs besides its bodies: the entry itself, and each string and
-/// list it owns with the allocator's overhead on each allocation. An estimate (it does not walk the
-/// allocator), close enough to bound the history by bytes as well as by count.
+/// What the allocator takes for a block of `n` bytes: glibc's malloc on a 64-bit system adds an
+/// 8-byte header, rounds up to 16 bytes and never gives less than 32 (other allocators differ by a
+/// few bytes a block). Zero for nothing allocated.
+pub fn heap_block(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).next_multiple_of(16).max(32)
+    }
+}
+
+/// What a shared body buffer (`Bytes`) costs beyond its bytes: its reference-counted header block.
+const BYTES_HEADER: usize = 32;
+
+/// The room each held record takes in the store's own lists: its slot in the entry list, its row
+/// key, its entry in the id index (with the table's control byte) and its place in its poll's list
+/// of events. Counted twice: the lists grow by doubling and keep their room after evictions.
+const SLOT_BYTES: usize = 2
+    * (std::mem::size_of::<Entry>()
+        + std::mem::size_of::<RowKey>()
+        + std::mem::size_of::<(u64, u64)>()
+        + 1
+        + std::mem::size_of::<u64>());
+
+/// What a record held in a store costs besides its bodies' bytes, as the allocator counts it: the
+/// record's own block, its room in the store's lists ([`SLOT_BYTES`]), each string and list it owns
+/// by its capacity rounded as the allocator rounds it ([`heap_block`]), and each body buffer's
+/// header and rounding. Checked against the allocations a store really makes (tests/store_memory.rs),
+/// so a budget of bytes is a budget of memory, bar the allocator's own fragmentation.
 pub fn record_bytes(record: &Record) -> usize {
-    const ALLOC_OVERHEAD: usize = 16;
-    let string = |s: &str| {
-        if s.is_empty() {
+    let string = |s: &String| heap_block(s.capacity());
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, string);
+    let bytes = |b: &Bytes| {
+        if b.is_empty() {
             0
         } else {
-            s.len() + ALLOC_OVERHEAD
+            heap_block(b.len()) - b.len() + BYTES_HEADER
         }
     };
-    let opt = |s: &Option<String>| s.as_deref().map_or(0, string);
-    let headers = |h: &[crate::record::Header]| {
-        let list = std::mem::size_of_val(h) + ALLOC_OVERHEAD;
-        list + h
-            .iter()
-            .map(|h| string(&h.name) + string(&h.value))
-            .sum::<usize>()
+    let body =
+        |b: &Body| bytes(&b.data) + b.original.as_ref().map_or(0, bytes) + opt(&b.content_encoding);
+    let headers = |h: &Vec<crate::record::Header>| {
+        heap_block(h.capacity() * std::mem::size_of::<crate::record::Header>())
+            + h.iter()
+                .map(|h| string(&h.name) + string(&h.value))
+                .sum::<usize>()
     };
-    let mut bytes = std::mem::size_of::<Entry>()
+    let mut total = heap_block(std::mem::size_of::<Record>())
+        + SLOT_BYTES
         + opt(&record.client)
         + opt(&record.error)
         + opt(&record.cap)
         + opt(&record.region)
         + opt(&record.agent)
-        + record
-            .notes
-            .iter()
-            .map(|n| string(n) + std::mem::size_of::<String>())
-            .sum::<usize>();
+        + heap_block(record.notes.capacity() * std::mem::size_of::<String>())
+        + record.notes.iter().map(string).sum::<usize>();
     if let Some(r) = &record.request {
-        bytes += string(&r.method) + string(&r.url) + opt(&r.client_url) + string(&r.version);
-        bytes += headers(&r.headers);
+        total += string(&r.method) + string(&r.url) + opt(&r.client_url) + string(&r.version);
+        total += headers(&r.headers) + body(&r.body);
     }
     if let Some(r) = &record.response {
-        bytes += string(&r.version) + headers(&r.headers);
+        total += string(&r.version) + headers(&r.headers) + body(&r.body);
     }
     if let Some(e) = &record.event {
-        bytes += string(&e.message);
+        total += string(&e.message) + body(&e.body);
     }
-    bytes
+    if let Some(t) = &record.tunnel {
+        total += string(&t.target);
+    }
+    total
 }
 
 #[cfg(test)]

@@ -810,7 +810,7 @@ impl App {
             .iter()
             .filter_map(|&(_, _, s)| self.store.get(s))
             .filter(|e| e.record.state != State::Open)
-            .map(|e| e.record.clone())
+            .map(|e| Record::clone(&e.record))
             .collect();
         let stamp = crate::util::time::compact(self.now_us.max(0))
             .unwrap_or_else(|| "00000000-000000".to_owned());

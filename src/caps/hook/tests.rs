@@ -215,6 +215,71 @@ fn decide_routes_login_caps_and_unknown_tokens() {
     ));
 }
 
+/// An uploader is a one-time URL: once the grid answered it with a 2xx, capscope forgets it (so the
+/// registry does not grow by one cap per upload), and a request to it again is answered at once with
+/// a 410 that says why, in the answer and in the record. A failed attempt keeps it for a retry.
+#[test]
+fn a_used_uploader_is_forgotten_and_a_request_to_it_again_is_told_why() {
+    const UPLOADER: &str =
+        "http://127.0.0.1:9000/CAPS/upload/aaaa0000-0000-0000-0000-000000000001/";
+    let (hook, _) = login_hook();
+    with_event_queue(&hook);
+    let (held, path) = hook.with_registry(|reg| {
+        let region = reg.current_region();
+        let url = reg.grant_proxied(
+            "NewFileAgentInventoryUploader",
+            UPLOADER,
+            region,
+            super::super::CapKind::Temporary,
+        );
+        (reg.cap_count(), path_of(&url))
+    });
+    let upload = head(1, Via::Direct, Method::POST, &path);
+    let d = hook.decide(&upload);
+    assert!(matches!(&d.route, Route::To(u) if *u == UPLOADER), "{d:?}");
+
+    // The grid fails the first attempt: the uploader stays for the viewer's retry.
+    let mut headers = HeaderMap::new();
+    let notes =
+        hook.rewrite_response_headers(&upload, StatusCode::SERVICE_UNAVAILABLE, &mut headers);
+    assert!(notes.is_empty(), "{notes:?}");
+    assert!(matches!(hook.decide(&upload).route, Route::To(_)));
+
+    // The retry succeeds: forgotten, and the record says so.
+    let notes = hook.rewrite_response_headers(&upload, StatusCode::OK, &mut headers);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("NewFileAgentInventoryUploader used")),
+        "{notes:?}"
+    );
+    assert_eq!(hook.registry().cap_count(), held - 1);
+
+    let again = hook.decide(&head(2, Via::Direct, Method::POST, &path));
+    match &again.route {
+        Route::Respond(r) => {
+            assert_eq!(r.status(), StatusCode::GONE);
+            let body = String::from_utf8_lossy(r.body());
+            assert!(body.contains("NewFileAgentInventoryUploader"), "{body}");
+            assert!(body.contains("already used"), "{body}");
+        }
+        other => panic!("expected a 410, got {other:?}"),
+    }
+    assert_eq!(again.cap.as_deref(), Some("NewFileAgentInventoryUploader"));
+    assert_eq!(again.region.as_deref(), Some("127.0.0.1:9000 (1000, 1000)"));
+    assert!(
+        again
+            .notes
+            .iter()
+            .any(|n| n.contains("forgotten") && n.contains("already used")),
+        "{:?}",
+        again.notes
+    );
+    // A NORMAL cap answered 200 stays.
+    let eq = hook.with_registry(|reg| reg.lookup_url(EQ).map(|f| f.cap));
+    assert!(eq.is_some());
+}
+
 #[test]
 fn proxy_mode_names_requests_and_has_no_login_endpoint() {
     let (hook, _) = proxy_hook();
@@ -401,7 +466,7 @@ fn proxy_mode_learns_without_rewriting() {
     assert!(rw.body.is_none());
     let d = hook.decide(&head(3, Via::Forward, Method::POST, EQ));
     assert_eq!(d.cap.as_deref(), Some(EVENT_QUEUE_CAP));
-    assert!(hook.registry().caps().iter().all(|c| c.token.is_none()));
+    assert!(hook.registry().caps().all(|c| c.token.is_none()));
 }
 
 /// The guarantee: the viewer's poll goes away mid-flight, upstream answers anyway, and the viewer's
