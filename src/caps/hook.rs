@@ -205,8 +205,9 @@ impl Inner {
         match head.via {
             Via::Direct => self.classify_direct(head),
             Via::Forward | Via::Tunnel { .. } => {
-                let url = head.uri.to_string();
-                if let Some(found) = self.registry().lookup_url(&url) {
+                let found = self.registry().lookup_uri(&head.uri);
+                if let Some(found) = found {
+                    let url = head.uri.to_string();
                     return Target::Cap { found, url };
                 }
                 if self.looks_like_login(head) {
