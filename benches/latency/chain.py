@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 READS, WRITES = (0, 45), (1, 20, 44)  # read, recvfrom; write, writev, sendto
+# The proxy's threads that forward: tokio's workers, or the main thread when it runs the runtime.
+PROXY = {"capscope": ("tokio-rt-", "capscope"), "relay": ("relay",)}
 NAMES = {0: "read", 1: "write", 20: "writev", 44: "sendto", 45: "recvfrom", 202: "futex",
          232: "epoll_wait", 281: "epoll_pwait", 7: "poll", 23: "select"}
 
@@ -31,17 +33,26 @@ def syscall(rest, exiting):
     return int(m.group(1)), int(m.group(2)) if exiting else int(m.group(2), 16)
 
 
-def switched_to(name):
-    return lambda c, e, r: e == "sched:sched_switch" and re.search(r"next_comm=" + name + r"\b", r)
+def named(comm, names):
+    """Whether a thread name is one of `names` (a tokio worker, or the main thread of a
+    current-thread runtime, not the `capscope-log` thread)."""
+    return comm in names or any(comm.startswith(n) for n in names if n.endswith("-"))
 
 
-def enter(comm, nrs):
-    return lambda c, e, r: c.startswith(comm) and e == "raw_syscalls:sys_enter" and syscall(r, False)[0] in nrs
-
-
-def done(comm, nrs):
+def switched_to(names):
     def test(c, e, r):
-        if not c.startswith(comm) or e != "raw_syscalls:sys_exit":
+        m = e == "sched:sched_switch" and re.search(r"next_comm=(.+?) next_pid", r)
+        return bool(m) and named(m.group(1), names)
+    return test
+
+
+def enter(names, nrs):
+    return lambda c, e, r: named(c, names) and e == "raw_syscalls:sys_enter" and syscall(r, False)[0] in nrs
+
+
+def done(names, nrs):
+    def test(c, e, r):
+        if not named(c, names) or e != "raw_syscalls:sys_exit":
             return False
         nr, ret = syscall(r, True)
         return nr in nrs and ret is not None and ret > 0
@@ -49,25 +60,26 @@ def done(comm, nrs):
 
 
 def steps(mode):
-    first = [("oha sends the request (its writev, waking the next hop)", done("oha", WRITES))]
-    last = [("oha's core wakes until oha runs", switched_to("oha")),
-            ("oha receives the response", done("oha", READS))]
+    oha, nginx = ("oha",), ("nginx",)
+    first = [("oha sends the request (its writev, waking the next hop)", done(oha, WRITES))]
+    last = [("oha's core wakes until oha runs", switched_to(oha)),
+            ("oha receives the response", done(oha, READS))]
     if mode == "direct":
         return first + [
-            ("nginx's core: wake-up until nginx runs", switched_to("nginx")),
-            ("nginx: request read to response write", enter("nginx", WRITES)),
-            ("nginx sends the response (wakes oha)", done("nginx", WRITES)),
+            ("nginx's core: wake-up until nginx runs", switched_to(nginx)),
+            ("nginx: request read to response write", enter(nginx, WRITES)),
+            ("nginx sends the response (wakes oha)", done(nginx, WRITES)),
         ] + last
-    proxy, thread = ("tokio-rt", "tokio-rt-worker") if mode == "capscope" else ("relay", "relay")
+    proxy = PROXY[mode]
     return first + [
-        ("proxy's core: wake-up until the proxy runs", switched_to(thread)),
+        ("proxy's core: wake-up until the proxy runs", switched_to(proxy)),
         ("proxy: back from epoll_wait, reads the request", done(proxy, READS)),
         ("proxy user space, request (TLS, HTTP, hook, record, pool)", enter(proxy, WRITES)),
         ("proxy sends it to the origin (writev, wakes nginx)", done(proxy, WRITES)),
-        ("nginx's core: wake-up until nginx runs", switched_to("nginx")),
-        ("nginx: request read to response write", enter("nginx", WRITES)),
-        ("nginx sends the response (wakes the proxy)", done("nginx", WRITES)),
-        ("proxy's core: wake-up until the proxy runs", switched_to(thread)),
+        ("nginx's core: wake-up until nginx runs", switched_to(nginx)),
+        ("nginx: request read to response write", enter(nginx, WRITES)),
+        ("nginx sends the response (wakes the proxy)", done(nginx, WRITES)),
+        ("proxy's core: wake-up until the proxy runs", switched_to(proxy)),
         ("proxy: back from epoll_wait, reads the response", done(proxy, READS)),
         ("proxy user space, response (TLS, HTTP, record)", enter(proxy, WRITES)),
         ("proxy sends it to the client (writev, wakes oha)", done(proxy, WRITES)),
@@ -79,7 +91,7 @@ def main():
     ev = list(events(path))
     plan = steps(mode)
     seg, totals = collections.defaultdict(list), []
-    start = enter("oha", WRITES)
+    start = enter(("oha",), WRITES)
     i = 0
     while i < len(ev):
         if not start(*ev[i][1:2], *ev[i][3:]):
@@ -102,7 +114,7 @@ def main():
 
     def med(xs):
         xs = sorted(xs)
-        return xs[len(xs) // 2]
+        return xs[len(xs) // 2] if xs else float("nan")
 
     print(f"{len(totals)} requests followed from oha's writev to oha's receive (medians, µs):")
     for s, (label, _) in enumerate(plan):
@@ -111,17 +123,16 @@ def main():
 
     if mode == "direct":
         return
-    prefix = "tokio-rt" if mode == "capscope" else "relay"
-    requests = sum(1 for t, c, _, e, r in ev if c == "oha" and e == "raw_syscalls:sys_enter"
-                   and syscall(r, False)[0] in WRITES)
+    requests = max(1, sum(1 for t, c, _, e, r in ev if c == "oha" and e == "raw_syscalls:sys_enter"
+                          and syscall(r, False)[0] in WRITES))
     calls, switches = collections.Counter(), 0
     for t, comm, tid, event, rest in ev:
-        if event == "raw_syscalls:sys_enter" and (comm.startswith(prefix) or comm.startswith("capscope")):
+        if event == "raw_syscalls:sys_enter" and (comm.startswith(PROXY[mode][0]) or comm.startswith("capscope")):
             nr, _ = syscall(rest, False)
             calls[NAMES.get(nr, f"syscall {nr}")] += 1
         elif event == "sched:sched_switch":
             m = re.search(r"prev_comm=(.+?) prev_pid", rest)
-            if m and (m.group(1).startswith(prefix) or m.group(1).startswith("capscope")):
+            if m and (m.group(1).startswith(PROXY[mode][0]) or m.group(1).startswith("capscope")):
                 switches += 1
     print(f"the proxy's syscalls per request ({requests} requests in the window):")
     for name, n in calls.most_common():
