@@ -12,6 +12,7 @@
 //! is a pipe nobody reads, or a terminal scrolled back and paused) new lines are dropped and counted;
 //! the count is written as soon as the output moves again, and on exit.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -76,8 +77,7 @@ pub const LOG_BATCH_BYTES: usize = 64 * 1024;
 
 /// Appends the record's line (and its newline) to `batch`; nothing while the record is open.
 fn push_line(batch: &mut String, r: &Record) {
-    if let Some(line) = line(r) {
-        batch.push_str(&line);
+    if write_line(batch, r) {
         batch.push('\n');
     }
 }
@@ -314,90 +314,119 @@ pub fn finish_stdout(limit: Duration) {
 
 /// The line for a record; `None` while it is still open.
 pub fn line(r: &Record) -> Option<String> {
+    let mut out = String::new();
+    write_line(&mut out, r).then_some(out)
+}
+
+/// Appends the record's line (without a newline) to `out`, written straight into it: the log formats
+/// every finished record, and a `String` per field was most of its cost. `false`, and nothing
+/// written, while the record is open.
+fn write_line(out: &mut String, r: &Record) -> bool {
     if r.state == State::Open {
-        return None;
+        return false;
     }
-    let time = clock(r.started_us);
-    let client = r.client.as_deref().unwrap_or("-");
-    let took = r.timings.done_us.map(duration).unwrap_or_default();
-    let failed = match (&r.state, &r.error) {
-        (State::Failed, Some(e)) => format!(" FAILED: {e}"),
-        (State::Failed, None) => " FAILED".into(),
-        _ => String::new(),
-    };
-    let body = match r.kind {
+    write_clock(out, r.started_us);
+    out.push(' ');
+    out.push_str(r.client.as_deref().unwrap_or("-"));
+    out.push(' ');
+    match r.kind {
         Kind::Http | Kind::Login => {
             let (method, target) = match &r.request {
                 Some(req) => (req.method.as_str(), req.url.as_str()),
                 None => ("-", "-"),
             };
-            let target = match &r.cap {
-                Some(cap) => format!("[{cap}] {target}"),
-                None => target.to_owned(),
-            };
-            let status = r
-                .response
-                .as_ref()
-                .map_or_else(|| "-".into(), |resp| resp.status.to_string());
-            let size = r.response.as_ref().map_or(0, |resp| resp.body.size);
-            format!("{method} {target} {status} {} {took}", size_text(size))
+            out.push_str(method);
+            out.push(' ');
+            if let Some(cap) = &r.cap {
+                let _ = write!(out, "[{cap}] ");
+            }
+            out.push_str(target);
+            match &r.response {
+                Some(resp) => {
+                    let _ = write!(out, " {} ", resp.status);
+                }
+                None => out.push_str(" - "),
+            }
+            write_size(out, r.response.as_ref().map_or(0, |resp| resp.body.size));
+            out.push(' ');
+            write_took(out, r);
         }
         Kind::Event => {
-            let name = r.event.as_ref().map_or("-", |e| e.message.as_str());
-            format!("EVENT {name}")
+            out.push_str("EVENT ");
+            out.push_str(r.event.as_ref().map_or("-", |e| e.message.as_str()));
         }
         Kind::Tunnel => match &r.tunnel {
-            Some(t) => format!(
-                "TUNNEL {} up {} down {} {took}",
-                t.target,
-                size_text(t.bytes_up),
-                size_text(t.bytes_down)
-            ),
-            None => "TUNNEL".into(),
+            Some(t) => {
+                let _ = write!(out, "TUNNEL {} up ", t.target);
+                write_size(out, t.bytes_up);
+                out.push_str(" down ");
+                write_size(out, t.bytes_down);
+                out.push(' ');
+                write_took(out, r);
+            }
+            None => out.push_str("TUNNEL"),
         },
-        Kind::Error => "ERROR".into(),
-    };
-    let notes = if r.notes.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", r.notes.join("; "))
-    };
-    Some(format!("{time} {client} {body}{failed}{notes}"))
+        Kind::Error => out.push_str("ERROR"),
+    }
+    match (&r.state, &r.error) {
+        (State::Failed, Some(e)) => {
+            let _ = write!(out, " FAILED: {e}");
+        }
+        (State::Failed, None) => out.push_str(" FAILED"),
+        _ => {}
+    }
+    if let Some((first, rest)) = r.notes.split_first() {
+        out.push_str(" (");
+        out.push_str(first);
+        for note in rest {
+            out.push_str("; ");
+            out.push_str(note);
+        }
+        out.push(')');
+    }
+    true
 }
 
-fn clock(us: i64) -> String {
+fn write_clock(out: &mut String, us: i64) {
     match OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000) {
-        Ok(t) => format!(
-            "{:02}:{:02}:{:02}.{:03}",
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        ),
-        Err(_) => "--:--:--.---".into(),
+        Ok(t) => {
+            let _ = write!(
+                out,
+                "{:02}:{:02}:{:02}.{:03}",
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            );
+        }
+        Err(_) => out.push_str("--:--:--.---"),
     }
 }
 
-fn duration(us: u64) -> String {
-    if us < 1000 {
-        format!("{us}us")
+/// How long the exchange took (nothing when it has no end time).
+fn write_took(out: &mut String, r: &Record) {
+    let Some(us) = r.timings.done_us else {
+        return;
+    };
+    let _ = if us < 1000 {
+        write!(out, "{us}us")
     } else if us < 10_000_000 {
-        format!("{}ms", us / 1000)
+        write!(out, "{}ms", us / 1000)
     } else {
-        format!("{:.1}s", us as f64 / 1e6)
-    }
+        write!(out, "{:.1}s", us as f64 / 1e6)
+    };
 }
 
-fn size_text(bytes: u64) -> String {
+fn write_size(out: &mut String, bytes: u64) {
     const KIB: f64 = 1024.0;
     let b = bytes as f64;
-    if bytes < 1024 {
-        format!("{bytes}b")
+    let _ = if bytes < 1024 {
+        write!(out, "{bytes}b")
     } else if b < KIB * KIB {
-        format!("{:.1}k", b / KIB)
+        write!(out, "{:.1}k", b / KIB)
     } else {
-        format!("{:.1}M", b / KIB / KIB)
-    }
+        write!(out, "{:.1}M", b / KIB / KIB)
+    };
 }
 
 #[cfg(test)]
@@ -542,6 +571,42 @@ mod tests {
             line(&r).unwrap(),
             "01:01:01.500 127.0.0.1:5000 POST [EventQueueGet] https://sim.example:12043/cap/abc 200 2.0k 35ms"
         );
+    }
+
+    #[test]
+    fn missing_parts_events_errors_and_notes_keep_their_places() {
+        let mut r = Record::new(3, Kind::Login);
+        r.started_us = 59_999; // 00:00:00.059
+        r.state = State::Failed;
+        r.request = Some(Request {
+            method: "GET".into(),
+            url: "http://g/login".into(),
+            ..Request::default()
+        });
+        r.notes = vec!["a".into(), "b".into()];
+        assert_eq!(
+            line(&r).unwrap(),
+            "00:00:00.059 - GET http://g/login - 0b  FAILED (a; b)"
+        );
+        let mut e = Record::new(4, Kind::Event);
+        e.state = State::Done;
+        e.started_us = 0;
+        e.client = Some("c".into());
+        assert_eq!(line(&e).unwrap(), "00:00:00.000 c EVENT -");
+        let mut x = Record::new(5, Kind::Error);
+        x.state = State::Failed;
+        x.started_us = 0;
+        x.error = Some("garbage".into());
+        x.notes = vec!["n".into()];
+        assert_eq!(
+            line(&x).unwrap(),
+            "00:00:00.000 - ERROR FAILED: garbage (n)"
+        );
+        // The batch gets the same line and its newline; an open record adds nothing.
+        let mut batch = String::new();
+        push_line(&mut batch, &x);
+        push_line(&mut batch, &Record::new(6, Kind::Http));
+        assert_eq!(batch, format!("{}\n", line(&x).unwrap()));
     }
 
     #[test]

@@ -208,16 +208,16 @@ impl Inner {
         match head.via {
             Via::Direct => self.classify_direct(head),
             Via::Forward | Via::Tunnel { .. } => {
-                let url = head.uri.to_string();
                 let found = {
                     let mut reg = self.registry();
-                    let found = reg.lookup_url(&url);
+                    let found = reg.lookup_uri(&head.uri);
                     if let Some(f) = &found {
                         reg.touch(f.cap);
                     }
                     found
                 };
                 if let Some(found) = found {
+                    let url = head.uri.to_string();
                     return Target::Cap { found, url };
                 }
                 if self.looks_like_login(head) {

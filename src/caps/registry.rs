@@ -581,6 +581,18 @@ impl Registry {
         best.and_then(|(_, id)| self.found(id))
     }
 
+    /// [`Registry::lookup_url`] for a request's parsed URI, with the same answer. A request to a host
+    /// where no cap lives (most traffic through a plain proxy) is answered from the `host[:port]`
+    /// alone, without writing the URL out: this runs for every request, on the forwarding path.
+    pub fn lookup_uri(&self, uri: &Uri) -> Option<Found> {
+        if let Some(authority) = normalized_authority(uri) {
+            if !self.caps_by_authority.contains_key(authority.as_ref()) {
+                return None;
+            }
+        }
+        self.lookup_url(&uri.to_string())
+    }
+
     /// Whether any cap lives on this URL's `host[:port]` (a host capscope knows as the grid's).
     pub fn knows_host_of(&self, url: &str) -> bool {
         self.caps_by_authority
@@ -904,6 +916,39 @@ pub fn normalize_url(url: &str) -> String {
     format!("{scheme}://{host}{port}{pq}")
 }
 
+/// The `host[:port]` that [`normalize_url`] would give `uri` (lower-case host, no default port),
+/// borrowed from the URI when it is already written that way; `None` for a URI `normalize_url` keeps
+/// as it is (no scheme or no authority).
+fn normalized_authority(uri: &Uri) -> Option<std::borrow::Cow<'_, str>> {
+    let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+    let host = authority.host();
+    let default = match authority.port_u16() {
+        None => true,
+        Some(p) => {
+            (p == 80 && scheme.eq_ignore_ascii_case("http"))
+                || (p == 443 && scheme.eq_ignore_ascii_case("https"))
+        }
+    };
+    let lower = !host.bytes().any(|b| b.is_ascii_uppercase());
+    let text = authority.as_str();
+    if lower && default && text == host {
+        return Some(std::borrow::Cow::Borrowed(host));
+    }
+    if lower && !default && text.len() > host.len() && text.starts_with(host) {
+        // `host:port` exactly as the port is printed (no user info, no leading zeros).
+        let digits = text[host.len()..].strip_prefix(':').unwrap_or("");
+        let printed = !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
+        if printed && digits.parse::<u16>().ok() == authority.port_u16() {
+            return Some(std::borrow::Cow::Borrowed(text));
+        }
+    }
+    let host = host.to_ascii_lowercase();
+    Some(std::borrow::Cow::Owned(match authority.port_u16() {
+        Some(p) if !default => format!("{host}:{p}"),
+        _ => host,
+    }))
+}
+
 /// The `host[:port]` of a normalised URL (empty when it has none).
 fn authority_of(normalized: &str) -> &str {
     let after = normalized
@@ -986,6 +1031,42 @@ mod tests {
                     Some("127.0.0.1:9000 (1000, 1000)")
                 );
             }
+        }
+    }
+
+    #[test]
+    fn lookup_by_uri_agrees_with_lookup_by_url() {
+        let (mut reg, _) = opensim();
+        reg.grant("Sl", "https://sim.example/cap/abc", None, CapKind::Normal);
+        reg.grant("V6", "http://[::1]:9000/cap/v6", None, CapKind::Normal);
+        let cases = [
+            (EQ, Some("EventQueueGet")),
+            (
+                "HTTP://127.0.0.1:9000/CE/8a1c2b3d-aaaa-bbbb-cccc-ddddeeeeffff?q",
+                Some("EventQueueGet"),
+            ),
+            (
+                "http://127.0.0.1:09000/CE/8a1c2b3d-aaaa-bbbb-cccc-ddddeeeeffff",
+                Some("EventQueueGet"),
+            ),
+            (
+                "http://user@127.0.0.1:9000/CE/8a1c2b3d-aaaa-bbbb-cccc-ddddeeeeffff",
+                Some("EventQueueGet"),
+            ),
+            ("https://SIM.Example:443/cap/abc/x", Some("Sl")),
+            ("https://sim.example/cap/abc", Some("Sl")),
+            ("https://sim.example:8443/cap/abc", None),
+            ("http://sim.example/cap/abc", None),
+            ("http://[::1]:9000/cap/v6?x", Some("V6")),
+            ("http://127.0.0.1:9001/CE/8a1c2b3d", None),
+            ("https://elsewhere.example/", None),
+        ];
+        for (url, want) in cases {
+            let uri: Uri = url.parse().unwrap();
+            let by_url = reg.lookup_url(url).map(|f| f.name);
+            let by_uri = reg.lookup_uri(&uri).map(|f| f.name);
+            assert_eq!(by_uri, by_url, "{url}");
+            assert_eq!(by_uri.as_deref(), want, "{url}");
         }
     }
 

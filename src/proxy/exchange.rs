@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HOST};
+use http::uri::{Authority, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 
@@ -45,7 +46,13 @@ pub(crate) struct CtxInner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) life: Life,
     pub(crate) client: SocketAddr,
+    /// `client` as records write it, formatted once per connection.
+    client_text: String,
     origin: Origin,
+    /// In a tunnel: the scheme and the parsed authority every request's URL is built from, so that a
+    /// request costs no URL text and no parse (`None` when the authority does not parse: each request
+    /// then gets the error).
+    tunnel_base: Option<(Scheme, Authority)>,
     /// The connection's place under the connection limit (the listener's connections).
     pub(crate) slot: Option<Slot>,
 }
@@ -58,11 +65,19 @@ impl Ctx {
         origin: Origin,
         slot: Option<Slot>,
     ) -> Self {
+        let tunnel_base = match &origin {
+            Origin::Listener => None,
+            Origin::Tunnel { authority, tls } => Authority::try_from(authority.as_str())
+                .ok()
+                .map(|a| (if *tls { Scheme::HTTPS } else { Scheme::HTTP }, a)),
+        };
         Ctx(Arc::new(CtxInner {
             shared,
             life,
             client,
+            client_text: client.to_string(),
             origin,
+            tunnel_base,
             slot,
         }))
     }
@@ -165,11 +180,7 @@ fn target(ctx: &Ctx, req: &Request<Incoming>) -> Result<(Via, Uri), String> {
             (None, _) => Ok((Via::Direct, req.uri().clone())),
         },
         Origin::Tunnel { authority, tls } => {
-            let scheme = if *tls { "https" } else { "http" };
-            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            let uri = format!("{scheme}://{authority}{path}")
-                .parse()
-                .map_err(|e| format!("bad request target in the tunnel to {authority}: {e}"))?;
+            let uri = tunnel_target(ctx.tunnel_base.as_ref(), authority, *tls, req.uri())?;
             Ok((
                 Via::Tunnel {
                     authority: authority.clone(),
@@ -178,6 +189,33 @@ fn target(ctx: &Ctx, req: &Request<Incoming>) -> Result<(Via, Uri), String> {
             ))
         }
     }
+}
+
+/// The absolute URL of a request inside a tunnel to `authority`: built from the parts already parsed
+/// (`base`, the request's path) when it can be, else written out and parsed, which gives the error.
+fn tunnel_target(
+    base: Option<&(Scheme, Authority)>,
+    authority: &str,
+    tls: bool,
+    target: &Uri,
+) -> Result<Uri, String> {
+    let pq = target.path_and_query();
+    if let (Some((scheme, parsed)), Some(pq)) = (base, pq) {
+        if pq.as_str().starts_with('/') {
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(scheme.clone());
+            parts.authority = Some(parsed.clone());
+            parts.path_and_query = Some(pq.clone());
+            if let Ok(uri) = Uri::from_parts(parts) {
+                return Ok(uri);
+            }
+        }
+    }
+    let scheme = if tls { "https" } else { "http" };
+    let path = pq.map_or("/", |p| p.as_str());
+    format!("{scheme}://{authority}{path}")
+        .parse()
+        .map_err(|e| format!("bad request target in the tunnel to {authority}: {e}"))
 }
 
 /// Whether an absolute-form request names the proxy itself (a client whose login URI is capscope and
@@ -198,7 +236,7 @@ fn is_self(authority: &str, local: SocketAddr) -> bool {
 
 fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
     let mut r = Record::new(head.record_id, decision.kind);
-    r.client = Some(ctx.client.to_string());
+    r.client = Some(ctx.client_text.clone());
     // Routed elsewhere: the record's URL is where the request went, and it keeps what was asked.
     let (url, client_url) = match &decision.route {
         Route::To(u) => (u.to_string(), Some(head.uri.to_string())),
@@ -549,4 +587,46 @@ fn rewrite_blocking(
     };
     let rw = hook.rewrite_response(head, request_body, status, &headers, readable.clone());
     (rw, Some(readable), notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_urls_from_parsed_parts_equal_the_written_out_ones() {
+        let targets = [
+            "/",
+            "/a/b?c=d&e",
+            "/cap/x%20y",
+            "https://other.example/p?q",
+            "*",
+        ];
+        for (authority, tls) in [
+            ("sim.example:12043", true),
+            ("Sim.Example", false),
+            ("[::1]:443", true),
+            ("127.0.0.1:9000", false),
+        ] {
+            let base = Authority::try_from(authority)
+                .map(|a| (if tls { Scheme::HTTPS } else { Scheme::HTTP }, a))
+                .unwrap();
+            for target in targets {
+                let target: Uri = target.parse().unwrap();
+                let fast = tunnel_target(Some(&base), authority, tls, &target);
+                let written = tunnel_target(None, authority, tls, &target);
+                assert_eq!(fast, written, "{authority} {target}");
+                if let Ok(uri) = fast {
+                    assert_eq!(uri.to_string(), written.unwrap().to_string());
+                }
+            }
+        }
+        // An authority that does not parse fails every request the same way as before.
+        let target: Uri = "/x".parse().unwrap();
+        let err = tunnel_target(None, "bad host:1", true, &target).unwrap_err();
+        assert!(
+            err.contains("bad request target in the tunnel to bad host:1"),
+            "{err}"
+        );
+    }
 }

@@ -9,9 +9,11 @@ use http::{Response, StatusCode, Version};
 
 use crate::record::Header;
 
+/// How many names [`HOP_BY_HOP`] holds.
+const HOP_COUNT: usize = 8;
 /// Headers that concern one connection only, never forwarded (RFC 9110 section 7.6.1, plus
 /// `Proxy-Connection` and `Proxy-Authorization`, which are meant for the proxy).
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -23,19 +25,40 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 /// Removes the hop-by-hop headers, and any header the `Connection` header names.
+///
+/// This runs twice per exchange, on the forwarding path, and most messages carry only
+/// `Connection: keep-alive` of all this: one pass over the names finds what is there, only those are
+/// removed, and a `Connection` token that is itself hop-by-hop (or `close`) is not parsed into a name.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let hop = HOP_BY_HOP;
+    let mut present = [false; HOP_COUNT];
+    for name in headers.keys() {
+        if let Some(i) = hop.iter().position(|h| h == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| {
+            !token.eq_ignore_ascii_case("close")
+                && !hop.iter().any(|h| token.eq_ignore_ascii_case(h.as_str()))
+        })
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (name, there) in hop.iter().zip(present) {
+        if there {
+            headers.remove(name);
+        }
     }
 }
 
@@ -121,6 +144,39 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
+
+        // Several `Connection` lines, hop-by-hop and `close` tokens among the names, any case.
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("close"));
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static(" TE , Keep-Alive,x-bar,, X-Baz"),
+        );
+        for name in ["te", "keep-alive", "x-bar", "x-baz", "x-kept", "close"] {
+            h.insert(name, HeaderValue::from_static("1"));
+        }
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-kept", "close"]);
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_is_removed_and_others_are_left() {
+        for name in HOP_BY_HOP {
+            let mut h = HeaderMap::new();
+            h.insert(name.clone(), HeaderValue::from_static("x"));
+            h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            strip_hop_by_hop(&mut h);
+            assert!(!h.contains_key(&name), "{name} kept");
+            assert!(h.contains_key(header::ACCEPT), "{name}: accept lost");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("h"));
+        h.append("x-a", HeaderValue::from_static("1"));
+        h.append("x-a", HeaderValue::from_static("2"));
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
     }
 
     #[test]
