@@ -3,8 +3,8 @@
 //! [`Exchange`] holds the record of one request/response pair while it is in flight: the proxy fills in
 //! the heads as they pass, the taps add bounded copies of the bodies, and the record is published once
 //! when the exchange ends (response body finished, failed, or everything dropped because a side went
-//! away). [`ProxyBody`] is the one body type the proxy forwards in both directions; when tapped it clones
-//! each `Bytes` frame into the exchange up to the body limit and passes the frame straight on.
+//! away). [`ProxyBody`] is the one body type the proxy forwards in both directions; when tapped it copies
+//! each frame's bytes into the exchange up to the body limit and passes the frame straight on.
 //!
 //! This module owns the tap and record finalisation (including decoding `Content-Encoding` for the
 //! record, off the forwarding path). It must not decide routes or touch sockets.
@@ -15,12 +15,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::decode::{decode_limited, Coding, Stop};
 use crate::record::{self, Bus, Record, State};
+
+/// A body's copy keeps at most a quarter of its length as unused capacity; more is given back when the
+/// record is made (a shrink in place, not a copy).
+const SLACK_DIVISOR: usize = 4;
 
 /// Which body of an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +34,14 @@ pub(crate) enum Side {
 }
 
 /// The bounded copy of one body, as the tap saw it on the wire.
+///
+/// Each frame is copied into `data` as it passes, while its bytes are still in the cache: holding the
+/// frames themselves would keep the connection's read buffers (up to hyper's 400 KiB each) alive
+/// until the record is dropped, make hyper allocate a fresh buffer for every read meanwhile, and
+/// still need a copy later to make one body of them.
 #[derive(Debug, Default)]
 struct Capture {
-    chunks: Vec<Bytes>,
-    captured: usize,
+    data: Vec<u8>,
     size: u64,
     truncated: bool,
     /// The body's `Content-Encoding`, to undo for the record.
@@ -43,9 +51,9 @@ struct Capture {
 }
 
 impl Capture {
-    fn push(&mut self, data: &Bytes, limit: usize) {
+    fn push(&mut self, data: &[u8], limit: usize) {
         self.size += data.len() as u64;
-        let room = limit.saturating_sub(self.captured);
+        let room = limit.saturating_sub(self.data.len());
         if room == 0 {
             self.truncated |= !data.is_empty();
             return;
@@ -54,8 +62,25 @@ impl Capture {
         if take < data.len() {
             self.truncated = true;
         }
-        self.captured += take;
-        self.chunks.push(data.slice(..take));
+        self.data.extend_from_slice(&data[..take]);
+    }
+
+    /// Makes room for the `expected` bytes a body announced (its `Content-Length`), at most `limit`:
+    /// one allocation instead of growing by doubling. Only address space until bytes arrive.
+    fn expect(&mut self, expected: u64, limit: usize) {
+        let want = usize::try_from(expected).unwrap_or(usize::MAX).min(limit);
+        self.data
+            .reserve_exact(want.saturating_sub(self.data.len()));
+    }
+
+    /// The bytes copied, in an allocation of their own size (a body shorter than announced, or the
+    /// slack of growing, is given back rather than held by the record).
+    fn take_data(&mut self) -> Vec<u8> {
+        let mut data = std::mem::take(&mut self.data);
+        if data.capacity() - data.len() > data.len() / SLACK_DIVISOR {
+            data.shrink_to_fit();
+        }
+        data
     }
 
     /// Replaces the capture with a body seen whole.
@@ -69,10 +94,10 @@ impl Capture {
 
     /// The record's body: the wire bytes copied, with their `Content-Encoding` undone, at most `limit`
     /// bytes either way (marked truncated when the body was longer).
-    fn into_body(self, notes: &mut Vec<String>, side: Side, limit: usize) -> record::Body {
-        let wire = concat(self.chunks, self.captured);
+    fn into_body(mut self, notes: &mut Vec<String>, side: Side, limit: usize) -> record::Body {
+        let wire = self.take_data();
         let mut body = record::Body {
-            data: wire,
+            data: Bytes::from(wire),
             size: self.size,
             truncated: self.truncated,
             content_encoding: None,
@@ -128,17 +153,6 @@ impl Side {
             Side::Response => "response",
         }
     }
-}
-
-/// One owned copy of the captured chunks. Always a copy, even of a single chunk: a frame is a slice of
-/// the connection's read buffer, and a record that outlives the exchange must not keep that buffer
-/// alive.
-fn concat(chunks: Vec<Bytes>, len: usize) -> Bytes {
-    let mut out = BytesMut::with_capacity(len);
-    for c in chunks {
-        out.extend_from_slice(&c);
-    }
-    out.freeze()
 }
 
 /// Whether a `Content-Encoding` value is one the record decodes (the wire is never altered).
@@ -217,6 +231,12 @@ impl Exchange {
         self.lock().capture(side).push(data, limit);
     }
 
+    /// Tells the tap how long a body says it is, so its copy is allocated once.
+    fn expect(&self, side: Side, expected: u64) {
+        let limit = self.max_body;
+        self.lock().capture(side).expect(expected, limit);
+    }
+
     /// Publishes the final record: done, or failed with `error`. Later calls do nothing.
     pub(crate) fn finish(&self, error: Option<String>) {
         let taken = {
@@ -240,7 +260,7 @@ impl Exchange {
             }
             None => record.state = State::Done,
         }
-        let heavy = request.captured + response.captured > super::INLINE_BODY_LIMIT
+        let heavy = request.data.len() + response.data.len() > super::INLINE_BODY_LIMIT
             || request.encoding.is_some()
             || response.encoding.is_some();
         let bus = self.bus.clone();
@@ -417,6 +437,8 @@ impl ProxyBody {
                 tap.exchange.push(side, d);
             }
             tap.end(None);
+        } else if let Some(expected) = self.size_hint().exact() {
+            tap.exchange.expect(side, expected);
         }
         self.tap = Some(tap);
         self
@@ -599,6 +621,38 @@ mod tests {
         assert_eq!(body.data.len(), limit);
         assert!(body.truncated);
         assert_eq!(body.size, bomb.len() as u64);
+    }
+
+    /// The copy is the tap's own memory: it never shares (and so never keeps alive) the buffer a frame
+    /// was read into.
+    #[test]
+    fn the_copy_never_shares_the_frames_buffer() {
+        let buffer = Bytes::from(vec![3u8; 64 * 1024]);
+        let mut c = Capture::default();
+        c.push(&buffer.slice(100..200), 1024);
+        let body = c.into_body(&mut Vec::new(), Side::Response, 1024);
+        assert_eq!(&body.data[..], &[3u8; 100][..]);
+        let range = buffer.as_ptr_range();
+        assert!(!range.contains(&body.data.as_ptr()));
+    }
+
+    /// An announced length reserves the copy once, never past the body limit, and room a shorter body
+    /// did not use is given back before the record holds it.
+    #[test]
+    fn an_announced_length_is_reserved_up_to_the_limit_and_unused_room_is_given_back() {
+        let mut c = Capture::default();
+        c.expect(u64::MAX, 4096);
+        assert!(c.data.capacity() >= 4096 && c.data.capacity() < 8192);
+        c.push(&Bytes::from_static(b"short"), 4096);
+        let data = c.take_data();
+        assert_eq!(&data[..], b"short");
+        assert!(data.capacity() < 64, "{} bytes kept", data.capacity());
+
+        let mut c = Capture::default();
+        c.expect(1000, 4096);
+        c.push(&Bytes::from(vec![1u8; 1000]), 4096);
+        assert_eq!(c.size, 1000);
+        assert_eq!(c.take_data().len(), 1000);
     }
 
     #[test]
