@@ -26,8 +26,11 @@ use crate::record::{now_us, Received, Record, Subscriber};
 /// that a burst costs few syscalls.
 pub const MAX_BATCH: usize = 256;
 
-/// The zstd level used for `.zst` captures (fast; captures are mostly text and compress well anyway).
-pub const ZSTD_LEVEL: i32 = 3;
+/// The zstd level used for `.zst` captures. Level 1: a viewer's large bodies (textures, meshes) are
+/// already compressed, and level 3 spent about a quarter more CPU than level 1 failing to compress
+/// them (on the proxy's core); on capture text (record lines, LLSD) level 1 took half the CPU of
+/// level 3 for a file of about the same size (docs/performance.md, "zstd captures").
+pub const ZSTD_LEVEL: i32 = 1;
 
 /// The note on a record saved without its bodies because masking its secrets failed.
 pub const MASK_FAILED_NOTE: &str =
