@@ -33,7 +33,7 @@ const POOL_MIN_BUFFER: usize = 64 * 1024;
 const POOL_MAX_BUFFERS: usize = 16;
 /// The most bytes of buffers the pool keeps while they are not in use: memory capscope holds after a
 /// burst of large bodies, in exchange for not faulting fresh pages in for every one.
-const POOL_MAX_BYTES: usize = 16 * 1024 * 1024;
+const POOL_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// Buffers for copies of large bodies, given back when the last copy of a record's body is dropped
 /// (after the capture writer wrote it). A fresh buffer for every large body cost the proxy's core a
@@ -58,11 +58,19 @@ impl BufferPool {
         self.buffers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An empty buffer of at least `capacity` bytes, if the pool has one.
+    /// An empty buffer of at least `capacity` bytes, if the pool has one. When it has none, its
+    /// smallest buffer is let go: bodies have grown past what it holds, and idle buffers of the
+    /// wrong size would only add to the memory the larger ones need.
     fn take(&self, capacity: usize) -> Option<Vec<u8>> {
         let mut buffers = self.lock();
-        let i = buffers.iter().position(|b| b.capacity() >= capacity)?;
-        Some(buffers.swap_remove(i))
+        if let Some(i) = buffers.iter().position(|b| b.capacity() >= capacity) {
+            return Some(buffers.swap_remove(i));
+        }
+        let smallest = (0..buffers.len()).min_by_key(|&i| buffers[i].capacity());
+        if let Some(i) = smallest {
+            buffers.swap_remove(i);
+        }
+        None
     }
 
     /// Keeps `buffer` for reuse, unless the pool is full.
@@ -344,7 +352,10 @@ impl Exchange {
             }
             None => record.state = State::Done,
         }
-        let heavy = request.data.len() + response.data.len() > super::INLINE_BODY_LIMIT
+        // The copies are already whole (made as the frames passed): only undoing an encoding, or
+        // bounding a large rewritten body's original, is work for the blocking pool.
+        let original = |c: &Capture| c.original.as_ref().map_or(0, Bytes::len);
+        let heavy = original(&request) + original(&response) > super::INLINE_BODY_LIMIT
             || request.encoding.is_some()
             || response.encoding.is_some();
         let bus = self.bus.clone();
@@ -780,6 +791,10 @@ mod tests {
             .collect();
         drop(many);
         assert_eq!(TEST_POOL.lock().len(), POOL_MAX_BUFFERS);
+
+        // Bodies grew past every pooled buffer: each miss lets the smallest one go.
+        assert!(TEST_POOL.take(size * 2).is_none());
+        assert_eq!(TEST_POOL.lock().len(), POOL_MAX_BUFFERS - 1);
     }
 
     #[test]
