@@ -352,10 +352,12 @@ impl Exchange {
             }
             None => record.state = State::Done,
         }
-        // The copies are already whole (made as the frames passed): only undoing an encoding, or
-        // bounding a large rewritten body's original, is work for the blocking pool.
+        // Large bodies are published from the blocking pool, as when they were assembled here:
+        // publishing them inline measured no less CPU and, in some runs, twice the wall time.
         let original = |c: &Capture| c.original.as_ref().map_or(0, Bytes::len);
-        let heavy = original(&request) + original(&response) > super::INLINE_BODY_LIMIT
+        let bodies =
+            request.data.len() + response.data.len() + original(&request) + original(&response);
+        let heavy = bodies > super::INLINE_BODY_LIMIT
             || request.encoding.is_some()
             || response.encoding.is_some();
         let bus = self.bus.clone();
