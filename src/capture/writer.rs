@@ -26,8 +26,11 @@ use crate::record::{now_us, Received, Record, Subscriber};
 /// that a burst costs few syscalls.
 pub const MAX_BATCH: usize = 256;
 
-/// The zstd level used for `.zst` captures (fast; captures are mostly text and compress well anyway).
-pub const ZSTD_LEVEL: i32 = 3;
+/// The zstd level used for `.zst` captures. Level 1: a viewer's large bodies (textures, meshes) are
+/// already compressed, and level 3 spent about a quarter more CPU than level 1 failing to compress
+/// them (on the proxy's core); on capture text (record lines, LLSD) level 1 took half the CPU of
+/// level 3 for a file of about the same size (docs/performance.md, "zstd captures").
+pub const ZSTD_LEVEL: i32 = 1;
 
 /// The note on a record saved without its bodies because masking its secrets failed.
 pub const MASK_FAILED_NOTE: &str =
@@ -287,14 +290,17 @@ impl Writer {
         file.sync_all().map_err(err)
     }
 
-    /// Writes one batch from the stream and flushes. Returns (records written, records dropped).
-    fn write_batch(&mut self, batch: &[Received]) -> Result<(u64, u64), CaptureError> {
-        let (mut written, mut dropped) = (0, 0);
+    /// Writes one batch from the stream and flushes.
+    fn write_batch(&mut self, batch: &[Received]) -> Result<BatchCounts, CaptureError> {
+        let mut counts = BatchCounts::default();
         for item in batch {
             match item {
                 Received::Record(r) => {
                     if self.write_record(r)? {
-                        written += 1;
+                        counts.written += 1;
+                        if r.bodies_were_shed() {
+                            counts.shed += 1;
+                        }
                     }
                 }
                 Received::Lagged(n) => {
@@ -304,14 +310,28 @@ impl Writer {
                         "capture writer fell behind the record stream; records lost"
                     );
                     self.write_lag(*n)?;
-                    dropped += n;
+                    counts.dropped += n;
                 }
             }
         }
         self.flush()?;
-        Ok((written, dropped))
+        Ok(counts)
     }
 }
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, Copy)]
+struct BatchCounts {
+    written: u64,
+    dropped: u64,
+    /// Records written without their bodies because the record stream shed them.
+    shed: u64,
+}
+
+/// The least time between two warnings that records are being saved without their bodies: shedding
+/// goes on for as long as the disk is slower than the network, and one line per batch would flood
+/// the log.
+pub const SHED_WARNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a finished writer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,6 +341,9 @@ pub struct WriterStats {
     pub written: u64,
     /// Records the stream dropped because the writer fell behind.
     pub dropped: u64,
+    /// Records written without their bodies because the record stream's body budget was held by
+    /// records waiting for the writer (each says so in a note; [`crate::record::SHED_NOTE`]).
+    pub shed: u64,
 }
 
 /// A running writer task. The counters are live (for the UI and the log); [`WriterHandle::finish`]
@@ -332,6 +355,8 @@ pub struct WriterHandle {
     pub dropped: Arc<AtomicU64>,
     /// Records written and flushed.
     pub written: Arc<AtomicU64>,
+    /// Records written without their bodies because the record stream shed them ([`WriterStats::shed`]).
+    pub shed: Arc<AtomicU64>,
     /// Why the writer stopped early, set the moment it did (also logged as an error then).
     failure: Arc<OnceLock<String>>,
     path: PathBuf,
@@ -353,6 +378,11 @@ impl WriterHandle {
     /// Records lost so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records saved without their bodies so far ([`WriterStats::shed`]).
+    pub fn shed(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     /// Why the writer stopped before being asked to, if it did: from then on nothing is saved. A UI
@@ -380,6 +410,7 @@ impl WriterHandle {
 pub fn spawn_writer(writer: Writer, subscriber: Subscriber) -> WriterHandle {
     let dropped = Arc::new(AtomicU64::new(0));
     let written = Arc::new(AtomicU64::new(0));
+    let shed = Arc::new(AtomicU64::new(0));
     let failure = Arc::new(OnceLock::new());
     let (stop_tx, stop_rx) = oneshot::channel();
     let path = writer.path().to_path_buf();
@@ -389,11 +420,13 @@ pub fn spawn_writer(writer: Writer, subscriber: Subscriber) -> WriterHandle {
         stop_rx,
         Arc::clone(&dropped),
         Arc::clone(&written),
+        Arc::clone(&shed),
         Arc::clone(&failure),
     ));
     WriterHandle {
         dropped,
         written,
+        shed,
         failure,
         path,
         stop: Some(stop_tx),
@@ -407,10 +440,12 @@ async fn run(
     mut stop: oneshot::Receiver<()>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    shed: Arc<AtomicU64>,
     failure: Arc<OnceLock<String>>,
 ) -> Result<WriterStats, CaptureError> {
     let path = writer.path().to_path_buf();
     let mut stop_armed = true;
+    let mut shed_warning = ShedWarning::default();
     loop {
         let mut batch = Vec::new();
         let mut last = false;
@@ -460,9 +495,11 @@ async fn run(
             };
             writer = joined.0;
             match joined.1 {
-                Ok((w, d)) => {
-                    written.fetch_add(w, Ordering::Relaxed);
-                    dropped.fetch_add(d, Ordering::Relaxed);
+                Ok(counts) => {
+                    written.fetch_add(counts.written, Ordering::Relaxed);
+                    dropped.fetch_add(counts.dropped, Ordering::Relaxed);
+                    shed.fetch_add(counts.shed, Ordering::Relaxed);
+                    shed_warning.add(counts.shed, shed.load(Ordering::Relaxed), &path);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "capture writer stopped; the session is no longer saved");
@@ -482,7 +519,38 @@ async fn run(
         path,
         written: written.load(Ordering::Relaxed),
         dropped: dropped.load(Ordering::Relaxed),
+        shed: shed.load(Ordering::Relaxed),
     })
+}
+
+/// Warns that records are being saved without their bodies: at the first one, then at most once per
+/// [`SHED_WARNING_INTERVAL`] with the count since the last warning.
+#[derive(Debug, Default)]
+struct ShedWarning {
+    last: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl ShedWarning {
+    fn add(&mut self, shed: u64, total: u64, path: &Path) {
+        self.since += shed;
+        if self.since == 0
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < SHED_WARNING_INTERVAL)
+        {
+            return;
+        }
+        tracing::warn!(
+            records = self.since,
+            total,
+            path = %path.display(),
+            "records saved without their bodies: the capture writer fell behind the network and \
+             the record stream's body budget (--body-budget) was full"
+        );
+        self.last = Some(std::time::Instant::now());
+        self.since = 0;
+    }
 }
 
 /// The mode of a capture file on unix: owner only.
@@ -600,6 +668,28 @@ mod tests {
         assert_eq!(req.headers[0].value, "s=********");
         assert!(first.notes.iter().any(|n| n == MASK_FAILED_NOTE));
         assert_eq!(c.records[1].request.as_ref().unwrap().body.data, "plain");
+    }
+
+    /// Records the record stream published without their bodies (its budget was full) are saved
+    /// with their note and counted, so the end of a session can say how many.
+    #[tokio::test]
+    async fn records_saved_without_their_shed_bodies_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+        let bus = Bus::with_body_budget(64, 100);
+        let handle = spawn_writer(writer, bus.subscribe());
+        for id in 1..=3 {
+            // 60 bytes each: the first fits the budget, the next two do not while it waits.
+            bus.publish(record(id, &"b".repeat(60)));
+        }
+        let stats = handle.finish().await.unwrap();
+        assert_eq!((stats.written, stats.shed), (3, 2));
+        let c = crate::capture::Reader::open(&path).unwrap();
+        let shed: Vec<bool> = c.records.iter().map(Record::bodies_were_shed).collect();
+        assert_eq!(shed, [false, true, true]);
+        let body = &c.records[2].request.as_ref().unwrap().body;
+        assert!(body.data.is_empty() && body.truncated && body.size == 60);
     }
 
     /// A record whose bodies are larger than a capture record may hold is saved without them, with a

@@ -27,7 +27,7 @@ use crate::capture::writer::WriterHandle;
 use crate::capture::{self, Header, SaveOptions};
 use crate::filter::Filter;
 use crate::proxy::{self, Proxy, ProxyConfig, ProxyHandle};
-use crate::record::Bus;
+use crate::record::{self, Bus};
 use crate::{headless, paths};
 
 /// How long, after the proxy stopped, the log gets to print the last records.
@@ -137,6 +137,17 @@ pub struct ProxyArgs {
     )]
     pub max_body: usize,
 
+    /// How many bytes of bodies finished records may hold while the capture writer (or the UI) has
+    /// not taken them yet; past it, records are saved without their bodies, counted and noted, so a
+    /// disk slower than the network never slows the viewer [default: 8 x --max-body, at least 16M]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        value_parser = parse_size,
+        env = "CAPSCOPE_BODY_BUDGET",
+    )]
+    pub body_budget: Option<usize>,
+
     /// Also trust the CA certificates in this PEM file for upstream servers (repeatable; the
     /// environment variable names one file).
     #[arg(long, value_name = "FILE", env = "CAPSCOPE_UPSTREAM_CA")]
@@ -219,6 +230,13 @@ pub struct ProxyArgs {
 }
 
 impl ProxyArgs {
+    /// The record stream's body budget: `--body-budget`, else [`record::body_budget_for`] the body
+    /// limit.
+    pub fn body_budget(&self) -> usize {
+        self.body_budget
+            .unwrap_or_else(|| record::body_budget_for(self.max_body))
+    }
+
     /// The engine's configuration, with the upstream CA files read.
     pub fn config(&self) -> anyhow::Result<ProxyConfig> {
         let mut upstream_roots = Vec::new();
@@ -383,7 +401,10 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .with_context(|| format!("cannot read the address bound for {}", config.listen))?;
-    let bus = Arc::new(Bus::default());
+    let bus = Arc::new(Bus::with_body_budget(
+        record::DEFAULT_BUS_CAPACITY,
+        args.proxy.body_budget(),
+    ));
     let caps = CapsHook::new(mode, proxy_base(addr), bus.clone());
 
     let log_filter = filter.clone();
@@ -450,11 +471,11 @@ pub async fn serve(
     if let (Some(writer), Some(path)) = (handle, capture_path) {
         match writer.finish().await {
             // Losing records is worth a warning even under -q.
-            Ok(stats) if stats.dropped > 0 => tracing::warn!(
-                "capture saved: {} ({} records; {} lost because the writer fell behind)",
+            Ok(stats) if stats.dropped > 0 || stats.shed > 0 => tracing::warn!(
+                "capture saved: {} ({} records{})",
                 path.display(),
                 stats.written,
-                stats.dropped
+                losses(&stats, bus.body_budget())
             ),
             Ok(stats) => out::note(format_args!(
                 "capture saved: {} ({} records)",
@@ -477,6 +498,27 @@ pub async fn serve(
         let _ = tokio::time::timeout(LOG_DRAIN, log).await;
     }
     Ok(())
+}
+
+/// What a capture lost, for the line that says it was saved: "; N lost ...; M saved without their
+/// bodies ...".
+fn losses(stats: &capture::WriterStats, body_budget: usize) -> String {
+    let mut text = String::new();
+    if stats.dropped > 0 {
+        text.push_str(&format!(
+            "; {} lost because the writer fell behind",
+            stats.dropped
+        ));
+    }
+    if stats.shed > 0 {
+        text.push_str(&format!(
+            "; {} saved without their bodies because the writer fell behind and the record \
+             stream's body budget of {} MiB was full (--body-budget)",
+            stats.shed,
+            body_budget >> 20
+        ));
+    }
+    text
 }
 
 /// The base of every URL capscope mints: the bound address, with a wildcard address replaced by
@@ -525,6 +567,33 @@ fn shutdown_signal() -> impl Future<Output = ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["capscope", "run"].iter().chain(args)).unwrap();
+        match cli.command {
+            crate::cli::Command::Run(run) => run,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The record stream's body budget is eight bodies at `--max-body` unless `--body-budget` says.
+    #[test]
+    fn the_body_budget_follows_max_body_unless_given() {
+        assert_eq!(run_args(&[]).proxy.body_budget(), 32 << 20);
+        assert_eq!(
+            run_args(&["--max-body", "16M"]).proxy.body_budget(),
+            128 << 20
+        );
+        assert_eq!(
+            run_args(&["--max-body", "64k"]).proxy.body_budget(),
+            record::MIN_BODY_BUDGET
+        );
+        assert_eq!(
+            run_args(&["--body-budget", "1G"]).proxy.body_budget(),
+            1 << 30
+        );
+    }
 
     #[test]
     fn sizes_take_binary_suffixes() {

@@ -24,9 +24,35 @@ use tokio::sync::broadcast;
 /// How many records the stream holds for a subscriber that has not caught up yet.
 pub const DEFAULT_BUS_CAPACITY: usize = 16 * 1024;
 
+/// How many bodies at the body limit (`--max-body`) the record stream holds by default for a
+/// consumer that has not read them yet ([`body_budget_for`]). A consumer that keeps up (the capture
+/// writer on a disk faster than the network) holds a few records at a time, far below it; one that
+/// falls behind for longer than a burst fills any budget, and a larger one then only saves the
+/// bodies of a burst that fits in it, at that cost in memory (docs/performance.md, "When the
+/// capture's disk is slower than the network").
+pub const BODY_BUDGET_PER_BODY_LIMIT: usize = 8;
+
+/// The smallest default body budget, whatever the body limit: room for a burst of small bodies.
+pub const MIN_BODY_BUDGET: usize = 16 * 1024 * 1024;
+
+/// The record stream's default body budget for a body limit of `max_body` bytes:
+/// [`BODY_BUDGET_PER_BODY_LIMIT`] bodies at the limit, at least [`MIN_BODY_BUDGET`].
+pub const fn body_budget_for(max_body: usize) -> usize {
+    let budget = max_body.saturating_mul(BODY_BUDGET_PER_BODY_LIMIT);
+    if budget < MIN_BODY_BUDGET {
+        MIN_BODY_BUDGET
+    } else {
+        budget
+    }
+}
+
 /// How many bytes of tapped bodies published records may hold at once (while a slow subscriber has
-/// not read them yet). Past it, new records are published without their bodies, and say so.
-pub const DEFAULT_BODY_BUDGET: usize = 256 * 1024 * 1024;
+/// not read them yet), for the default body limit of 4 MiB: 32 MiB. Past it, new records are
+/// published without their bodies, and say so ([`SHED_NOTE`]).
+pub const DEFAULT_BODY_BUDGET: usize = body_budget_for(4 * 1024 * 1024);
+
+/// How the note on a record published without its bodies begins ([`Bus::publish`]).
+pub const SHED_NOTE: &str = "bodies not kept";
 
 /// What a record describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +309,11 @@ impl Record {
         self.notes.push(why.to_owned());
     }
 
+    /// Whether the record stream published this record without its bodies ([`SHED_NOTE`]).
+    pub fn bodies_were_shed(&self) -> bool {
+        self.notes.iter().any(|n| n.starts_with(SHED_NOTE))
+    }
+
     /// A copy that holds nothing against the [`Bus`]'s body budget. A consumer that keeps history
     /// (the UI's store) keeps this copy and accounts for its bodies itself, so the history never
     /// makes the capture writer lose bodies.
@@ -347,6 +378,11 @@ impl Bus {
         }
     }
 
+    /// The most body bytes published records may hold at once.
+    pub fn body_budget(&self) -> usize {
+        self.budget
+    }
+
     /// Body bytes that published records hold right now.
     pub fn body_bytes_held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
@@ -379,9 +415,11 @@ impl Bus {
                 self.shed.fetch_add(1, Ordering::Relaxed);
                 r.charge = None;
                 r.shed_bodies(&format!(
-                    "bodies not kept: {} MiB of earlier records were still waiting for a slow \
-                     consumer (capture writer or UI)",
-                    held >> 20
+                    "{SHED_NOTE}: earlier records still waiting for a slow consumer (capture \
+                     writer or UI) held {} MiB of bodies, the record stream's budget is {} MiB \
+                     (--body-budget)",
+                    held >> 20,
+                    self.budget >> 20
                 ));
             } else {
                 r.charge = Some(Arc::new(Charge {
@@ -595,6 +633,50 @@ mod tests {
             bus.body_bytes_held()
         );
         assert_eq!(bus.bodies_shed(), 3);
+    }
+
+    /// The default budget follows the body limit: a consumer that stalls costs at most eight bodies
+    /// at the limit (32 MiB with the default 4 MiB) before records are published without bodies,
+    /// where it used to hold 256 MiB whatever the limit.
+    #[test]
+    fn a_stalled_subscriber_holds_at_most_eight_bodies_at_the_limit() {
+        const MIB: usize = 1024 * 1024;
+        assert_eq!(DEFAULT_BODY_BUDGET, 32 * MIB);
+        assert_eq!(body_budget_for(64 * MIB), 512 * MIB);
+        assert_eq!(body_budget_for(64 * 1024), MIN_BODY_BUDGET);
+        assert_eq!(body_budget_for(usize::MAX), usize::MAX);
+
+        let max_body = 4 * MIB;
+        let bus = Bus::with_body_budget(64, body_budget_for(max_body));
+        let _stalled = bus.subscribe();
+        // One buffer shared by every record: the accounting counts each record's bodies.
+        let body = Bytes::from(vec![5u8; max_body]);
+        for id in 1..=20 {
+            let mut r = with_body(id, 0);
+            r.response.as_mut().unwrap().body = Body::whole(body.clone());
+            bus.publish(r);
+        }
+        assert_eq!(bus.body_bytes_held(), 8 * max_body);
+        assert_eq!(bus.bodies_shed(), 12);
+    }
+
+    #[test]
+    fn a_shed_record_says_so() {
+        let bus = Bus::with_body_budget(64, 10);
+        let mut sub = bus.subscribe();
+        bus.publish(with_body(1, 5));
+        bus.publish(with_body(2, 20));
+        let mut got = Vec::new();
+        while let Some(Received::Record(r)) = sub.try_recv() {
+            got.push(r);
+        }
+        assert!(!got[0].bodies_were_shed());
+        assert!(got[1].bodies_were_shed(), "{:?}", got[1].notes);
+        assert!(
+            got[1].notes[0].contains("--body-budget"),
+            "{:?}",
+            got[1].notes
+        );
     }
 
     #[test]
