@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::build::{BinaryWriter, Build, StackTree};
+use super::build::{walk, Build, StackTree};
 use super::error::{snippet, Error, ErrorKind};
 use super::reader::{header_len, Reader};
 use super::text;
@@ -27,14 +27,9 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
     decode(bytes, &mut StackTree::default())
 }
 
-/// Reads `bytes` as [`from_slice`] does and writes the value to `out` as binary LLSD without the
-/// header, without building the tree. Same checks, same errors; on an error `out` holds a partial
-/// value the caller discards.
-pub(crate) fn transcode_to_binary(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-    decode(bytes, &mut BinaryWriter { out })
-}
-
-fn decode<B: Build>(bytes: &[u8], b: &mut B) -> Result<B::Node, Error> {
+/// Reads `bytes` as [`from_slice`] does, giving what it reads to `b` (the tree, or a writer of
+/// another format: `llsd::transcode`).
+pub(crate) fn decode<B: Build>(bytes: &[u8], b: &mut B) -> Result<B::Node, Error> {
     let mut r = Reader::new(bytes);
     r.advance(header_len(bytes, b"llsd/notation").unwrap_or(0));
     r.skip_ws();
@@ -58,65 +53,159 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
 
 /// Appends the notation form of a value to `out`.
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Undef => out.push(b'!'),
-        Value::Boolean(true) => out.extend_from_slice(b"true"),
-        Value::Boolean(false) => out.extend_from_slice(b"false"),
-        Value::Integer(i) => {
-            out.push(b'i');
-            text::push_integer(out, *i);
+    walk(value, &mut NotationWriter::new(out));
+}
+
+/// Writes notation for what it is given: from a tree ([`write_value`]) or as a decoder reads another
+/// body (`llsd::transcode`), so both write the same bytes for the same value. The reference's
+/// compact form: items and map entries separated by `,`, nothing else between tokens.
+pub(crate) struct NotationWriter<'o> {
+    out: &'o mut Vec<u8>,
+    /// A value inside the current array or map was just finished: the next item needs a comma.
+    comma: bool,
+}
+
+impl<'o> NotationWriter<'o> {
+    pub(crate) fn new(out: &'o mut Vec<u8>) -> Self {
+        Self { out, comma: false }
+    }
+
+    /// Starts a value (in an array, after a comma when it is not the first).
+    #[inline]
+    fn value(&mut self) -> &mut Vec<u8> {
+        if self.comma {
+            self.out.push(b',');
+            self.comma = false;
         }
-        Value::Real(r) => {
-            out.push(b'r');
-            text::push_real(out, *r);
-        }
-        Value::Uuid(u) => {
-            out.push(b'u');
-            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
-        }
-        Value::String(s) => write_quoted(out, b'\'', s.as_bytes()),
-        Value::Uri(s) => {
-            out.push(b'l');
-            write_quoted(out, b'"', s.as_bytes());
-        }
-        Value::Date(d) => {
-            out.extend_from_slice(b"d\"");
-            text::push_date(out, d.0);
-            out.push(b'"');
-        }
-        Value::Binary(b) => {
-            use base64::Engine as _;
-            out.extend_from_slice(b"b64\"");
-            let start = out.len();
-            out.resize(start + b.len().div_ceil(3) * 4, 0);
-            // The buffer was sized for the padded encoding just above, so this cannot fail.
-            let n = text::BASE64.encode_slice(b, &mut out[start..]).unwrap_or(0);
-            out.truncate(start + n);
-            out.push(b'"');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Map(map) => {
-            out.push(b'{');
-            for (i, (k, v)) in map.0.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_quoted(out, b'\'', k.as_bytes());
-                out.push(b':');
-                write_value(out, v);
-            }
-            out.push(b'}');
-        }
+        self.out
+    }
+
+    /// Ends a value: what comes next in the same container is another item.
+    #[inline]
+    fn done(&mut self) {
+        self.comma = true;
+    }
+
+    #[inline]
+    fn scalar(&mut self, bytes: &[u8]) {
+        self.value().extend_from_slice(bytes);
+        self.done();
+    }
+}
+
+impl Build for NotationWriter<'_> {
+    type Node = ();
+    type Array = ();
+    type Map = ();
+    type Key = ();
+
+    #[inline]
+    fn undef(&mut self) {
+        self.scalar(b"!");
+    }
+
+    #[inline]
+    fn boolean(&mut self, b: bool) {
+        self.scalar(if b { b"true" } else { b"false" });
+    }
+
+    #[inline]
+    fn integer(&mut self, i: i32) {
+        let out = self.value();
+        out.push(b'i');
+        text::push_integer(out, i);
+        self.done();
+    }
+
+    #[inline]
+    fn real(&mut self, r: f64) {
+        let out = self.value();
+        out.push(b'r');
+        text::push_real(out, r);
+        self.done();
+    }
+
+    #[inline]
+    fn uuid(&mut self, u: uuid::Uuid) {
+        let out = self.value();
+        out.push(b'u');
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+        self.done();
+    }
+
+    #[inline]
+    fn date(&mut self, secs: f64) {
+        let out = self.value();
+        out.extend_from_slice(b"d\"");
+        text::push_date(out, secs);
+        out.push(b'"');
+        self.done();
+    }
+
+    #[inline]
+    fn string(&mut self, s: Cow<'_, str>) {
+        write_quoted(self.value(), b'\'', s.as_bytes());
+        self.done();
+    }
+
+    #[inline]
+    fn uri(&mut self, s: Cow<'_, str>) {
+        let out = self.value();
+        out.push(b'l');
+        write_quoted(out, b'"', s.as_bytes());
+        self.done();
+    }
+
+    #[inline]
+    fn binary(&mut self, b: Cow<'_, [u8]>) {
+        use base64::Engine as _;
+        let out = self.value();
+        out.extend_from_slice(b"b64\"");
+        let start = out.len();
+        out.resize(start + b.len().div_ceil(3) * 4, 0);
+        // The buffer was sized for the padded encoding just above, so this cannot fail.
+        let n = text::BASE64
+            .encode_slice(&b, &mut out[start..])
+            .unwrap_or(0);
+        out.truncate(start + n);
+        out.push(b'"');
+        self.done();
+    }
+
+    #[inline]
+    fn array_begin(&mut self, _capacity: usize) {
+        self.value().push(b'[');
+    }
+
+    #[inline]
+    fn array_push(&mut self, (): &mut (), (): ()) {}
+
+    #[inline]
+    fn array_end(&mut self, (): ()) {
+        self.out.push(b']');
+        self.done();
+    }
+
+    #[inline]
+    fn map_begin(&mut self, _capacity: usize) {
+        self.value().push(b'{');
+    }
+
+    #[inline]
+    fn map_key(&mut self, (): &mut (), key: Cow<'_, str>) {
+        let out = self.value();
+        write_quoted(out, b'\'', key.as_bytes());
+        out.push(b':');
+    }
+
+    #[inline]
+    fn map_insert(&mut self, (): &mut (), (): (), (): ()) {}
+
+    #[inline]
+    fn map_end(&mut self, (): ()) {
+        self.out.push(b'}');
+        self.done();
     }
 }
 
