@@ -173,8 +173,8 @@ pub fn prefer_huge_pages() {}
 fn output_guess(len: usize, from: Format, to: Format) -> usize {
     let factor = match (from, to) {
         (Format::Binary | Format::Notation, Format::Xml) => 3,
-        (Format::Xml, _) => 1,
-        _ => 2,
+        (Format::Binary, Format::Notation) => 2,
+        _ => 1,
     };
     len.saturating_mul(factor).saturating_add(64)
 }
