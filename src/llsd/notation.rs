@@ -58,154 +58,136 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 
 /// Writes notation for what it is given: from a tree ([`write_value`]) or as a decoder reads another
 /// body (`llsd::transcode`), so both write the same bytes for the same value. The reference's
-/// compact form: items and map entries separated by `,`, nothing else between tokens.
+/// compact form: items and map entries separated by `,`, nothing else between tokens. The comma is
+/// written after each item and the last one taken back when the container closes (a builder hears
+/// of an item only once it is written).
 pub(crate) struct NotationWriter<'o> {
     out: &'o mut Vec<u8>,
-    /// A value inside the current array or map was just finished: the next item needs a comma.
-    comma: bool,
 }
 
 impl<'o> NotationWriter<'o> {
     pub(crate) fn new(out: &'o mut Vec<u8>) -> Self {
-        Self { out, comma: false }
+        Self { out }
     }
 
-    /// Starts a value (in an array, after a comma when it is not the first).
+    /// Closes an array or map that has items (`any`): the comma after its last item goes.
     #[inline]
-    fn value(&mut self) -> &mut Vec<u8> {
-        if self.comma {
-            self.out.push(b',');
-            self.comma = false;
+    fn close(&mut self, any: bool, tag: u8) {
+        if any {
+            self.out.pop();
         }
-        self.out
-    }
-
-    /// Ends a value: what comes next in the same container is another item.
-    #[inline]
-    fn done(&mut self) {
-        self.comma = true;
-    }
-
-    #[inline]
-    fn scalar(&mut self, bytes: &[u8]) {
-        self.value().extend_from_slice(bytes);
-        self.done();
+        self.out.push(tag);
     }
 }
 
 impl Build for NotationWriter<'_> {
     type Node = ();
-    type Array = ();
-    type Map = ();
+    /// Whether the array or map has items yet.
+    type Array = bool;
+    type Map = bool;
     type Key = ();
 
     #[inline]
     fn undef(&mut self) {
-        self.scalar(b"!");
+        self.out.push(b'!');
     }
 
     #[inline]
     fn boolean(&mut self, b: bool) {
-        self.scalar(if b { b"true" } else { b"false" });
+        self.out
+            .extend_from_slice(if b { b"true" } else { b"false" });
     }
 
     #[inline]
     fn integer(&mut self, i: i32) {
-        let out = self.value();
-        out.push(b'i');
-        text::push_integer(out, i);
-        self.done();
+        self.out.push(b'i');
+        text::push_integer(self.out, i);
     }
 
     #[inline]
     fn real(&mut self, r: f64) {
-        let out = self.value();
-        out.push(b'r');
-        text::push_real(out, r);
-        self.done();
+        self.out.push(b'r');
+        text::push_real(self.out, r);
     }
 
     #[inline]
     fn uuid(&mut self, u: uuid::Uuid) {
-        let out = self.value();
-        out.push(b'u');
+        self.out.push(b'u');
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
-        self.done();
+        self.out
+            .extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
     }
 
     #[inline]
     fn date(&mut self, secs: f64) {
-        let out = self.value();
-        out.extend_from_slice(b"d\"");
-        text::push_date(out, secs);
-        out.push(b'"');
-        self.done();
+        self.out.extend_from_slice(b"d\"");
+        text::push_date(self.out, secs);
+        self.out.push(b'"');
     }
 
     #[inline]
     fn string(&mut self, s: Cow<'_, str>) {
-        write_quoted(self.value(), b'\'', s.as_bytes());
-        self.done();
+        write_quoted(self.out, b'\'', s.as_bytes());
     }
 
     #[inline]
     fn uri(&mut self, s: Cow<'_, str>) {
-        let out = self.value();
-        out.push(b'l');
-        write_quoted(out, b'"', s.as_bytes());
-        self.done();
+        self.out.push(b'l');
+        write_quoted(self.out, b'"', s.as_bytes());
     }
 
     #[inline]
     fn binary(&mut self, b: Cow<'_, [u8]>) {
         use base64::Engine as _;
-        let out = self.value();
-        out.extend_from_slice(b"b64\"");
-        let start = out.len();
-        out.resize(start + b.len().div_ceil(3) * 4, 0);
+        self.out.extend_from_slice(b"b64\"");
+        let start = self.out.len();
+        self.out.resize(start + b.len().div_ceil(3) * 4, 0);
         // The buffer was sized for the padded encoding just above, so this cannot fail.
         let n = text::BASE64
-            .encode_slice(&b, &mut out[start..])
+            .encode_slice(&b, &mut self.out[start..])
             .unwrap_or(0);
-        out.truncate(start + n);
-        out.push(b'"');
-        self.done();
+        self.out.truncate(start + n);
+        self.out.push(b'"');
     }
 
     #[inline]
-    fn array_begin(&mut self, _capacity: usize) {
-        self.value().push(b'[');
+    fn array_begin(&mut self, _capacity: usize) -> bool {
+        self.out.push(b'[');
+        false
     }
 
     #[inline]
-    fn array_push(&mut self, (): &mut (), (): ()) {}
-
-    #[inline]
-    fn array_end(&mut self, (): ()) {
-        self.out.push(b']');
-        self.done();
+    fn array_push(&mut self, any: &mut bool, (): ()) {
+        self.out.push(b',');
+        *any = true;
     }
 
     #[inline]
-    fn map_begin(&mut self, _capacity: usize) {
-        self.value().push(b'{');
+    fn array_end(&mut self, any: bool) {
+        self.close(any, b']');
     }
 
     #[inline]
-    fn map_key(&mut self, (): &mut (), key: Cow<'_, str>) {
-        let out = self.value();
-        write_quoted(out, b'\'', key.as_bytes());
-        out.push(b':');
+    fn map_begin(&mut self, _capacity: usize) -> bool {
+        self.out.push(b'{');
+        false
     }
 
     #[inline]
-    fn map_insert(&mut self, (): &mut (), (): (), (): ()) {}
+    fn map_key(&mut self, _any: &mut bool, key: Cow<'_, str>) {
+        write_quoted(self.out, b'\'', key.as_bytes());
+        self.out.push(b':');
+    }
 
     #[inline]
-    fn map_end(&mut self, (): ()) {
-        self.out.push(b'}');
-        self.done();
+    fn map_insert(&mut self, any: &mut bool, (): (), (): ()) {
+        self.out.push(b',');
+        *any = true;
+    }
+
+    #[inline]
+    fn map_end(&mut self, any: bool) {
+        self.close(any, b'}');
     }
 }
 
