@@ -2,7 +2,8 @@
 //! 5,000 items in 50 folders (about 6 MB as XML, 2.9 MB binary, 3.4 MB notation).
 //!
 //! Decoding is timed without dropping the decoded value (criterion's `iter_with_large_drop`).
-//! `transcode_to_binary` is decoding straight to binary LLSD, as `capscope decode --to binary` does.
+//! `transcode_to_binary` and `transcode_to_xml` decode straight to binary LLSD or XML without the
+//! tree, as `capscope decode --to binary` and `--to xml` do.
 //!
 //! Run: `cargo bench --bench llsd -- --measurement-time 3 --warm-up-time 1`
 
@@ -149,6 +150,20 @@ fn bench(c: &mut Criterion) {
                     let mut out = Vec::with_capacity(binary.len());
                     llsd::transcode_to_binary(black_box(bytes), format, &mut out).unwrap();
                     assert_eq!(out.len(), binary.len());
+                    out
+                })
+            },
+        );
+        // What `capscope decode --to xml` does (and, with another output, `--to notation`).
+        let xml = llsd::to_vec(&value, Format::Xml);
+        group.bench_with_input(
+            BenchmarkId::new("transcode_to_xml", bytes.len()),
+            &bytes,
+            |b, bytes| {
+                b.iter_with_large_drop(|| {
+                    let mut out = Vec::with_capacity(xml.len());
+                    llsd::transcode(black_box(bytes), format, Format::Xml, &mut out).unwrap();
+                    assert_eq!(out.len(), xml.len());
                     out
                 })
             },

@@ -3,7 +3,8 @@
 
 Builds a FetchInventoryDescendents2 response with 50,000 items (500 folders of 100, the shape of
 benches/llsd.rs) in XML, binary and notation with the reference implementation, then times, for each
-format, the whole process that reads the file, decodes it and writes it as binary LLSD:
+format, the whole process that reads the file, decodes it and writes it as binary LLSD (or as
+`--to xml` / `--to notation`):
 
     capscope decode FILE --to binary > /dev/null
     python3 -c 'llsd.format_binary(llsd.parse(open(FILE,"rb").read()))'
@@ -12,6 +13,7 @@ Each side is run REPEAT times; the figure kept is the best CPU time (user + sys)
 steadier than wall time on a busy machine. Needs `pip install llsd==1.2.4` and a release build.
 
 Run: python3 benches/llsd_vs_reference.py [--capscope target/release/capscope] [--repeat 5] [--items 50000]
+                                          [--to binary|xml|notation] [--baseline OLDER_CAPSCOPE]
 """
 
 import argparse
@@ -28,7 +30,7 @@ import llsd
 PY_DECODE = (
     "import llsd,sys\n"
     "data=open(sys.argv[1],'rb').read()\n"
-    "out=llsd.format_binary(llsd.parse(data))\n"
+    "out=getattr(llsd,'format_'+sys.argv[2])(llsd.parse(data))\n"
     "sys.stdout.buffer.write(out)\n"
 )
 
@@ -105,6 +107,10 @@ def main():
     ap.add_argument("--capscope", default="target/release/capscope")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--items", type=int, default=50_000)
+    ap.add_argument("--to", choices=["binary", "xml", "notation"], default="binary",
+                    help="the format both sides write (default binary)")
+    ap.add_argument("--baseline", metavar="CAPSCOPE",
+                    help="another capscope binary (an older build) timed in the same run")
     args = ap.parse_args()
     value = inventory(args.items)
     encoders = {
@@ -112,18 +118,27 @@ def main():
         "binary": llsd.format_binary,
         "notation": llsd.format_notation,
     }
-    print(f"llsd {getattr(llsd, '__version__', '?')}, {args.items} items, best of {args.repeat} (CPU s)")
-    print(f"{'format':9} {'size':>9} {'reference':>10} {'capscope':>9} {'ratio':>7} {'capscope MB/s':>14}")
+    print(f"llsd {getattr(llsd, '__version__', '?')}, {args.items} items, to {args.to}, "
+          f"best of {args.repeat} (CPU s)")
+    base_head = f" {'baseline':>9} {'speed-up':>8}" if args.baseline else ""
+    print(f"{'format':9} {'size':>9} {'reference':>10} {'capscope':>9} {'ratio':>7} {'capscope MB/s':>14}"
+          + base_head)
     with tempfile.TemporaryDirectory() as tmp:
         for name, encode in encoders.items():
             path = os.path.join(tmp, f"inventory.{name}")
             data = encode(value)
             with open(path, "wb") as f:
                 f.write(data)
-            ref = min(cpu_of([sys.executable, "-c", PY_DECODE, path]) for _ in range(args.repeat))
-            ours = min(cpu_of([args.capscope, "decode", path, "--to", "binary"]) for _ in range(args.repeat))
+            ref = min(cpu_of([sys.executable, "-c", PY_DECODE, path, args.to]) for _ in range(args.repeat))
+            ours = min(cpu_of([args.capscope, "decode", path, "--to", args.to]) for _ in range(args.repeat))
+            base = ""
+            if args.baseline:
+                theirs = min(cpu_of([args.baseline, "decode", path, "--to", args.to])
+                             for _ in range(args.repeat))
+                base = f" {theirs:8.3f}s {theirs / ours:7.2f}x"
             mb = len(data) / 1e6
-            print(f"{name:9} {mb:7.1f}MB {ref:9.3f}s {ours:8.3f}s {ref / ours:6.1f}x {mb / ours:13.0f}")
+            print(f"{name:9} {mb:7.1f}MB {ref:9.3f}s {ours:8.3f}s {ref / ours:6.1f}x {mb / ours:13.0f}"
+                  + base)
 
 
 if __name__ == "__main__":

@@ -297,24 +297,41 @@ fn max_depth_fits_a_small_stack() {
 
 // ---- transcoding without the tree ----------------------------------------------------------
 
-/// `transcode_to_binary` must give exactly what decoding to the tree and writing binary gives:
+/// `transcode` must give exactly what decoding to the tree and writing it gives, to every format:
 /// the same bytes for a body that decodes, the same error (kind and offset) for one that does not,
 /// and `out` untouched on an error.
 fn assert_transcode_matches_tree(label: &str, bytes: &[u8], format: Format) {
-    let tree = llsd::from_slice_as(bytes, format).map(|v| llsd::to_vec(&v, Format::Binary));
-    let mut out = b"kept".to_vec();
-    let direct = llsd::transcode_to_binary(bytes, format, &mut out);
-    match (tree, direct) {
-        (Ok(expected), Ok(())) => {
-            assert_eq!(&out[..4], b"kept", "{label} ({format})");
-            assert!(out[4..] == expected[..], "{label} ({format}): bytes differ");
+    let tree = llsd::from_slice_as(bytes, format);
+    for to in Format::ALL {
+        let mut out = b"kept".to_vec();
+        let direct = llsd::transcode(bytes, format, to, &mut out);
+        match (&tree, direct) {
+            (Ok(value), Ok(())) => {
+                assert_eq!(&out[..4], b"kept", "{label} ({format} to {to})");
+                let expected = llsd::to_vec(value, to);
+                assert!(
+                    out[4..] == expected[..],
+                    "{label} ({format} to {to}): bytes differ"
+                );
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a, &b, "{label} ({format} to {to})");
+                assert_eq!(
+                    out, b"kept",
+                    "{label} ({format} to {to}): output left on error"
+                );
+            }
+            (a, b) => panic!("{label} ({format} to {to}): tree {a:?}, transcode {b:?}"),
         }
-        (Err(a), Err(b)) => {
-            assert_eq!(a, b, "{label} ({format})");
-            assert_eq!(out, b"kept", "{label} ({format}): output left on error");
-        }
-        (a, b) => panic!("{label} ({format}): tree {a:?}, transcode {b:?}"),
     }
+    // The binary shorthand is the same call.
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    assert_eq!(
+        llsd::transcode_to_binary(bytes, format, &mut a),
+        llsd::transcode(bytes, format, Format::Binary, &mut b)
+    );
+    assert_eq!(a, b, "{label} ({format})");
 }
 
 /// Every input the suite knows of, in every format: the curated vectors (and every truncation of
@@ -366,9 +383,15 @@ fn transcoding_keeps_the_depth_limit() {
         let mut binary = b"[\0\0\0\x01".repeat(n - 1);
         binary.extend_from_slice(b"[\0\0\0\0]");
         binary.extend(std::iter::repeat_n(b']', n - 1));
+        let xml = format!(
+            "<llsd>{}{}</llsd>",
+            "<array>".repeat(n),
+            "</array>".repeat(n)
+        );
         for (format, bytes) in [
             (Format::Notation, notation.into_bytes()),
             (Format::Binary, binary),
+            (Format::Xml, xml.into_bytes()),
         ] {
             let mut out = Vec::new();
             let got = llsd::transcode_to_binary(&bytes, format, &mut out);
@@ -397,8 +420,10 @@ proptest! {
         // everything (a date of -0.0 reads back as 0.0).
         for format in [Format::Binary, Format::Notation] {
             let bytes = llsd::to_vec(&v, format);
-            let mut out = Vec::new();
-            prop_assert!(llsd::transcode_to_binary(&bytes, format, &mut out).is_ok());
+            for to in Format::ALL {
+                let mut out = Vec::new();
+                prop_assert!(llsd::transcode(&bytes, format, to, &mut out).is_ok());
+            }
             assert_transcode_matches_tree("random value", &bytes, format);
         }
     }

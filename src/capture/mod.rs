@@ -13,6 +13,7 @@
 //! slows a producer. It knows nothing of how records are produced.
 
 pub mod har;
+mod line;
 pub mod reader;
 pub mod secrets;
 pub mod writer;

@@ -18,9 +18,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value as Json;
 
 use bytes::Bytes;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
 
+use super::line::{self, RawLens};
 use super::{
     CaptureError, Header, LagMarker, Line, FORMAT_NAME, FORMAT_VERSION, MAX_RAW_BYTES,
     RAW_BODIES_SINCE,
@@ -67,97 +66,6 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 fn v1_to_v2_header(mut header: Json) -> Result<Json, String> {
     header["format_version"] = Json::from(2);
     Ok(header)
-}
-
-/// How many body slots a record line has: `data` and `original` of the request, the response and
-/// the event, in the order their raw bytes follow the line ([`super::raw_parts`]).
-const RAW_SLOTS: usize = 6;
-
-/// The raw body lengths a record line declares, by slot.
-type RawLens = [u64; RAW_SLOTS];
-
-/// Just the `{"raw": LEN}` markers of a line (everything else is skipped unread), by slot.
-#[derive(Deserialize)]
-struct Markers {
-    #[serde(default)]
-    record: Option<MarkerRecord>,
-}
-
-#[derive(Deserialize)]
-struct MarkerRecord {
-    #[serde(default)]
-    request: Option<MarkerSide>,
-    #[serde(default)]
-    response: Option<MarkerSide>,
-    #[serde(default)]
-    event: Option<MarkerSide>,
-}
-
-#[derive(Deserialize)]
-struct MarkerSide {
-    body: MarkerBody,
-}
-
-#[derive(Deserialize)]
-struct MarkerBody {
-    data: RawLen,
-    #[serde(default)]
-    original: Option<RawLen>,
-}
-
-/// A body's raw length: `LEN` for `{"raw": LEN}`, 0 for a body written in the line.
-struct RawLen(u64);
-
-impl<'de> Deserialize<'de> for RawLen {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawLen;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a body")
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<RawLen, E> {
-                Ok(RawLen(0))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<RawLen, E> {
-                Ok(RawLen(0))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawLen, A::Error> {
-                let mut len = 0;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key == crate::record::RAW_KEY {
-                        len = map.next_value::<u64>()?;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(RawLen(len))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// The raw body lengths `line` declares, by slot (all 0 for a line without markers).
-fn raw_lens(line: &[u8]) -> Result<RawLens, String> {
-    let mut lens = [0; RAW_SLOTS];
-    if memchr::memmem::find(line, b"\"raw\"").is_none() {
-        return Ok(lens);
-    }
-    let parsed: Markers = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let Some(record) = parsed.record else {
-        return Ok(lens);
-    };
-    for (i, side) in [record.request, record.response, record.event]
-        .into_iter()
-        .enumerate()
-    {
-        if let Some(side) = side {
-            lens[2 * i] = side.body.data.0;
-            lens[2 * i + 1] = side.body.original.map_or(0, |o| o.0);
-        }
-    }
-    Ok(lens)
 }
 
 /// Puts the raw bytes that followed a line into the record's bodies (`raw` holds them back to back,
@@ -507,22 +415,14 @@ impl Records {
         }
     }
 
-    /// The line in `buf`, and the raw body lengths it declares.
+    /// The line in `buf`, and the raw body lengths it declares (one pass over the line).
     fn parse(&self) -> Result<(Line, RawLens), String> {
-        let lens = raw_lens(&self.buf)?;
-        if self.file_version < RAW_BODIES_SINCE && lens.iter().any(|l| *l > 0) {
-            return Err(format!(
-                "a body written as {{\"raw\": LEN}} in a version {} capture (only version \
-                 {RAW_BODIES_SINCE} and later write them)",
-                self.file_version
-            ));
-        }
         let as_is = MIGRATIONS
             .iter()
             .filter(|m| m.from >= self.file_version)
             .all(|m| m.line.is_none());
-        let line = if as_is {
-            serde_json::from_slice(&self.buf).map_err(|e| e.to_string())?
+        let (line, lens) = if as_is {
+            line::read_line(&self.buf).map_err(|e| e.to_string())?
         } else {
             let mut json: Json = serde_json::from_slice(&self.buf).map_err(|e| e.to_string())?;
             for m in MIGRATIONS.iter().filter(|m| m.from >= self.file_version) {
@@ -532,8 +432,15 @@ impl Records {
                     })?;
                 }
             }
-            serde_json::from_value(json).map_err(|e| e.to_string())?
+            line::read_json(json).map_err(|e| e.to_string())?
         };
+        if self.file_version < RAW_BODIES_SINCE && lens.iter().any(|l| *l > 0) {
+            return Err(format!(
+                "a body written as {{\"raw\": LEN}} in a version {} capture (only version \
+                 {RAW_BODIES_SINCE} and later write them)",
+                self.file_version
+            ));
+        }
         Ok((line, lens))
     }
 

@@ -58,11 +58,10 @@ impl Sink {
     }
 }
 
-/// A line as written (borrows the record; the reader's [`super::Line`] owns it).
+/// A line other than a record's, as written (a record's line is [`super::line::write_record`]'s).
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
-enum LineRef<'a> {
-    Record(&'a Record),
+enum LineRef {
     Lagged(LagMarker),
 }
 
@@ -178,7 +177,7 @@ impl Writer {
         r.map_err(|e| self.write_err(e))
     }
 
-    fn put_line(&mut self, line: &LineRef<'_>) -> Result<(), CaptureError> {
+    fn put_line(&mut self, line: &LineRef) -> Result<(), CaptureError> {
         let mut buf = std::mem::take(&mut self.line);
         buf.clear();
         let r = serde_json::to_writer(&mut buf, line);
@@ -232,10 +231,7 @@ impl Writer {
     fn put_record(&mut self, record: &Record, buf: &mut Vec<u8>) -> Result<(), CaptureError> {
         let raw: usize = super::raw_parts(record).map(|b| b.len()).sum();
         buf.clear();
-        crate::record::with_raw_bodies(|| {
-            serde_json::to_writer(&mut *buf, &LineRef::Record(record))
-        })
-        .map_err(|e| self.write_err(e.into()))?;
+        super::line::write_record(buf, record).map_err(|e| self.write_err(e.into()))?;
         if (raw > self.max_raw || buf.len() > self.max_line) && record.body_bytes() > 0 {
             tracing::warn!(
                 id = record.id,

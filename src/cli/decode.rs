@@ -74,38 +74,42 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         FromFormat::Binary => Format::Binary,
         FromFormat::Notation => Format::Notation,
     };
-    if args.to == ToFormat::Binary {
-        // Written as it is read, without the tree (the same decoder, checks and errors: see
-        // `llsd::transcode_to_binary`).
-        let mut out = Vec::with_capacity(bytes.len().saturating_add(64));
-        llsd::transcode_to_binary(&bytes, format, &mut out)
-            .with_context(|| format!("decoding {name} as LLSD {format}"))?;
-        return write_stdout(&out);
-    }
-    let value = llsd::from_slice_as(&bytes, format)
-        .with_context(|| format!("decoding {name} as LLSD {format}"))?;
-
-    let out = match args.to {
-        ToFormat::Pretty => {
-            let mut s = llsd::pretty(&value);
-            s.push('\n');
-            s.into_bytes()
+    let wire = match args.to {
+        ToFormat::Xml => Format::Xml,
+        ToFormat::Binary => Format::Binary,
+        ToFormat::Notation => Format::Notation,
+        ToFormat::Pretty | ToFormat::TypedJson => {
+            return write_view(&bytes, format, args.to == ToFormat::TypedJson, &name)
         }
-        ToFormat::TypedJson => {
-            let mut s = serde_json::to_string_pretty(&llsd::typed_json::to_json(&value))
-                .context("writing typed JSON")?;
-            s.push('\n');
-            s.into_bytes()
-        }
-        ToFormat::Xml => with_newline(encode(&value, Format::Xml, bytes)),
-        ToFormat::Notation => with_newline(encode(&value, Format::Notation, bytes)),
-        ToFormat::Binary => encode(&value, Format::Binary, bytes),
     };
+    // A wire format is written as the body is read, without the tree (the same decoder, checks and
+    // errors, the same writer: see `llsd::transcode`).
+    let mut out = Vec::with_capacity(output_guess(bytes.len(), format, wire));
+    llsd::transcode(&bytes, format, wire, &mut out)
+        .with_context(|| format!("decoding {name} as LLSD {format}"))?;
+    // Text formats end with a newline so a terminal prompt starts on its own line (decoders skip it).
+    if wire != Format::Binary {
+        out.push(b'\n');
+    }
+    write_stdout(&out)
+}
+
+/// The pretty view or typed JSON of a body: these need the tree.
+fn write_view(bytes: &[u8], format: Format, json: bool, name: &str) -> anyhow::Result<ExitCode> {
+    let value = llsd::from_slice_as(bytes, format)
+        .with_context(|| format!("decoding {name} as LLSD {format}"))?;
+    let mut out = if json {
+        serde_json::to_string_pretty(&llsd::typed_json::to_json(&value))
+            .context("writing typed JSON")?
+    } else {
+        llsd::pretty(&value)
+    };
+    out.push('\n');
     // The process ends right after this: giving a tree of millions of nodes back to the allocator
     // one by one would cost more than decoding it took (a large inventory body is about 1.5 M
     // allocations). The operating system takes the whole heap back at exit.
     std::mem::forget(value);
-    write_stdout(&out)
+    write_stdout(out.as_bytes())
 }
 
 fn write_stdout(out: &[u8]) -> anyhow::Result<ExitCode> {
@@ -162,19 +166,15 @@ pub fn prefer_huge_pages() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn prefer_huge_pages() {}
 
-/// Encodes into the buffer the input was read into: the decoded tree owns its data, so those bytes
-/// are no longer needed, and their memory is already faulted in. Writing a large body into fresh
-/// memory instead cost the kernel about as much as decoding it (a 31 MB binary body: 31 MB of pages
-/// zeroed on first touch); bodies keep roughly their size across formats, and a larger output grows
-/// the buffer in place.
-fn encode(value: &llsd::Value, format: Format, mut buffer: Vec<u8>) -> Vec<u8> {
-    buffer.clear();
-    llsd::write_to(value, format, &mut buffer);
-    buffer
-}
-
-/// Text formats end with a newline so a terminal prompt starts on its own line (decoders skip it).
-fn with_newline(mut bytes: Vec<u8>) -> Vec<u8> {
-    bytes.push(b'\n');
-    bytes
+/// How much to reserve for the output of a body of `len` bytes in `from`, written in `to`: enough for
+/// an inventory-like body (XML is about twice binary or notation), so that a large output is not
+/// grown through a chain of copies. Reserved memory that is never written costs nothing (its pages
+/// are never touched); a larger output still grows the buffer.
+fn output_guess(len: usize, from: Format, to: Format) -> usize {
+    let factor = match (from, to) {
+        (Format::Binary | Format::Notation, Format::Xml) => 3,
+        (Format::Binary, Format::Notation) => 2,
+        _ => 1,
+    };
+    len.saturating_mul(factor).saturating_add(64)
 }

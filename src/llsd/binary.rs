@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::build::{owned_scalars, BinaryWriter, Build};
+use super::build::{owned_scalars, Build};
 use super::error::{Error, ErrorKind, Found};
 use super::notation::read_delimited;
 use super::reader::{header_len, Reader};
@@ -31,14 +31,9 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
     decode(bytes, &mut Tree)
 }
 
-/// Reads `bytes` as [`from_slice`] does and writes the value to `out` as binary LLSD without the
-/// header, without building the tree. Same checks, same errors; on an error `out` holds a partial
-/// value the caller discards.
-pub(crate) fn transcode(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-    decode(bytes, &mut BinaryWriter { out })
-}
-
-fn decode<B: Build>(bytes: &[u8], b: &mut B) -> Result<B::Node, Error> {
+/// Reads `bytes` as [`from_slice`] does, giving what it reads to `b` (the tree, or a writer of
+/// another format: `llsd::transcode`).
+pub(crate) fn decode<B: Build>(bytes: &[u8], b: &mut B) -> Result<B::Node, Error> {
     let mut r = Reader::new(bytes);
     r.advance(header_len(bytes, b"llsd/binary").unwrap_or(0));
     if r.at_end() {

@@ -1,12 +1,15 @@
-//! What the LLSD decoders build as they read.
+//! What the LLSD decoders build as they read, and the walk that feeds a tree to the same builders.
 //!
 //! The decoders are generic over [`Build`]: the owned tree ([`Value`]: [`StackTree`] for notation
-//! and XML, binary's own builder that reserves from the counts it reads) and [`BinaryWriter`], which writes binary LLSD as the input is read
-//! (`llsd::transcode_to_binary`). Every check on the input (lengths, depth, UTF-8, counts, the
-//! errors and their offsets) is in the decoders, so a transcoded body is accepted or refused exactly
-//! as the tree decoder would accept or refuse it.
+//! and XML, binary's own builder that reserves from the counts it reads), and a writer per wire
+//! format ([`BinaryWriter`] here, `xml::XmlWriter`, `notation::NotationWriter`), which writes that
+//! format as the input is read (`llsd::transcode`). Every check on the input (lengths, depth, UTF-8,
+//! counts, the errors and their offsets) is in the decoders, so a transcoded body is accepted or
+//! refused exactly as the tree decoder would accept or refuse it. The XML and notation encoders of a
+//! tree are [`walk`] over those same writers, so a tree and a transcoded body are written by one
+//! piece of code.
 //!
-//! Owns the builder interface and the binary writer for it; no parsing.
+//! Owns the builder interface, the tree walk and the binary writer for it; no parsing.
 
 use std::borrow::Cow;
 
@@ -259,5 +262,38 @@ impl Build for BinaryWriter<'_> {
     #[inline]
     fn map_end(&mut self, map: Open) {
         self.close(map, b'}');
+    }
+}
+
+/// Gives a tree to a builder in the order a decoder reading it would: what a writer of a wire format
+/// writes for the tree is then what it writes while transcoding a body that decodes to it.
+pub(crate) fn walk<B: Build>(value: &Value, b: &mut B) -> B::Node {
+    match value {
+        Value::Undef => b.undef(),
+        Value::Boolean(v) => b.boolean(*v),
+        Value::Integer(i) => b.integer(*i),
+        Value::Real(r) => b.real(*r),
+        Value::Uuid(u) => b.uuid(*u),
+        Value::Date(d) => b.date(d.0),
+        Value::String(s) => b.string(Cow::Borrowed(s)),
+        Value::Uri(s) => b.uri(Cow::Borrowed(s)),
+        Value::Binary(d) => b.binary(Cow::Borrowed(d)),
+        Value::Array(items) => {
+            let mut array = b.array_begin(items.len());
+            for item in items {
+                let node = walk(item, b);
+                b.array_push(&mut array, node);
+            }
+            b.array_end(array)
+        }
+        Value::Map(map) => {
+            let mut open = b.map_begin(map.0.len());
+            for (k, v) in &map.0 {
+                let key = b.map_key(&mut open, Cow::Borrowed(k.as_str()));
+                let node = walk(v, b);
+                b.map_insert(&mut open, key, node);
+            }
+            b.map_end(open)
+        }
     }
 }

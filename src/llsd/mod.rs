@@ -115,26 +115,48 @@ pub fn from_slice_as(bytes: &[u8], format: Format) -> Result<Value, Error> {
     }
 }
 
-/// Decodes a body in the given format and appends it to `out` as binary LLSD, header included:
-/// the bytes `to_vec(&from_slice_as(bytes, format)?, Format::Binary)` returns, and the same error
-/// for a body that does not decode.
+/// Decodes a body in the format `from` and appends it to `out` in the format `to`: the bytes
+/// [`write_to`]`(&from_slice_as(bytes, from)?, to, out)` appends (header and XML declaration
+/// included, as [`to_vec`] writes them), and the same error for a body that does not decode.
 ///
 /// The body is written as it is read, without building the tree: for a large body, allocating,
 /// filling and walking millions of tree nodes costs more than reading the input does. The decoder
-/// is the same code as [`from_slice_as`] (generic over what it builds), so every check and limit
-/// applies alike. On an error `out` is left as it was.
-pub fn transcode_to_binary(bytes: &[u8], format: Format, out: &mut Vec<u8>) -> Result<(), Error> {
+/// is the same code as [`from_slice_as`] (generic over what it builds), and the writer the same code
+/// as [`write_to`]'s, so every check and limit applies alike and the bytes are the same. On an error
+/// `out` is left as it was.
+pub fn transcode(bytes: &[u8], from: Format, to: Format, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = out.len();
-    out.extend_from_slice(binary::HEADER);
-    let done = match format {
-        Format::Binary => binary::transcode(bytes, out),
-        Format::Notation => notation::transcode_to_binary(bytes, out),
-        Format::Xml => xml::transcode_to_binary(bytes, out),
+    let done = match to {
+        Format::Binary => {
+            out.extend_from_slice(binary::HEADER);
+            decode_into(bytes, from, build::BinaryWriter { out })
+        }
+        Format::Xml => {
+            out.extend_from_slice(xml::PROLOGUE);
+            let done = decode_into(bytes, from, xml::XmlWriter { out });
+            out.extend_from_slice(xml::EPILOGUE);
+            done
+        }
+        Format::Notation => decode_into(bytes, from, notation::NotationWriter::new(out)),
     };
     if done.is_err() {
         out.truncate(start);
     }
     done
+}
+
+/// [`transcode`] to binary LLSD.
+pub fn transcode_to_binary(bytes: &[u8], format: Format, out: &mut Vec<u8>) -> Result<(), Error> {
+    transcode(bytes, format, Format::Binary, out)
+}
+
+/// Runs the decoder of `format` with the builder `b`.
+fn decode_into<B: build::Build>(bytes: &[u8], format: Format, mut b: B) -> Result<B::Node, Error> {
+    match format {
+        Format::Xml => xml::decode(bytes, b),
+        Format::Binary => binary::decode(bytes, &mut b),
+        Format::Notation => notation::decode(bytes, &mut b),
+    }
 }
 
 /// Encodes a value: XML and binary with their header, notation without (as the reference does).

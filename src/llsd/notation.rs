@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::build::{BinaryWriter, Build, StackTree};
+use super::build::{walk, Build, StackTree};
 use super::error::{snippet, Error, ErrorKind};
 use super::reader::{header_len, Reader};
 use super::text;
@@ -27,14 +27,9 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
     decode(bytes, &mut StackTree::default())
 }
 
-/// Reads `bytes` as [`from_slice`] does and writes the value to `out` as binary LLSD without the
-/// header, without building the tree. Same checks, same errors; on an error `out` holds a partial
-/// value the caller discards.
-pub(crate) fn transcode_to_binary(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-    decode(bytes, &mut BinaryWriter { out })
-}
-
-fn decode<B: Build>(bytes: &[u8], b: &mut B) -> Result<B::Node, Error> {
+/// Reads `bytes` as [`from_slice`] does, giving what it reads to `b` (the tree, or a writer of
+/// another format: `llsd::transcode`).
+pub(crate) fn decode<B: Build>(bytes: &[u8], b: &mut B) -> Result<B::Node, Error> {
     let mut r = Reader::new(bytes);
     r.advance(header_len(bytes, b"llsd/notation").unwrap_or(0));
     r.skip_ws();
@@ -58,65 +53,141 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
 
 /// Appends the notation form of a value to `out`.
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Undef => out.push(b'!'),
-        Value::Boolean(true) => out.extend_from_slice(b"true"),
-        Value::Boolean(false) => out.extend_from_slice(b"false"),
-        Value::Integer(i) => {
-            out.push(b'i');
-            text::push_integer(out, *i);
+    walk(value, &mut NotationWriter::new(out));
+}
+
+/// Writes notation for what it is given: from a tree ([`write_value`]) or as a decoder reads another
+/// body (`llsd::transcode`), so both write the same bytes for the same value. The reference's
+/// compact form: items and map entries separated by `,`, nothing else between tokens. The comma is
+/// written after each item and the last one taken back when the container closes (a builder hears
+/// of an item only once it is written).
+pub(crate) struct NotationWriter<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'o> NotationWriter<'o> {
+    pub(crate) fn new(out: &'o mut Vec<u8>) -> Self {
+        Self { out }
+    }
+
+    /// Closes an array or map that has items (`any`): the comma after its last item goes.
+    #[inline]
+    fn close(&mut self, any: bool, tag: u8) {
+        if any {
+            self.out.pop();
         }
-        Value::Real(r) => {
-            out.push(b'r');
-            text::push_real(out, *r);
-        }
-        Value::Uuid(u) => {
-            out.push(b'u');
-            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
-        }
-        Value::String(s) => write_quoted(out, b'\'', s.as_bytes()),
-        Value::Uri(s) => {
-            out.push(b'l');
-            write_quoted(out, b'"', s.as_bytes());
-        }
-        Value::Date(d) => {
-            out.extend_from_slice(b"d\"");
-            text::push_date(out, d.0);
-            out.push(b'"');
-        }
-        Value::Binary(b) => {
-            use base64::Engine as _;
-            out.extend_from_slice(b"b64\"");
-            let start = out.len();
-            out.resize(start + b.len().div_ceil(3) * 4, 0);
-            // The buffer was sized for the padded encoding just above, so this cannot fail.
-            let n = text::BASE64.encode_slice(b, &mut out[start..]).unwrap_or(0);
-            out.truncate(start + n);
-            out.push(b'"');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Map(map) => {
-            out.push(b'{');
-            for (i, (k, v)) in map.0.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_quoted(out, b'\'', k.as_bytes());
-                out.push(b':');
-                write_value(out, v);
-            }
-            out.push(b'}');
-        }
+        self.out.push(tag);
+    }
+}
+
+impl Build for NotationWriter<'_> {
+    type Node = ();
+    /// Whether the array or map has items yet.
+    type Array = bool;
+    type Map = bool;
+    type Key = ();
+
+    #[inline]
+    fn undef(&mut self) {
+        self.out.push(b'!');
+    }
+
+    #[inline]
+    fn boolean(&mut self, b: bool) {
+        self.out
+            .extend_from_slice(if b { b"true" } else { b"false" });
+    }
+
+    #[inline]
+    fn integer(&mut self, i: i32) {
+        self.out.push(b'i');
+        text::push_integer(self.out, i);
+    }
+
+    #[inline]
+    fn real(&mut self, r: f64) {
+        self.out.push(b'r');
+        text::push_real(self.out, r);
+    }
+
+    #[inline]
+    fn uuid(&mut self, u: uuid::Uuid) {
+        self.out.push(b'u');
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        self.out
+            .extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+    }
+
+    #[inline]
+    fn date(&mut self, secs: f64) {
+        self.out.extend_from_slice(b"d\"");
+        text::push_date(self.out, secs);
+        self.out.push(b'"');
+    }
+
+    #[inline]
+    fn string(&mut self, s: Cow<'_, str>) {
+        write_quoted(self.out, b'\'', s.as_bytes());
+    }
+
+    #[inline]
+    fn uri(&mut self, s: Cow<'_, str>) {
+        self.out.push(b'l');
+        write_quoted(self.out, b'"', s.as_bytes());
+    }
+
+    #[inline]
+    fn binary(&mut self, b: Cow<'_, [u8]>) {
+        use base64::Engine as _;
+        self.out.extend_from_slice(b"b64\"");
+        let start = self.out.len();
+        self.out.resize(start + b.len().div_ceil(3) * 4, 0);
+        // The buffer was sized for the padded encoding just above, so this cannot fail.
+        let n = text::BASE64
+            .encode_slice(&b, &mut self.out[start..])
+            .unwrap_or(0);
+        self.out.truncate(start + n);
+        self.out.push(b'"');
+    }
+
+    #[inline]
+    fn array_begin(&mut self, _capacity: usize) -> bool {
+        self.out.push(b'[');
+        false
+    }
+
+    #[inline]
+    fn array_push(&mut self, any: &mut bool, (): ()) {
+        self.out.push(b',');
+        *any = true;
+    }
+
+    #[inline]
+    fn array_end(&mut self, any: bool) {
+        self.close(any, b']');
+    }
+
+    #[inline]
+    fn map_begin(&mut self, _capacity: usize) -> bool {
+        self.out.push(b'{');
+        false
+    }
+
+    #[inline]
+    fn map_key(&mut self, _any: &mut bool, key: Cow<'_, str>) {
+        write_quoted(self.out, b'\'', key.as_bytes());
+        self.out.push(b':');
+    }
+
+    #[inline]
+    fn map_insert(&mut self, any: &mut bool, (): (), (): ()) {
+        self.out.push(b',');
+        *any = true;
+    }
+
+    #[inline]
+    fn map_end(&mut self, any: bool) {
+        self.close(any, b'}');
     }
 }
 

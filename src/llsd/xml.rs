@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event};
 
-use super::build::{BinaryWriter, Build, StackTree};
+use super::build::{walk, Build, StackTree};
 use super::error::{snippet, Error, ErrorKind};
 use super::reader::header_len;
 use super::text;
@@ -29,14 +29,9 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, Error> {
     decode(bytes, StackTree::default())
 }
 
-/// Reads `bytes` as [`from_slice`] does and writes the value to `out` as binary LLSD without the
-/// header, without building the tree. Same checks, same errors; on an error `out` holds a partial
-/// value the caller discards.
-pub(crate) fn transcode_to_binary(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-    decode(bytes, BinaryWriter { out })
-}
-
-fn decode<B: Build>(bytes: &[u8], b: B) -> Result<B::Node, Error> {
+/// Reads `bytes` as [`from_slice`] does, giving what it reads to `b` (the tree, or a writer of
+/// another format: `llsd::transcode`).
+pub(crate) fn decode<B: Build>(bytes: &[u8], b: B) -> Result<B::Node, Error> {
     // The reference's own header, `<? llsd/xml ?>`, is not an XML processing instruction: skip it.
     let mut base = header_len(bytes, b"llsd/xml").unwrap_or(0);
     if bytes[base..].starts_with(b"\xEF\xBB\xBF") {
@@ -57,69 +52,132 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
 
 /// Appends the XML element(s) for a value (no declaration, no `<llsd>`).
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Undef => out.extend_from_slice(b"<undef/>"),
-        Value::Boolean(true) => out.extend_from_slice(b"<boolean>true</boolean>"),
-        Value::Boolean(false) => out.extend_from_slice(b"<boolean>false</boolean>"),
-        Value::Integer(i) => {
-            out.extend_from_slice(b"<integer>");
-            text::push_integer(out, *i);
-            out.extend_from_slice(b"</integer>");
+    walk(value, &mut XmlWriter { out });
+}
+
+/// Writes XML LLSD elements (no declaration, no `<llsd>`) for what it is given: from a tree
+/// ([`write_value`]) or as a decoder reads another body (`llsd::transcode`), so both write the same
+/// bytes for the same value. The reference's compact form: no whitespace between elements.
+pub(crate) struct XmlWriter<'o> {
+    pub(crate) out: &'o mut Vec<u8>,
+}
+
+impl XmlWriter<'_> {
+    #[inline]
+    fn element(&mut self, open: &[u8], text: &[u8], close: &[u8]) {
+        self.out.extend_from_slice(open);
+        push_escaped(self.out, text);
+        self.out.extend_from_slice(close);
+    }
+}
+
+impl Build for XmlWriter<'_> {
+    type Node = ();
+    type Array = ();
+    type Map = ();
+    type Key = ();
+
+    #[inline]
+    fn undef(&mut self) {
+        self.out.extend_from_slice(b"<undef/>");
+    }
+
+    #[inline]
+    fn boolean(&mut self, b: bool) {
+        self.out.extend_from_slice(if b {
+            b"<boolean>true</boolean>"
+        } else {
+            b"<boolean>false</boolean>"
+        });
+    }
+
+    #[inline]
+    fn integer(&mut self, i: i32) {
+        self.out.extend_from_slice(b"<integer>");
+        text::push_integer(self.out, i);
+        self.out.extend_from_slice(b"</integer>");
+    }
+
+    #[inline]
+    fn real(&mut self, r: f64) {
+        self.out.extend_from_slice(b"<real>");
+        text::push_real(self.out, r);
+        self.out.extend_from_slice(b"</real>");
+    }
+
+    #[inline]
+    fn uuid(&mut self, u: uuid::Uuid) {
+        if u.is_nil() {
+            self.out.extend_from_slice(b"<uuid/>");
+            return;
         }
-        Value::Real(r) => {
-            out.extend_from_slice(b"<real>");
-            text::push_real(out, *r);
-            out.extend_from_slice(b"</real>");
-        }
-        Value::Uuid(u) if u.is_nil() => out.extend_from_slice(b"<uuid/>"),
-        Value::Uuid(u) => {
-            out.extend_from_slice(b"<uuid>");
-            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
-            out.extend_from_slice(b"</uuid>");
-        }
-        Value::String(s) => {
-            out.extend_from_slice(b"<string>");
-            push_escaped(out, s.as_bytes());
-            out.extend_from_slice(b"</string>");
-        }
-        Value::Uri(s) => {
-            out.extend_from_slice(b"<uri>");
-            push_escaped(out, s.as_bytes());
-            out.extend_from_slice(b"</uri>");
-        }
-        Value::Date(d) => {
-            out.extend_from_slice(b"<date>");
-            text::push_date(out, d.0);
-            out.extend_from_slice(b"</date>");
-        }
-        Value::Binary(b) => {
-            use base64::Engine as _;
-            out.extend_from_slice(b"<binary>");
-            let start = out.len();
-            out.resize(start + b.len().div_ceil(3) * 4, 0);
-            // Sized for the padded encoding just above, so this cannot fail.
-            let n = text::BASE64.encode_slice(b, &mut out[start..]).unwrap_or(0);
-            out.truncate(start + n);
-            out.extend_from_slice(b"</binary>");
-        }
-        Value::Array(items) => {
-            out.extend_from_slice(b"<array>");
-            for item in items {
-                write_value(out, item);
-            }
-            out.extend_from_slice(b"</array>");
-        }
-        Value::Map(map) => {
-            out.extend_from_slice(b"<map>");
-            for (k, v) in &map.0 {
-                out.extend_from_slice(b"<key>");
-                push_escaped(out, k.as_bytes());
-                out.extend_from_slice(b"</key>");
-                write_value(out, v);
-            }
-            out.extend_from_slice(b"</map>");
-        }
+        self.out.extend_from_slice(b"<uuid>");
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        self.out
+            .extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+        self.out.extend_from_slice(b"</uuid>");
+    }
+
+    #[inline]
+    fn date(&mut self, secs: f64) {
+        self.out.extend_from_slice(b"<date>");
+        text::push_date(self.out, secs);
+        self.out.extend_from_slice(b"</date>");
+    }
+
+    #[inline]
+    fn string(&mut self, s: Cow<'_, str>) {
+        self.element(b"<string>", s.as_bytes(), b"</string>");
+    }
+
+    #[inline]
+    fn uri(&mut self, s: Cow<'_, str>) {
+        self.element(b"<uri>", s.as_bytes(), b"</uri>");
+    }
+
+    #[inline]
+    fn binary(&mut self, b: Cow<'_, [u8]>) {
+        use base64::Engine as _;
+        self.out.extend_from_slice(b"<binary>");
+        let start = self.out.len();
+        self.out.resize(start + b.len().div_ceil(3) * 4, 0);
+        // Sized for the padded encoding just above, so this cannot fail.
+        let n = text::BASE64
+            .encode_slice(&b, &mut self.out[start..])
+            .unwrap_or(0);
+        self.out.truncate(start + n);
+        self.out.extend_from_slice(b"</binary>");
+    }
+
+    #[inline]
+    fn array_begin(&mut self, _capacity: usize) {
+        self.out.extend_from_slice(b"<array>");
+    }
+
+    #[inline]
+    fn array_push(&mut self, (): &mut (), (): ()) {}
+
+    #[inline]
+    fn array_end(&mut self, (): ()) {
+        self.out.extend_from_slice(b"</array>");
+    }
+
+    #[inline]
+    fn map_begin(&mut self, _capacity: usize) {
+        self.out.extend_from_slice(b"<map>");
+    }
+
+    #[inline]
+    fn map_key(&mut self, (): &mut (), key: Cow<'_, str>) {
+        self.element(b"<key>", key.as_bytes(), b"</key>");
+    }
+
+    #[inline]
+    fn map_insert(&mut self, (): &mut (), (): (), (): ()) {}
+
+    #[inline]
+    fn map_end(&mut self, (): ()) {
+        self.out.extend_from_slice(b"</map>");
     }
 }
 

@@ -1,15 +1,14 @@
 //! Serde helpers for body bytes: UTF-8 bodies are written as a JSON string (readable, greppable),
 //! anything else as `{"base64": "..."}`.
 //!
-//! The capture writer (format version 2) writes bodies outside the JSON instead: inside
-//! [`with_raw_bodies`], a non-empty body is written as the marker `{"raw": LEN}` and its bytes are
-//! written by the caller after the line. Reading accepts the marker everywhere and gives an empty
-//! body for it: the capture reader fills it from the bytes that follow the line.
+//! The capture file (format version 2) keeps bodies outside the JSON instead, each written as the
+//! marker `{"raw": LEN}` with its bytes after the line; `capture::line` writes and reads that form
+//! itself. Reading here accepts the marker too and gives an empty body for it (the bytes are not in
+//! the JSON).
 //!
 //! Written by hand rather than with an untagged enum: captures hold millions of bodies, and this
 //! way a body is neither copied to be written nor buffered to be read.
 
-use std::cell::Cell;
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
@@ -23,32 +22,9 @@ use serde::{Deserializer, Serializer};
 const BASE64_KEY: &str = "base64";
 
 /// The key of the marker of a body written after the line (capture format version 2).
-pub const RAW_KEY: &str = "raw";
-
-thread_local! {
-    /// Whether bodies serialised on this thread are written as `{"raw": LEN}` markers.
-    static RAW_BODIES: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` with every non-empty body it serialises written as the marker `{"raw": LEN}` instead of
-/// its bytes (empty bodies stay `""`). The caller writes the bytes themselves: the capture writer.
-pub fn with_raw_bodies<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            RAW_BODIES.with(|r| r.set(self.0));
-        }
-    }
-    let _reset = Reset(RAW_BODIES.with(|r| r.replace(true)));
-    f()
-}
+const RAW_KEY: &str = "raw";
 
 fn serialize_bytes<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    if !data.is_empty() && RAW_BODIES.with(Cell::get) {
-        let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry(RAW_KEY, &data.len())?;
-        return map.end();
-    }
     match std::str::from_utf8(data) {
         Ok(text) => s.serialize_str(text),
         Err(_) => {

@@ -11,8 +11,6 @@
 
 mod body;
 
-pub use body::{with_raw_bodies, RAW_KEY};
-
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
