@@ -27,7 +27,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use super::{describe_io, Connector, Stream};
 use crate::proxy::hook::UpstreamError;
 
-/// The read buffer a response starts with: all an idle poll holds while it waits.
+/// The read buffer a response starts with, taken once its first bytes arrive (an idle poll holds
+/// none while it waits).
 const FIRST_READ: usize = 1024;
 /// The most a response head may take (status line and headers).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -89,7 +90,7 @@ impl WholeClient {
         let exchange = async {
             let (mut stream, reused) = match self.pool.checkout(&key) {
                 Some(s) => (s, true),
-                None => (self.connector.connect(&uri).await?, false),
+                None => (self.connect(&uri).await?, false),
             };
             if let Err(e) = write_request(&mut stream, &head, &body).await {
                 if !reused {
@@ -98,14 +99,14 @@ impl WholeClient {
                 // The server closed the idle connection as it was taken: once more on a new one
                 // (nothing of the request reached it).
                 tracing::debug!("idle connection to {host} was closed; connecting again");
-                stream = self.connector.connect(&uri).await?;
+                stream = self.connect(&uri).await?;
                 write_request(&mut stream, &head, &body)
                     .await
                     .map_err(|e| broke(&host, "sending the request", &e))?;
             }
             let mut reader = Reader {
                 stream,
-                buf: BytesMut::with_capacity(FIRST_READ),
+                buf: BytesMut::new(),
             };
             let head = reader.read_head(&host).await?;
             Ok((reader, head))
@@ -139,6 +140,14 @@ impl WholeClient {
         }
         *response.headers_mut() = headers;
         Ok(response)
+    }
+}
+
+impl WholeClient {
+    /// Connects, with the connecting future boxed: it is large (TCP and TLS handshakes) and done
+    /// once, while the exchange's own future lives as long as the grid holds the poll.
+    async fn connect(&self, uri: &http::Uri) -> Result<Stream, UpstreamError> {
+        Box::pin(self.connector.connect(uri)).await
     }
 }
 
@@ -329,8 +338,18 @@ struct Reader {
 }
 
 impl Reader {
-    /// Reads more into the buffer (growing it when full, up to `max` held); 0 at the end.
+    /// Reads more into the buffer (growing it when full, up to `max` held); 0 at the end. The
+    /// first read waits for the socket to be readable before the buffer is taken.
     async fn fill(&mut self, max: usize) -> io::Result<usize> {
+        if self.buf.capacity() == 0 {
+            // Nothing of the answer can be inside rustls yet: the connection came back empty from
+            // the pool (see `still_open`) or fresh from its handshake, and the server answers only
+            // after the request.
+            match &self.stream {
+                Stream::Plain(s) => s.readable().await?,
+                Stream::Tls(s) => s.get_ref().0.readable().await?,
+            }
+        }
         if self.buf.len() == self.buf.capacity() {
             let more = self.buf.len().clamp(FIRST_READ, max.max(FIRST_READ));
             self.buf.reserve(more);
