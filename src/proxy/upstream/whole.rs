@@ -4,8 +4,9 @@
 //!
 //! Why not the pooled hyper client: an event-queue poll is held open by the grid for up to 30 s (and
 //! by thousands of viewers at once), and through hyper each held poll keeps a connection task, a
-//! request queue block (about 12 KiB) and two 8 KiB buffers. Here a held poll keeps its connection,
-//! a 1 KiB read buffer and its task's future; see docs/reliability.md for the figures.
+//! request queue block (about 12 KiB) and two 8 KiB buffers. Here a held poll keeps its connection
+//! and its task's future; the read buffer is taken when the answer starts to arrive. See
+//! docs/reliability.md for the figures.
 //!
 //! This module owns those exchanges and their idle connections. It must not touch records, routes
 //! or the client side of the proxy, and it serves only exchanges whose bodies are buffered whole:
