@@ -148,12 +148,12 @@ pub(crate) async fn serve(
                 &["no such capscope endpoint"],
             )
         }
-        Route::Handle => handle(&ctx, exchange, head, req.into_body()).await,
+        Route::Handle => Box::pin(handle(&ctx, exchange, head, req.into_body())).await,
         Route::Pass => {
             let uri = head.uri.clone();
-            forward(&ctx, exchange, head, req, uri, false, rewrite).await
+            Box::pin(forward(&ctx, exchange, head, req, uri, false, rewrite)).await
         }
-        Route::To(uri) => forward(&ctx, exchange, head, req, uri, true, rewrite).await,
+        Route::To(uri) => Box::pin(forward(&ctx, exchange, head, req, uri, true, rewrite)).await,
     };
     Ok(response)
 }

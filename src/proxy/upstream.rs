@@ -1,6 +1,8 @@
-//! The upstream client: one pooled keep-alive hyper client over our own connector (TCP with a connect
-//! timeout and `TCP_NODELAY`, then TLS with the one rustls `ClientConfig` built at start-up), and the
-//! translation of its failures into [`UpstreamError`]s a user can act on.
+//! The upstream clients: one pooled keep-alive hyper client for forwarded exchanges (bodies
+//! streamed), and the lean client of [`whole`] for the hook's exchanges buffered whole (event-queue
+//! polls, grid info), both over our own connector (TCP with a connect timeout and `TCP_NODELAY`, then
+//! TLS with the one rustls `ClientConfig` built at start-up); and the translation of their failures
+//! into [`UpstreamError`]s a user can act on.
 //!
 //! This module owns connections to upstream servers. It must not touch records, routes or the client
 //! side of the proxy.
@@ -25,6 +27,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -33,6 +36,8 @@ use super::hook::{BoxFuture, SendUpstream, UpstreamError, MAX_REWRITE_BODY};
 use super::tap::ProxyBody;
 use super::wire::{split_authority, strip_hop_by_hop};
 use super::{ProxyConfig, ProxyError};
+
+mod whole;
 
 /// How the upstream side is set up (taken from [`ProxyConfig`]).
 #[derive(Debug, Clone)]
@@ -45,6 +50,7 @@ struct Settings {
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<Connector, ProxyBody>,
+    whole: whole::WholeClient,
     settings: Arc<Settings>,
 }
 
@@ -64,6 +70,11 @@ impl UpstreamClient {
             tls: TlsConnector::from(tls),
             connect_timeout: config.connect_timeout,
         };
+        let whole = whole::WholeClient::new(
+            connector.clone(),
+            config.idle_timeout,
+            config.response_timeout,
+        );
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -71,6 +82,7 @@ impl UpstreamClient {
             .build(connector);
         Ok(UpstreamClient {
             client,
+            whole,
             settings: Arc::new(Settings {
                 connect_timeout: config.connect_timeout,
                 response_timeout: config.response_timeout,
@@ -108,50 +120,24 @@ impl UpstreamClient {
     }
 }
 
+/// Whole exchanges (event-queue polls, grid info) go through [`whole::WholeClient`], not the pooled
+/// hyper client: a poll the grid holds open then costs its connection and little else.
 impl SendUpstream for UpstreamClient {
     fn send(
         &self,
         request: Request<Bytes>,
     ) -> BoxFuture<'static, Result<Response<Bytes>, UpstreamError>> {
-        let this = self.clone();
+        let whole = self.whole.clone();
         Box::pin(async move {
-            let url = request.uri().to_string();
-            if request.uri().scheme().is_none() || request.uri().authority().is_none() {
-                return Err(UpstreamError::BadUrl {
-                    url,
-                    reason: "it is not an absolute http(s) URL".into(),
-                });
-            }
-            let host = request
-                .uri()
-                .authority()
-                .map(|a| a.as_str().to_owned())
-                .unwrap_or_default();
             let (mut parts, body) = request.into_parts();
             parts.version = http::Version::HTTP_11;
             strip_hop_by_hop(&mut parts.headers);
-            let response = this
-                .request(Request::from_parts(parts, ProxyBody::full(body)))
+            let response = whole
+                .send(Request::from_parts(parts, body), MAX_REWRITE_BODY)
                 .await?;
             let (mut parts, body) = response.into_parts();
             // The body is handed over whole: its framing headers are this hop's, not the caller's.
             strip_hop_by_hop(&mut parts.headers);
-            let body = collect_limited(body, MAX_REWRITE_BODY, None)
-                .await
-                .map_err(|e| match e {
-                    Collect::TooLarge { .. } => UpstreamError::TooLarge {
-                        host: host.clone(),
-                        limit: MAX_REWRITE_BODY,
-                    },
-                    Collect::Failed(e) => UpstreamError::Protocol {
-                        host: host.clone(),
-                        reason: describe_hyper(&e),
-                    },
-                    Collect::Stalled(limit) => UpstreamError::Protocol {
-                        host: host.clone(),
-                        reason: format!("no body data for {} s", limit.as_secs()),
-                    },
-                })?;
             Ok(Response::from_parts(parts, body))
         })
     }
@@ -316,12 +302,17 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { this.connect(uri).await.map_err(ConnectFailure) })
+        Box::pin(async move {
+            this.connect(&uri)
+                .await
+                .map(|s| UpConn(TokioIo::new(s)))
+                .map_err(ConnectFailure)
+        })
     }
 }
 
 impl Connector {
-    async fn connect(self, uri: Uri) -> Result<UpConn, UpstreamError> {
+    async fn connect(&self, uri: &Uri) -> Result<Stream, UpstreamError> {
         let tls = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -362,14 +353,14 @@ impl Connector {
         };
         let _ = tcp.set_nodelay(true);
         if !tls {
-            return Ok(UpConn::Plain(TokioIo::new(tcp)));
+            return Ok(Stream::Plain(tcp));
         }
         let name = ServerName::try_from(host.clone()).map_err(|_| UpstreamError::BadUrl {
             url: uri.to_string(),
             reason: format!("{host} is not a valid TLS server name"),
         })?;
         match self.tls.connect(name, tcp).await {
-            Ok(s) => Ok(UpConn::Tls(Box::new(TokioIo::new(s)))),
+            Ok(s) => Ok(Stream::Tls(Box::new(s))),
             Err(e) => Err(UpstreamError::Tls {
                 host,
                 reason: describe_tls(&e),
@@ -378,11 +369,72 @@ impl Connector {
     }
 }
 
-/// An upstream connection, plain or TLS.
-enum UpConn {
-    Plain(TokioIo<TcpStream>),
-    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+/// An upstream connection, plain or TLS, as tokio sees it (the whole-exchange client uses it as is).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+}
+
+/// An upstream connection as hyper sees it.
+struct UpConn(TokioIo<Stream>);
 
 impl Connection for UpConn {
     fn connected(&self) -> Connected {
@@ -396,10 +448,7 @@ impl hyper::rt::Read for UpConn {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpConn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
@@ -409,31 +458,19 @@ impl hyper::rt::Write for UpConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpConn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpConn::Plain(s) => Pin::new(s).poll_flush(cx),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpConn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            UpConn::Plain(s) => s.is_write_vectored(),
-            UpConn::Tls(s) => s.is_write_vectored(),
-        }
+        self.0.is_write_vectored()
     }
 
     fn poll_write_vectored(
@@ -441,10 +478,7 @@ impl hyper::rt::Write for UpConn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpConn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
     }
 }
 
