@@ -74,6 +74,7 @@ impl UpstreamClient {
             connector.clone(),
             config.idle_timeout,
             config.response_timeout,
+            config.body_timeout,
         );
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())

@@ -50,6 +50,8 @@ pub(super) struct WholeClient {
     connector: Connector,
     pool: Arc<Pool>,
     response_timeout: Option<Duration>,
+    /// How long a response body may send nothing once its head came (`--body-timeout`).
+    body_timeout: Duration,
 }
 
 impl WholeClient {
@@ -57,6 +59,7 @@ impl WholeClient {
         connector: Connector,
         idle_timeout: Duration,
         response_timeout: Option<Duration>,
+        body_timeout: Duration,
     ) -> Self {
         WholeClient {
             connector,
@@ -66,6 +69,7 @@ impl WholeClient {
                 sweeping: AtomicBool::new(false),
             }),
             response_timeout,
+            body_timeout,
         }
     }
 
@@ -108,6 +112,7 @@ impl WholeClient {
             let mut reader = Reader {
                 stream,
                 buf: BytesMut::new(),
+                body_timeout: self.body_timeout,
             };
             let head = reader.read_head(&host).await?;
             Ok((reader, head))
@@ -336,6 +341,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
 struct Reader {
     stream: Stream,
     buf: BytesMut,
+    /// How long the body may send nothing (the head may take as long as the grid holds the poll).
+    body_timeout: Duration,
 }
 
 impl Reader {
@@ -356,6 +363,20 @@ impl Reader {
             self.buf.reserve(more);
         }
         self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// [`Reader::fill`] for the body: an upstream that stops sending in the middle of a body would
+    /// otherwise hold the exchange (and the viewer's poll) forever.
+    async fn fill_body(&mut self, max: usize) -> io::Result<usize> {
+        let limit = self.body_timeout;
+        match tokio::time::timeout(limit, self.fill(max)).await {
+            Ok(read) => read,
+            // Not `TimedOut`: `describe_io` would say only "timed out".
+            Err(_) => Err(io::Error::other(format!(
+                "nothing of it came for {} s (--body-timeout)",
+                limit.as_secs()
+            ))),
+        }
     }
 
     /// The final response head (1xx heads are skipped).
@@ -413,7 +434,7 @@ impl Reader {
                     .filter(|&n| n <= limit)
                     .ok_or_else(too_large)?;
                 while self.buf.len() < n {
-                    if self.fill(n).await.map_err(broke_off)? == 0 {
+                    if self.fill_body(n).await.map_err(broke_off)? == 0 {
                         return Err(closed());
                     }
                 }
@@ -424,7 +445,7 @@ impl Reader {
                     if self.buf.len() > limit {
                         return Err(too_large());
                     }
-                    match self.fill(limit).await {
+                    match self.fill_body(limit).await {
                         Ok(0) => break,
                         Ok(_) => {}
                         // A TLS peer that closes without close_notify ends such a body too.
@@ -455,7 +476,7 @@ impl Reader {
                         .filter(|&s| s <= limit.saturating_sub(body.len()))
                         .ok_or_else(too_large)?;
                     while self.buf.len() < size + 2 {
-                        if self.fill(size + 2).await.map_err(broke_off)? == 0 {
+                        if self.fill_body(size + 2).await.map_err(broke_off)? == 0 {
                             return Err(closed());
                         }
                     }
@@ -499,7 +520,7 @@ impl Reader {
                 return Err(malformed(host, format!("a chunk line over {max} bytes")));
             }
             let n = self
-                .fill(max)
+                .fill_body(max)
                 .await
                 .map_err(|e| broke(host, "reading the response body", &e))?;
             if n == 0 {

@@ -12,6 +12,9 @@ use crate::proxy::ProxyConfig;
 
 const LIMIT: usize = 1024;
 
+/// How long a test body may stall before the client gives it up.
+const BODY_TIMEOUT: Duration = Duration::from_millis(200);
+
 fn client(response_timeout: Option<Duration>) -> WholeClient {
     let config = ProxyConfig::default();
     let tls = Arc::new(super::super::client_tls_config(&config).expect("TLS config"));
@@ -19,7 +22,12 @@ fn client(response_timeout: Option<Duration>) -> WholeClient {
         tls: tokio_rustls::TlsConnector::from(tls),
         connect_timeout: Duration::from_secs(5),
     };
-    WholeClient::new(connector, Duration::from_secs(60), response_timeout)
+    WholeClient::new(
+        connector,
+        Duration::from_secs(60),
+        response_timeout,
+        BODY_TIMEOUT,
+    )
 }
 
 /// Reads one request head and its `Content-Length` body; `None` when the client closed first.
@@ -276,6 +284,35 @@ async fn a_silent_server_is_given_up_after_the_response_timeout() {
         .expect_err("timeout");
     assert!(matches!(e, UpstreamError::Timeout { .. }), "{e}");
     assert!(hold_rx.recv().await.is_some());
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_given_up_after_the_body_timeout() {
+    let answers: [&'static [u8]; 2] = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n",
+    ];
+    for answer in answers {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (hold_tx, mut hold_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                if read_request(&mut s).await.is_some() && s.write_all(answer).await.is_ok() {
+                    // Held open, sending nothing more.
+                    let _ = hold_tx.send(s);
+                }
+            }
+        });
+        let c = client(None);
+        let sent = c.send(get(&format!("http://{addr}/")), LIMIT);
+        let e = tokio::time::timeout(Duration::from_secs(10), sent)
+            .await
+            .expect("given up, not held forever")
+            .expect_err("a stalled body");
+        assert!(e.to_string().contains("--body-timeout"), "{e}");
+        assert!(hold_rx.recv().await.is_some(), "the server still held it");
+    }
 }
 
 #[tokio::test]
