@@ -138,15 +138,8 @@ impl Build for NotationWriter<'_> {
 
     #[inline]
     fn binary(&mut self, b: Cow<'_, [u8]>) {
-        use base64::Engine as _;
         self.out.extend_from_slice(b"b64\"");
-        let start = self.out.len();
-        self.out.resize(start + b.len().div_ceil(3) * 4, 0);
-        // The buffer was sized for the padded encoding just above, so this cannot fail.
-        let n = text::BASE64
-            .encode_slice(&b, &mut self.out[start..])
-            .unwrap_or(0);
-        self.out.truncate(start + n);
+        text::push_base64(self.out, &b);
         self.out.push(b'"');
     }
 

@@ -159,6 +159,16 @@ pub(crate) fn date_has_iso_form(secs: f64) -> bool {
     iso_parts(secs).is_some()
 }
 
+/// Appends `bytes` as padded base64 (the form both text formats write binary values in).
+pub(crate) fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    use base64::Engine as _;
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    // Sized for the padded encoding just above, so this cannot fail.
+    let n = BASE64.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + n);
+}
+
 /// Appends a date as `YYYY-MM-DDTHH:MM:SS[.f]Z`. The fraction, when there is one, is written with
 /// as many digits as it takes to read back the same f64 exactly (the reference writes 6 digits,
 /// which loses precision; readers accept any number of digits). A date without such a spelling
