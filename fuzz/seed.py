@@ -139,3 +139,18 @@ for i, expr in enumerate([
     "req[\"any key\"].*[2] >= -1.5e3 | region:'Da Boom' | \"http://\"",
 ]):
     put("filter", f"expr-{i}", expr)
+
+# The lean upstream client's answers (the first byte: odd for a HEAD request).
+llsd_body = b"<llsd><map><key>id</key><integer>1</integer></map></llsd>"
+for name, first, answer in [
+    ("sized", 0, b"HTTP/1.1 200 OK\r\nContent-Type: application/llsd+xml\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(llsd_body), llsd_body)),
+    ("chunked", 0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"),
+    ("until-close", 0, b"HTTP/1.0 502 Bad Gateway\r\nConnection: close\r\n\r\nupstream idle"),
+    ("informational", 0, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+    ("head-request", 1, b"HTTP/1.1 200 OK\r\nContent-Length: 999999\r\n\r\n"),
+    ("both-framings", 0, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n"),
+]:
+    put("upstream_response", name, bytes([first]) + answer)

@@ -39,6 +39,9 @@ use super::{ProxyConfig, ProxyError};
 
 mod whole;
 
+#[doc(hidden)]
+pub use whole::read_response_for_fuzzing;
+
 /// How the upstream side is set up (taken from [`ProxyConfig`]).
 #[derive(Debug, Clone)]
 struct Settings {

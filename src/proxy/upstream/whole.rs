@@ -338,25 +338,43 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
 }
 
 /// A connection with what has been read from it and not used yet.
-struct Reader {
-    stream: Stream,
+struct Reader<S = Stream> {
+    stream: S,
     buf: BytesMut,
     /// How long the body may send nothing (the head may take as long as the grid holds the poll).
     body_timeout: Duration,
 }
 
-impl Reader {
+/// What the reader reads from: an upstream connection, or bytes already in memory (fuzzing).
+trait Source: AsyncRead + Unpin {
+    /// Waits until a read would find something, without taking a buffer.
+    async fn readable(&self) -> io::Result<()>;
+}
+
+impl Source for Stream {
+    async fn readable(&self) -> io::Result<()> {
+        // Nothing of the answer can be inside rustls yet: the connection came back empty from the
+        // pool (see `still_open`) or fresh from its handshake, and the server answers only after
+        // the request.
+        match self {
+            Stream::Plain(s) => s.readable().await,
+            Stream::Tls(s) => s.get_ref().0.readable().await,
+        }
+    }
+}
+
+impl Source for &[u8] {
+    async fn readable(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<S: Source> Reader<S> {
     /// Reads more into the buffer (growing it when full, up to `max` held); 0 at the end. The
     /// first read waits for the socket to be readable before the buffer is taken.
     async fn fill(&mut self, max: usize) -> io::Result<usize> {
         if self.buf.capacity() == 0 {
-            // Nothing of the answer can be inside rustls yet: the connection came back empty from
-            // the pool (see `still_open`) or fresh from its handshake, and the server answers only
-            // after the request.
-            match &self.stream {
-                Stream::Plain(s) => s.readable().await?,
-                Stream::Tls(s) => s.get_ref().0.readable().await?,
-            }
+            self.stream.readable().await?;
         }
         if self.buf.len() == self.buf.capacity() {
             let more = self.buf.len().clamp(FIRST_READ, max.max(FIRST_READ));
@@ -531,6 +549,36 @@ impl Reader {
             }
         }
     }
+}
+
+/// Reads `data` as an upstream's answer, as [`WholeClient::send`] does (head, framing, body of at
+/// most `limit` bytes): the status and body length, or the error's words. For the fuzz target
+/// `upstream_response`; not part of the API.
+#[doc(hidden)]
+pub fn read_response_for_fuzzing(
+    data: &[u8],
+    head_only: bool,
+    limit: usize,
+) -> Result<(u16, usize), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut reader = Reader {
+            stream: data,
+            buf: BytesMut::new(),
+            body_timeout: Duration::from_secs(1),
+        };
+        let host = "fuzz";
+        let head = reader.read_head(host).await.map_err(|e| e.to_string())?;
+        let framing = framing(&head, head_only).map_err(|reason| reason.to_string())?;
+        let body = reader
+            .read_body(framing, limit, host)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((head.status.as_u16(), body.len()))
+    })
 }
 
 /// The size on a chunk-size line (hex digits, then maybe `;extensions`).

@@ -362,3 +362,20 @@ fn chunk_sizes_are_hex_with_optional_extensions() {
     assert_eq!(chunk_size(b"+1"), None);
     assert_eq!(chunk_size(b"10000000000000000"), None);
 }
+
+#[test]
+fn the_fuzzing_entry_reads_answers_from_memory_as_from_a_connection() {
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    assert_eq!(read_response_for_fuzzing(chunked, false, 10), Ok((200, 3)));
+    let until_close = b"HTTP/1.0 502 Bad Gateway\r\n\r\nno events";
+    assert_eq!(
+        read_response_for_fuzzing(until_close, false, 10),
+        Ok((502, 9))
+    );
+    let cut = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+    let e = read_response_for_fuzzing(cut, false, 10).expect_err("cut short");
+    assert!(e.contains("closed in the middle of the body"), "{e}");
+    let over = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n";
+    assert!(read_response_for_fuzzing(over, false, 10).is_err());
+    assert_eq!(read_response_for_fuzzing(over, true, 10), Ok((200, 0)));
+}
