@@ -72,10 +72,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The smallest head buffer hyper accepts.
 pub const MIN_MAX_HEADER_SIZE: usize = 8192;
-/// The most body bytes worked on (assembled, decompressed, parsed, rewritten) by the async worker
-/// that holds them; larger bodies, and bodies of unknown decoded size, are worked on tokio's
-/// blocking pool, so a big body never stalls the requests that share the worker. Used by the record
-/// tap's finish and by the caps layer's event-queue answers.
+/// The most body bytes worked on (decompressed, parsed, rewritten, published with their record) by
+/// the async worker that holds them; larger bodies, and bodies of unknown decoded size, are worked on
+/// tokio's blocking pool, so a big body never stalls the requests that share the worker. Used by the
+/// record tap's finish and by the caps layer's event-queue answers.
 pub const INLINE_BODY_LIMIT: usize = 64 * 1024;
 
 /// How the proxy behaves. Every field has a named default.

@@ -309,11 +309,7 @@ impl Store {
     /// Takes in one record version from the stream or a file.
     pub fn apply(&mut self, record: &Record) -> Applied {
         let mut record = record.detached();
-        if record
-            .notes
-            .iter()
-            .any(|n| n.starts_with("bodies not kept"))
-        {
+        if record.bodies_were_shed() {
             self.counts.bodies_shed_upstream += 1;
         }
         let applied = if let Some(seq) = self.by_id.get(&record.id).copied() {
