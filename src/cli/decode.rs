@@ -124,7 +124,9 @@ fn write_stdout(out: &[u8]) -> anyhow::Result<ExitCode> {
 
 /// The environment variable glibc reads its malloc tunables from, and the setting that asks it to back
 /// the heap with transparent huge pages (`madvise(MADV_HUGEPAGE)`; glibc 2.35 and later).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const GLIBC_TUNABLES: &str = "GLIBC_TUNABLES";
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const HUGE_PAGE_HEAP: &str = "glibc.malloc.hugetlb=1";
 
 /// Restarts `capscope decode` with a heap on transparent huge pages, when glibc can give one.
