@@ -211,13 +211,12 @@ impl Inner {
                 let found = {
                     let mut reg = self.registry();
                     let found = reg.lookup_uri(&head.uri);
-                    if let Some(f) = &found {
+                    if let Some((f, _)) = &found {
                         reg.touch(f.cap);
                     }
                     found
                 };
-                if let Some(found) = found {
-                    let url = head.uri.to_string();
+                if let Some((found, url)) = found {
                     return Target::Cap { found, url };
                 }
                 if self.looks_like_login(head) {
@@ -688,7 +687,7 @@ impl Inner {
                 .path_and_query()
                 .and_then(|pq| registry::split_cap_path(pq.as_str()))
                 .and_then(|(token, _, _)| reg.lookup_token(token)),
-            Via::Forward | Via::Tunnel { .. } => reg.lookup_url(&head.uri.to_string()),
+            Via::Forward | Via::Tunnel { .. } => reg.lookup_uri(&head.uri).map(|(f, _)| f),
         };
         let again = match head.via {
             Via::Direct => " (a request to its capscope URL again gets 410)",

@@ -549,11 +549,7 @@ impl Registry {
         RegistryCounts {
             caps: self.caps.len(),
             regions: self.regions.len(),
-            temporary: self
-                .caps
-                .values()
-                .filter(|c| c.kind == CapKind::Temporary)
-                .count(),
+            temporary: self.temporaries.len(),
             forgotten_caps: self.forgotten_caps,
             forgotten_regions: self.forgotten_regions,
         }
@@ -581,16 +577,18 @@ impl Registry {
         best.and_then(|(_, id)| self.found(id))
     }
 
-    /// [`Registry::lookup_url`] for a request's parsed URI, with the same answer. A request to a host
-    /// where no cap lives (most traffic through a plain proxy) is answered from the `host[:port]`
-    /// alone, without writing the URL out: this runs for every request, on the forwarding path.
-    pub fn lookup_uri(&self, uri: &Uri) -> Option<Found> {
+    /// [`Registry::lookup_url`] for a request's parsed URI, with the same answer, and the URL as the
+    /// text it was looked up by (the caller records it). A request to a host where no cap lives
+    /// (most traffic through a plain proxy) is answered from the `host[:port]` alone, without
+    /// writing the URL out: this runs for every request, on the forwarding path.
+    pub fn lookup_uri(&self, uri: &Uri) -> Option<(Found, String)> {
         if let Some(authority) = normalized_authority(uri) {
             if !self.caps_by_authority.contains_key(authority.as_ref()) {
                 return None;
             }
         }
-        self.lookup_url(&uri.to_string())
+        let url = uri.to_string();
+        self.lookup_url(&url).map(|found| (found, url))
     }
 
     /// Whether any cap lives on this URL's `host[:port]` (a host capscope knows as the grid's).
@@ -1064,7 +1062,10 @@ mod tests {
         for (url, want) in cases {
             let uri: Uri = url.parse().unwrap();
             let by_url = reg.lookup_url(url).map(|f| f.name);
-            let by_uri = reg.lookup_uri(&uri).map(|f| f.name);
+            let by_uri = reg.lookup_uri(&uri).map(|(f, text)| {
+                assert_eq!(text, uri.to_string());
+                f.name
+            });
             assert_eq!(by_uri, by_url, "{url}");
             assert_eq!(by_uri.as_deref(), want, "{url}");
         }
