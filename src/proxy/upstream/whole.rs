@@ -607,6 +607,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Whether it may carry another exchange: kept for less than `idle_timeout` and still open.
+    fn usable(&mut self, idle_timeout: Duration) -> bool {
+        self.since.elapsed() < idle_timeout && still_open(&mut self.stream)
+    }
+}
+
 impl Pool {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Idle>>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
@@ -620,7 +627,7 @@ impl Pool {
             let list = idle.get_mut(key)?;
             let mut found = None;
             while let Some(mut conn) = list.pop() {
-                if conn.since.elapsed() < self.idle_timeout && still_open(&mut conn.stream) {
+                if conn.usable(self.idle_timeout) {
                     found = Some(conn.stream);
                     break;
                 }
@@ -657,7 +664,7 @@ impl Pool {
             for list in idle.values_mut() {
                 let mut kept = Vec::with_capacity(list.len());
                 for mut conn in list.drain(..) {
-                    if conn.since.elapsed() < self.idle_timeout && still_open(&mut conn.stream) {
+                    if conn.usable(self.idle_timeout) {
                         kept.push(conn);
                     } else {
                         dropped.push(conn);
