@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use capscope_ca::CertificateAuthority;
 use common::*;
@@ -18,25 +17,29 @@ const BIG: u64 = 100 * 1024 * 1024;
 /// Peak resident memory the proxy may reach while 100 MB pass each way (records keep 4 MiB of each).
 const MAX_PEAK_KIB: u64 = 60 * 1024;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for(addr: SocketAddr, child: &mut Child) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
+/// Reads the child's stderr until the banner names the address capscope bound (it listens on port
+/// 0, so no port is picked and released before the child binds it); the rest of stderr is gathered in
+/// the background and handed back by the returned thread.
+fn listening_addr(child: &mut Child) -> (SocketAddr, std::thread::JoinHandle<String>) {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "capscope exited before listening: {seen}"
+        );
+        seen.push_str(&line);
+        if let Some(addr) = line.trim().strip_prefix("capscope is listening on ") {
+            break addr.parse().unwrap();
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("capscope exited early: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("capscope did not listen on {addr}");
+    };
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        stderr.read_to_string(&mut rest).unwrap();
+        seen + &rest
+    });
+    (addr, rest)
 }
 
 fn peak_kib(pid: u32) -> u64 {
@@ -68,17 +71,16 @@ async fn a_100_mb_body_each_way_streams_through_the_binary_with_bounded_memory()
     let up_ca = dir.path().join("upstream-ca.pem");
     std::fs::write(&up_ca, up.ca.cert_pem()).unwrap();
     let ca_dir = dir.path().join("ca");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut child = spawn(
         &[
             "--listen",
-            &addr.to_string(),
+            "127.0.0.1:0",
             "--upstream-ca",
             up_ca.to_str().unwrap(),
         ],
         &ca_dir,
     );
-    wait_for(addr, &mut child).await;
+    let (addr, stderr) = listening_addr(&mut child);
     let ca = CertificateAuthority::load_or_create(&ca_dir).unwrap();
     let mut client = ProxyClient::new(addr, &ca).https(&up.authority()).await;
 
@@ -127,20 +129,14 @@ async fn a_100_mb_body_each_way_streams_through_the_binary_with_bounded_memory()
     assert!(kill.success());
     let status = tokio::task::spawn_blocking(move || {
         let status = child.wait().unwrap();
-        let (mut out, mut err) = (String::new(), String::new());
+        let mut out = String::new();
         child
             .stdout
             .take()
             .unwrap()
             .read_to_string(&mut out)
             .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        (status, out, err)
+        (status, out, stderr.join().unwrap())
     })
     .await
     .unwrap();

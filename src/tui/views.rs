@@ -7,6 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::render::{clock, duration_text, size_text};
+use crate::caps::registry::SEED_CAP;
 use crate::record::{Kind, State};
 use crate::store::Store;
 
@@ -52,7 +53,7 @@ pub fn caps_by_region(store: &Store) -> Vec<Line<'static>> {
         if let Some(d) = r.timings.done_us {
             u.durations.push(d);
         }
-        if cap == "Seed" {
+        if cap == SEED_CAP {
             if let Some(p) = &r.response {
                 if let Ok(v) = crate::llsd::from_slice(&p.body.data) {
                     ru.granted = v.as_map().map(|m| m.len());
