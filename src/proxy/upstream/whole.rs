@@ -581,6 +581,15 @@ pub fn read_response_for_fuzzing(
     })
 }
 
+/// The bytes [`WholeClient::send`] writes for `request` (head, then body), as they go on the
+/// wire. For the fuzz target `upstream_request`; not part of the API.
+#[doc(hidden)]
+pub fn encode_request_for_fuzzing(request: Request<Bytes>) -> Vec<u8> {
+    let (mut head, body) = encode_request(request);
+    head.extend_from_slice(&body);
+    head
+}
+
 /// The size on a chunk-size line (hex digits, then maybe `;extensions`).
 fn chunk_size(line: &[u8]) -> Option<u64> {
     let digits = line.split(|&b| b == b';').next()?.trim_ascii();
