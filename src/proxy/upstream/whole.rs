@@ -39,6 +39,9 @@ const MAX_RESPONSE_HEADERS: usize = 100;
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// The most the trailers after the last chunk may take (they are read and dropped).
 const MAX_TRAILERS: usize = 64 * 1024;
+/// Why a body that runs until the close is refused when a TLS upstream closed without close_notify.
+const UNSURE_END: &str = "the body had no length and the TLS connection closed without \
+    close_notify, so it may be cut short";
 /// Idle connections kept per upstream host (`scheme://authority`).
 const MAX_IDLE_PER_HOST: usize = 32;
 /// The least time between two sweeps of idle connections.
@@ -466,8 +469,11 @@ impl<S: Source> Reader<S> {
                     match self.fill_body(limit).await {
                         Ok(0) => break,
                         Ok(_) => {}
-                        // A TLS peer that closes without close_notify ends such a body too.
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                        // Over TLS only close_notify tells the body's end from a cut (rustls
+                        // says UnexpectedEof without it): refused, as hyper and curl refuse it.
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            return Err(malformed(host, UNSURE_END))
+                        }
                         Err(e) => return Err(broke_off(e)),
                     }
                 }
