@@ -178,20 +178,26 @@ fn malformed(host: &str, reason: impl Into<String>) -> UpstreamError {
 /// hop-by-hop ones), with `Host` from the URL when missing and the framing capscope's own.
 fn encode_request(request: Request<Bytes>) -> (Vec<u8>, Bytes) {
     let (parts, body) = request.into_parts();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .filter(|p| !p.is_empty())
-        .unwrap_or("/");
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(parts.method.as_str().as_bytes());
     head.push(b' ');
+    // Origin form starts with the path: `http://host?x` is `/?x` (found by the fuzz target).
+    if !target.starts_with('/') {
+        head.push(b'/');
+    }
     head.extend_from_slice(target.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
     if !parts.headers.contains_key(HOST) {
         if let Some(authority) = parts.uri.authority() {
-            push_header(&mut head, HOST.as_str(), authority.as_str().as_bytes());
+            // Host and port only: a URL's user info is no part of `Host` (found by the fuzz target).
+            head.extend_from_slice(b"host: ");
+            head.extend_from_slice(authority.host().as_bytes());
+            if let Some(port) = authority.port() {
+                head.push(b':');
+                head.extend_from_slice(port.as_str().as_bytes());
+            }
+            head.extend_from_slice(b"\r\n");
         }
     }
     for (name, value) in &parts.headers {

@@ -462,3 +462,47 @@ async fn an_answer_without_length_over_tls_needs_close_notify_to_end() {
     let r = c.send(get(&dropped), LIMIT).await.expect("sized answer");
     assert_eq!(&r.body()[..], b"all of it");
 }
+
+/// Found by the `upstream_request` fuzz target: `http://host?x` has the path-and-query `?x`, which
+/// was written as the request target as it was (`GET ?x HTTP/1.1`, not HTTP).
+#[test]
+fn a_url_with_a_query_and_no_path_is_sent_in_origin_form() {
+    for (url, line) in [
+        (
+            "http://sim.example:12043?x=1&y",
+            &b"GET /?x=1&y HTTP/1.1\r\n"[..],
+        ),
+        ("http://sim.example:12043", b"GET / HTTP/1.1\r\n"),
+        (
+            "http://sim.example:12043/cap/eq?a",
+            b"GET /cap/eq?a HTTP/1.1\r\n",
+        ),
+    ] {
+        let (head, _) = encode_request(get(url));
+        assert!(
+            head.starts_with(line),
+            "{url}: {}",
+            String::from_utf8_lossy(&head)
+        );
+    }
+}
+
+/// Found by the `upstream_request` fuzz target: the `Host` capscope adds names the URL's host and
+/// port, never the user info a URL may carry (`http://user:pw@host/`), which is no part of a
+/// `Host` (RFC 9110 section 7.2) and a secret besides.
+#[test]
+fn the_host_header_never_carries_user_info() {
+    for (url, host) in [
+        (
+            "http://user:pw@sim.example:12043/cap",
+            "host: sim.example:12043\r\n",
+        ),
+        ("http://user@sim.example/cap", "host: sim.example\r\n"),
+        ("http://[::1]:9000/", "host: [::1]:9000\r\n"),
+    ] {
+        let (head, _) = encode_request(get(url));
+        let head = String::from_utf8(head).expect("text");
+        assert!(head.contains(host), "{url}: {head}");
+        assert!(!head.contains("pw"), "{url}: {head}");
+    }
+}
