@@ -1,8 +1,9 @@
 //! Fuzz target: the lean upstream client's request writer (`proxy::upstream::whole`). The method,
 //! URL and headers come from the viewer; whatever `http` accepts for them must be written so that
 //! an HTTP/1.1 parser (httparse, hyper's) reads back the same method, the same path and query in
-//! origin form, a `Host` naming the URL's host (never its user info), every header in order with
-//! its value, and one body framed by one `Content-Length` and nothing else. Never a panic.
+//! origin form, a `Host` naming the URL's host (never its user info), every header in the request's
+//! order with its value, and one body framed by one `Content-Length` and nothing else. Never a
+//! panic.
 #![no_main]
 
 use bytes::Bytes;
@@ -36,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut request = Request::builder().method(method.clone()).uri(uri.clone());
-    let mut given = Vec::new();
+    let mut count = 0;
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name),
@@ -44,15 +45,22 @@ fuzz_target!(|data: &[u8]| {
         ) else {
             continue;
         };
-        if given.len() == MAX_HEADERS {
+        if count == MAX_HEADERS {
             break;
         }
-        request = request.header(name.clone(), value.clone());
-        given.push((name, value));
+        request = request.header(name, value);
+        count += 1;
     }
     let Ok(request) = request.body(Bytes::copy_from_slice(body)) else {
         return;
     };
+    // The order the proxy has them in: a `HeaderMap` keeps the values of one name together (in
+    // the order given), names in the order first given.
+    let given: Vec<_> = request
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
 
     let wire = encode_request_for_fuzzing(request);
 
@@ -81,8 +89,9 @@ fuzz_target!(|data: &[u8]| {
     // and `Connection`, then the body's length when there is one to give.
     let mut expected: Vec<(String, Vec<u8>)> = Vec::new();
     if !given.iter().any(|(n, _)| n == HOST) {
+        // The port as the URL spells it (`:06021` stays so; both spellings name one port).
         let host = match authority.port() {
-            Some(port) => format!("{}:{}", authority.host(), port),
+            Some(port) => format!("{}:{}", authority.host(), port.as_str()),
             None => authority.host().to_owned(),
         };
         expected.push(("host".into(), host.into_bytes()));
