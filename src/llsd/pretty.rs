@@ -98,6 +98,21 @@ impl<'o> PrettyWriter<'o> {
     }
 }
 
+/// A string as Rust's `Debug` quotes it (`"a\"b\n"`). Printable ASCII other than `"` and `\` is
+/// written as it is, which is what `Debug` writes for it; anything else goes through `Debug`.
+#[inline]
+fn push_quoted(out: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = write!(out, "{s:?}");
+    }
+}
+
 impl Build for PrettyWriter<'_> {
     type Node = ();
     type Array = Open;
@@ -150,12 +165,13 @@ impl Build for PrettyWriter<'_> {
 
     fn string(&mut self, s: Cow<'_, str>) {
         self.start();
-        let _ = write!(self.out, "{s:?}");
+        push_quoted(self.out, &s);
     }
 
     fn uri(&mut self, s: Cow<'_, str>) {
         self.start();
-        let _ = write!(self.out, "uri {s:?}");
+        self.out.extend_from_slice(b"uri ");
+        push_quoted(self.out, &s);
     }
 
     fn binary(&mut self, b: Cow<'_, [u8]>) {
@@ -194,7 +210,8 @@ impl Build for PrettyWriter<'_> {
 
     fn map_key(&mut self, _map: &mut Open, key: Cow<'_, str>) {
         self.newline(self.level);
-        let _ = write!(self.out, "{key:?}: ");
+        push_quoted(self.out, &key);
+        self.out.extend_from_slice(b": ");
     }
 
     fn map_insert(&mut self, map: &mut Open, (): (), (): ()) {
@@ -294,6 +311,8 @@ mod tests {
             any::<i32>().prop_map(Value::Integer),
             any::<f64>().prop_map(Value::Real),
             ".{0,8}".prop_map(Value::String),
+            // Printable ASCII with quotes and backslashes: the writer's own fast path.
+            "[ -~]{0,8}".prop_map(Value::String),
             ".{0,8}".prop_map(Value::Uri),
             any::<u128>().prop_map(|u| Value::Uuid(uuid::Uuid::from_u128(u))),
             prop_oneof![any::<f64>(), -1e10f64..1e11].prop_map(|d| Value::Date(Date(d))),
