@@ -190,7 +190,7 @@ fn encode_request(request: Request<Bytes>) -> (Vec<u8>, Bytes) {
     head.extend_from_slice(b" HTTP/1.1\r\n");
     if !parts.headers.contains_key(HOST) {
         if let Some(authority) = parts.uri.authority() {
-            // Host and port only: a URL's user info is no part of `Host` (found by the fuzz target).
+            // Host and port, never the URL's user info (RFC 9110 7.2; the fuzz target checks it).
             head.extend_from_slice(b"host: ");
             head.extend_from_slice(authority.host().as_bytes());
             if let Some(port) = authority.port() {
