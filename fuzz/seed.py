@@ -154,3 +154,17 @@ for name, first, answer in [
         b"3\r\nabc\r\n0\r\n\r\n"),
 ]:
     put("upstream_response", name, bytes([first]) + answer)
+
+# The lean upstream client's requests, as the viewer sent them: method, what follows `http://`, the
+# body, then header names and values, separated by NUL.
+for name, fields in [
+    ("event-poll", [b"POST", b"sim.example:12043/cap/eq", b"<llsd><map><key>ack</key><integer>4</integer>"
+        b"<key>done</key><boolean>0</boolean></map></llsd>", b"Content-Type", b"application/llsd+xml",
+        b"Accept", b"application/llsd+xml", b"X-SecondLife-UDP-Listen-Port", b"13001"]),
+    ("grid-info", [b"GET", b"grid.example:8002/get_grid_info", b"", b"User-Agent", b"capscope"]),
+    ("query-userinfo-framing", [b"DELETE", b"user:pw@sim.example?x=1&y", b"", b"Host", b"sim.example",
+        b"Content-Length", b"7", b"Transfer-Encoding", b"chunked", b"Connection", b"close",
+        b"X-Multi", b" spaced  value ", b"x-multi", b"\x80obs-text"]),
+    ("extension-method", [b"PROPFIND", b"127.0.0.1:9000/a/b%20c/?q=%7E#frag", b"{}", b"Depth", b"1"]),
+]:
+    put("upstream_request", name, b"\0".join(fields))

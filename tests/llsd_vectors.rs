@@ -332,6 +332,69 @@ fn assert_transcode_matches_tree(label: &str, bytes: &[u8], format: Format) {
         llsd::transcode(bytes, format, Format::Binary, &mut b)
     );
     assert_eq!(a, b, "{label} ({format})");
+    assert_views_match_tree(label, bytes, format, &tree);
+}
+
+/// The human view and typed JSON written as the body is read: the text `llsd::pretty` and
+/// serde_json's pretty printer give for the tree, or the tree's error with `out` untouched.
+fn assert_views_match_tree(
+    label: &str,
+    bytes: &[u8],
+    format: Format,
+    tree: &Result<Value, llsd::Error>,
+) {
+    let mut pretty = b"kept".to_vec();
+    let mut json = b"kept".to_vec();
+    let got = (
+        llsd::transcode_pretty(bytes, format, &mut pretty),
+        llsd::typed_json::transcode(bytes, format, &mut json),
+    );
+    match (tree, got) {
+        (Ok(value), (Ok(()), Ok(()))) => {
+            assert!(
+                pretty[4..] == *llsd::pretty(value).as_bytes(),
+                "{label} ({format} to pretty): text differs"
+            );
+            let expected = serde_json::to_vec_pretty(&llsd::typed_json::to_json(value)).unwrap();
+            assert!(
+                json[4..] == expected[..],
+                "{label} ({format} to typed JSON): text differs:\n{}\n{}",
+                String::from_utf8_lossy(&json[4..]),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+        (Err(e), (Err(a), Err(b))) => {
+            assert_eq!(e, &a, "{label} ({format} to pretty)");
+            assert_eq!(e, &b, "{label} ({format} to typed JSON)");
+            assert_eq!(pretty, b"kept", "{label} ({format} to pretty): output left");
+            assert_eq!(
+                json, b"kept",
+                "{label} ({format} to typed JSON): output left"
+            );
+        }
+        (a, b) => panic!("{label} ({format} to views): tree {a:?}, transcode {b:?}"),
+    }
+}
+
+/// Typed JSON keeps one entry per key (the first position, the last value), which a writer that
+/// has written the first value cannot give: such a body, and a map too large to check as it is
+/// written, go through the tree and still give its text.
+#[test]
+fn typed_json_of_duplicate_keys_and_large_maps_is_the_trees() {
+    let mut large = String::from("{");
+    for i in 0..200 {
+        large.push_str(&format!("'k{}':i{i},", i % 150));
+    }
+    large.push('}');
+    for body in [
+        "{'a':i1,'b':[{'x':i1,'x':'two'}],'a':i3}".to_string(),
+        "[{'a':i1},{'a':i2}]".to_string(),
+        large,
+    ] {
+        let tree = llsd::from_slice_as(body.as_bytes(), Format::Notation);
+        assert!(tree.is_ok(), "{body}");
+        assert_views_match_tree(&body, body.as_bytes(), Format::Notation, &tree);
+    }
 }
 
 /// Every input the suite knows of, in every format: the curated vectors (and every truncation of

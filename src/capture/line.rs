@@ -317,9 +317,8 @@ impl LineIn {
 impl RecordIn {
     fn into_record(self) -> (Record, RawLens) {
         let mut lens = [0; RAW_SLOTS];
-        let mut r = Record::new(self.id, self.kind);
+        let mut r = Record::started_at(self.id, self.kind, self.started_us);
         r.state = self.state;
-        r.started_us = self.started_us;
         r.client = self.client;
         r.request = self.request.map(|q| Request {
             method: q.method,

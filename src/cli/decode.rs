@@ -78,8 +78,20 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         ToFormat::Xml => Format::Xml,
         ToFormat::Binary => Format::Binary,
         ToFormat::Notation => Format::Notation,
-        ToFormat::Pretty | ToFormat::TypedJson => {
-            return write_view(&bytes, format, args.to == ToFormat::TypedJson, &name)
+        // The human view and typed JSON are written as the body is read too.
+        ToFormat::Pretty => {
+            let mut out = Vec::with_capacity(bytes.len().saturating_mul(2));
+            llsd::transcode_pretty(&bytes, format, &mut out)
+                .with_context(|| format!("decoding {name} as LLSD {format}"))?;
+            out.push(b'\n');
+            return write_stdout(&out);
+        }
+        ToFormat::TypedJson => {
+            let mut out = Vec::with_capacity(bytes.len().saturating_mul(3));
+            llsd::typed_json::transcode(&bytes, format, &mut out)
+                .with_context(|| format!("decoding {name} as LLSD {format}"))?;
+            out.push(b'\n');
+            return write_stdout(&out);
         }
     };
     // A wire format is written as the body is read, without the tree (the same decoder, checks and
@@ -92,24 +104,6 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         out.push(b'\n');
     }
     write_stdout(&out)
-}
-
-/// The pretty view or typed JSON of a body: these need the tree.
-fn write_view(bytes: &[u8], format: Format, json: bool, name: &str) -> anyhow::Result<ExitCode> {
-    let value = llsd::from_slice_as(bytes, format)
-        .with_context(|| format!("decoding {name} as LLSD {format}"))?;
-    let mut out = if json {
-        serde_json::to_string_pretty(&llsd::typed_json::to_json(&value))
-            .context("writing typed JSON")?
-    } else {
-        llsd::pretty(&value)
-    };
-    out.push('\n');
-    // The process ends right after this: giving a tree of millions of nodes back to the allocator
-    // one by one would cost more than decoding it took (a large inventory body is about 1.5 M
-    // allocations). The operating system takes the whole heap back at exit.
-    std::mem::forget(value);
-    write_stdout(out.as_bytes())
 }
 
 fn write_stdout(out: &[u8]) -> anyhow::Result<ExitCode> {

@@ -5,15 +5,16 @@
 //! `<?llsd/binary?>\n` is optional on reading (any case and spacing) and always written.
 //!
 //! Owns the binary wire form only. Every length is checked against the bytes present before anything
-//! is borrowed or allocated (see [`Reader`]); nesting is limited to [`MAX_DEPTH`].
+//! is borrowed or allocated (see [`Reader`]); nesting is limited to
+//! [`MAX_DEPTH`](super::MAX_DEPTH).
 
 use std::borrow::Cow;
 
 use super::build::{owned_scalars, Build};
 use super::error::{Error, ErrorKind, Found};
 use super::notation::read_delimited;
-use super::reader::{header_len, Reader};
-use super::{Key, Map, Value, MAX_DEPTH};
+use super::reader::{check_depth, header_len, Reader};
+use super::{Key, Map, Value};
 
 /// The header written before every binary body.
 pub const HEADER: &[u8] = b"<?llsd/binary?>\n";
@@ -221,13 +222,6 @@ fn parse_scalar<B: Build>(r: &mut Reader<'_>, b: &mut B) -> Result<B::Node, Erro
     })
 }
 
-fn check_depth(at: usize, depth: usize) -> Result<(), Error> {
-    if depth >= MAX_DEPTH {
-        return Err(Error::new(at, ErrorKind::TooDeep { limit: MAX_DEPTH }));
-    }
-    Ok(())
-}
-
 fn parse_array<B: Build>(
     r: &mut Reader<'_>,
     b: &mut B,
@@ -308,7 +302,7 @@ fn parse_map<B: Build>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llsd::Date;
+    use crate::llsd::{Date, MAX_DEPTH};
 
     fn bin(body: &[u8]) -> Vec<u8> {
         [HEADER, body].concat()

@@ -145,6 +145,18 @@ pub fn transcode(bytes: &[u8], from: Format, to: Format, out: &mut Vec<u8>) -> R
     done
 }
 
+/// Decodes a body in the format `from` and appends its human view to `out`: the text
+/// [`pretty`]`(&from_slice_as(bytes, from)?)` gives, written as the body is read (as [`transcode`]
+/// does), and the same error for a body that does not decode. On an error `out` is left as it was.
+pub fn transcode_pretty(bytes: &[u8], from: Format, out: &mut Vec<u8>) -> Result<(), Error> {
+    let start = out.len();
+    let done = decode_into(bytes, from, pretty::PrettyWriter::new(out));
+    if done.is_err() {
+        out.truncate(start);
+    }
+    done
+}
+
 /// [`transcode`] to binary LLSD.
 pub fn transcode_to_binary(bytes: &[u8], format: Format, out: &mut Vec<u8>) -> Result<(), Error> {
     transcode(bytes, format, Format::Binary, out)

@@ -8,15 +8,15 @@
 //! reference's compact form (no header).
 //!
 //! Owns the notation wire form only; every length is checked against the bytes present, nesting is
-//! limited to [`MAX_DEPTH`].
+//! limited to [`MAX_DEPTH`](super::MAX_DEPTH).
 
 use std::borrow::Cow;
 
 use super::build::{walk, Build, StackTree};
 use super::error::{snippet, Error, ErrorKind};
-use super::reader::{header_len, Reader};
+use super::reader::{check_depth, header_len, Reader};
 use super::text;
-use super::{Value, MAX_DEPTH};
+use super::Value;
 
 /// The most decimal digits accepted in an `s(N)` or `b(N)` length.
 const MAX_LEN_DIGITS: usize = 10;
@@ -249,13 +249,6 @@ fn parse_scalar<B: Build>(r: &mut Reader<'_>, b: &mut B) -> Result<B::Node, Erro
         b'b' => b.binary(Cow::Owned(parse_binary(r)?)),
         _ => return Err(r.unexpected_at(at, "notation", "a value")),
     })
-}
-
-fn check_depth(at: usize, depth: usize) -> Result<(), Error> {
-    if depth >= MAX_DEPTH {
-        return Err(Error::new(at, ErrorKind::TooDeep { limit: MAX_DEPTH }));
-    }
-    Ok(())
 }
 
 /// Skips whitespace and commas (the reference ignores both between items).
@@ -617,7 +610,7 @@ pub(crate) fn read_delimited<'a>(r: &mut Reader<'a>, delim: u8) -> Result<Cow<'a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llsd::{Date, Map};
+    use crate::llsd::{Date, Map, MAX_DEPTH};
 
     fn n(s: &str) -> Value {
         from_slice(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"))

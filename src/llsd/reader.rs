@@ -3,9 +3,11 @@
 //! bytes that are present, so a length field from the wire can never make us allocate or read past
 //! the end.
 //!
-//! Owns bounds checking only; knows nothing of LLSD types.
+//! Owns bounds checking, and the one nesting check every decoder makes ([`check_depth`]); knows
+//! nothing of LLSD types.
 
 use super::error::{Error, ErrorKind, Found};
+use super::MAX_DEPTH;
 
 /// A position in a borrowed byte slice.
 pub(crate) struct Reader<'a> {
@@ -130,6 +132,16 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The nesting check of all three decoders: a container opened at byte `at` with `depth`
+/// containers around it is an error ([`ErrorKind::TooDeep`]) once `depth` reaches [`MAX_DEPTH`].
+#[inline]
+pub(crate) fn check_depth(at: usize, depth: usize) -> Result<(), Error> {
+    if depth >= MAX_DEPTH {
+        return Err(Error::new(at, ErrorKind::TooDeep { limit: MAX_DEPTH }));
+    }
+    Ok(())
+}
+
 /// ASCII whitespace as the reference's `isspace()` sees it (space, \t, \n, \v, \f, \r).
 #[inline]
 pub(crate) fn is_ws(b: u8) -> bool {
@@ -173,6 +185,14 @@ mod tests {
         assert_eq!(r.take(1, "t").unwrap(), b"c");
         assert!(r.at_end());
         assert!(r.byte("b").is_err());
+    }
+
+    #[test]
+    fn depth_limit_is_max_depth_containers() {
+        assert!(check_depth(7, MAX_DEPTH - 1).is_ok());
+        let e = check_depth(7, MAX_DEPTH).unwrap_err();
+        assert_eq!(e.offset(), 7);
+        assert_eq!(e.kind(), &ErrorKind::TooDeep { limit: MAX_DEPTH });
     }
 
     #[test]

@@ -3,13 +3,255 @@
 //! `"nan"`, `"inf"`, `"-inf"`), `{"date": 1138804193.0}` (seconds since the epoch), `{"binary":
 //! "<base64>"}`, `{"map": {"key": ...}}` (key order kept), and so on.
 //!
-//! Owns the conversion between [`Value`] and `serde_json::Value` only.
+//! Owns the conversion between [`Value`] and `serde_json::Value`, and the writer of typed JSON text
+//! as a decoder reads a body ([`transcode`]).
+
+use std::borrow::Cow;
 
 use base64::Engine as _;
 use serde_json::{json, Value as Json};
 
+use super::build::Build;
 use super::error::{Error, ErrorKind};
-use super::{Date, Key, Map, Value, MAX_DEPTH};
+use super::{Date, Format, Key, Map, Value, MAX_DEPTH};
+
+/// Spaces per level of `serde_json`'s pretty printer, which [`transcode`] writes like.
+const INDENT: usize = 2;
+/// The most keys a map may have for [`transcode`] to look for duplicates in it as it writes; a
+/// larger map (rare in LLSD) sends the whole body down the tree path.
+const MAX_STREAMED_KEYS: usize = 64;
+
+/// Decodes a body in the format `from` and appends its typed JSON to `out` as
+/// `serde_json::to_writer_pretty(out, &to_json(&from_slice_as(bytes, from)?))` would write it, and
+/// the same error for a body that does not decode. On an error `out` is left as it was.
+///
+/// Written as the body is read, without the tree, except for a body with a map that has a key twice
+/// (JSON keeps one entry per key: the first position, the last value, which a writer that has
+/// already written the first value cannot give) or more than [`MAX_STREAMED_KEYS`] keys: that body
+/// is decoded again into the tree and written from it.
+pub fn transcode(bytes: &[u8], from: Format, out: &mut Vec<u8>) -> Result<(), Error> {
+    let start = out.len();
+    let mut writer = JsonWriter {
+        out,
+        level: 0,
+        in_array: false,
+        keys: Vec::new(),
+        needs_tree: false,
+    };
+    let done = super::decode_into(bytes, from, &mut writer);
+    let needs_tree = writer.needs_tree;
+    if done.is_err() || needs_tree {
+        out.truncate(start);
+    }
+    done?;
+    if needs_tree {
+        let value = super::from_slice_as(bytes, from)?;
+        // Writing JSON text into a `Vec` cannot fail.
+        let _ = serde_json::to_writer_pretty(&mut *out, &to_json(&value));
+    }
+    Ok(())
+}
+
+/// Writes typed JSON text, laid out as `serde_json::to_writer_pretty` lays out [`to_json`]'s tree:
+/// each node an object on lines of its own, `{`, the type's key and value one level in, `}`.
+struct JsonWriter<'o> {
+    out: &'o mut Vec<u8>,
+    /// Nesting level (in JSON objects and arrays) of the node being written.
+    level: usize,
+    /// Whether the node being written is an array's item (so it starts its own line).
+    in_array: bool,
+    /// Where the keys of the maps being written are in `out` (escaped, with quotes), innermost
+    /// map last.
+    keys: Vec<(usize, usize)>,
+    /// Set on a map the writer cannot write alone (a duplicate key, too many keys).
+    needs_tree: bool,
+}
+
+/// An array or map being written.
+struct Open {
+    any: bool,
+    parent_in_array: bool,
+    /// Where the map's keys start in [`JsonWriter::keys`].
+    keys: usize,
+}
+
+impl JsonWriter<'_> {
+    #[inline]
+    fn newline(&mut self, level: usize) {
+        self.out.push(b'\n');
+        self.out.resize(self.out.len() + level * INDENT, b' ');
+    }
+
+    /// `{`, then the type's key on the next line, one level in: `"integer": `.
+    #[inline]
+    fn node(&mut self, ty: &str) {
+        if self.in_array {
+            self.newline(self.level);
+        }
+        self.out.push(b'{');
+        self.newline(self.level + 1);
+        self.out.push(b'"');
+        self.out.extend_from_slice(ty.as_bytes());
+        self.out.extend_from_slice(b"\": ");
+    }
+
+    /// The end of a node: `}` on a line of its own.
+    #[inline]
+    fn end(&mut self) {
+        self.newline(self.level);
+        self.out.push(b'}');
+    }
+
+    #[inline]
+    fn scalar(&mut self, ty: &str, value: &[u8]) {
+        self.node(ty);
+        self.out.extend_from_slice(value);
+        self.end();
+    }
+
+    #[inline]
+    fn real(&mut self, ty: &str, r: f64) {
+        self.node(ty);
+        if r.is_nan() {
+            self.out.extend_from_slice(b"\"nan\"");
+        } else if r.is_infinite() {
+            self.out
+                .extend_from_slice(if r > 0.0 { b"\"inf\"" } else { b"\"-inf\"" });
+        } else {
+            // serde_json's own spelling of a finite f64; a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *self.out, &r);
+        }
+        self.end();
+    }
+
+    #[inline]
+    fn text(&mut self, ty: &str, s: &str) {
+        self.node(ty);
+        let _ = serde_json::to_writer(&mut *self.out, s);
+        self.end();
+    }
+
+    #[inline]
+    fn open(&mut self, ty: &str, tag: u8, in_array: bool) -> Open {
+        self.node(ty);
+        self.out.push(tag);
+        self.level += 2;
+        Open {
+            any: false,
+            parent_in_array: std::mem::replace(&mut self.in_array, in_array),
+            keys: self.keys.len(),
+        }
+    }
+
+    #[inline]
+    fn close(&mut self, open: Open, tag: u8) {
+        self.level -= 2;
+        self.in_array = open.parent_in_array;
+        self.keys.truncate(open.keys);
+        if open.any {
+            self.out.pop();
+            self.newline(self.level + 1);
+        }
+        self.out.push(tag);
+        self.end();
+    }
+}
+
+impl Build for &mut JsonWriter<'_> {
+    type Node = ();
+    type Array = Open;
+    type Map = Open;
+    type Key = ();
+
+    fn undef(&mut self) {
+        self.scalar("undef", b"null");
+    }
+
+    fn boolean(&mut self, b: bool) {
+        self.scalar("boolean", if b { b"true" } else { b"false" });
+    }
+
+    fn integer(&mut self, i: i32) {
+        self.scalar("integer", itoa::Buffer::new().format(i).as_bytes());
+    }
+
+    fn real(&mut self, r: f64) {
+        JsonWriter::real(self, "real", r);
+    }
+
+    fn uuid(&mut self, u: uuid::Uuid) {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH + 2];
+        buf[0] = b'"';
+        buf[uuid::fmt::Hyphenated::LENGTH + 1] = b'"';
+        u.hyphenated()
+            .encode_lower(&mut buf[1..=uuid::fmt::Hyphenated::LENGTH]);
+        self.scalar("uuid", &buf);
+    }
+
+    fn date(&mut self, secs: f64) {
+        JsonWriter::real(self, "date", secs);
+    }
+
+    fn string(&mut self, s: Cow<'_, str>) {
+        self.text("string", &s);
+    }
+
+    fn uri(&mut self, s: Cow<'_, str>) {
+        self.text("uri", &s);
+    }
+
+    fn binary(&mut self, b: Cow<'_, [u8]>) {
+        self.node("binary");
+        self.out.push(b'"');
+        super::text::push_base64(self.out, &b);
+        self.out.push(b'"');
+        self.end();
+    }
+
+    fn array_begin(&mut self, _capacity: usize) -> Open {
+        self.open("array", b'[', true)
+    }
+
+    fn array_push(&mut self, array: &mut Open, (): ()) {
+        array.any = true;
+        self.out.push(b',');
+    }
+
+    fn array_end(&mut self, array: Open) {
+        self.close(array, b']');
+    }
+
+    fn map_begin(&mut self, _capacity: usize) -> Open {
+        self.open("map", b'{', false)
+    }
+
+    fn map_key(&mut self, map: &mut Open, key: Cow<'_, str>) {
+        self.newline(self.level);
+        let at = self.out.len();
+        let _ = serde_json::to_writer(&mut *self.out, &*key);
+        let len = self.out.len() - at;
+        let written = &self.out[at..];
+        let earlier = &self.keys[map.keys..];
+        if earlier.len() >= MAX_STREAMED_KEYS
+            || earlier
+                .iter()
+                .any(|&(s, l)| l == len && &self.out[s..s + l] == written)
+        {
+            self.needs_tree = true;
+        }
+        self.keys.push((at, len));
+        self.out.extend_from_slice(b": ");
+    }
+
+    fn map_insert(&mut self, map: &mut Open, (): (), (): ()) {
+        map.any = true;
+        self.out.push(b',');
+    }
+
+    fn map_end(&mut self, map: Open) {
+        self.close(map, b'}');
+    }
+}
 
 /// The typed JSON of a value. A map with duplicate keys keeps the first position and the last value
 /// of each key (JSON objects have unique keys).

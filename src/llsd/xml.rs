@@ -8,7 +8,8 @@
 //! elements are an error wherever they are (so a user sees what the body held). Writes the
 //! reference's compact form.
 //!
-//! Owns the XML wire form only; nesting is limited to [`MAX_DEPTH`].
+//! Owns the XML wire form only; nesting is limited to
+//! [`MAX_DEPTH`](super::MAX_DEPTH).
 
 use std::borrow::Cow;
 
@@ -16,9 +17,9 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::build::{walk, Build, StackTree};
 use super::error::{snippet, Error, ErrorKind};
-use super::reader::header_len;
+use super::reader::{check_depth, header_len};
 use super::text;
-use super::{Value, MAX_DEPTH};
+use super::Value;
 
 /// The declaration and root the writer puts before the value.
 pub const PROLOGUE: &[u8] = b"<?xml version=\"1.0\" ?><llsd>";
@@ -414,11 +415,14 @@ impl<'a, B: Build> Parser<'a, B> {
         context: &'static str,
     ) -> Result<B::Node, Error> {
         match open.tag {
-            Tag::Array | Tag::Map if depth >= MAX_DEPTH => {
-                Err(Error::new(open.at, ErrorKind::TooDeep { limit: MAX_DEPTH }))
+            Tag::Array => {
+                check_depth(open.at, depth)?;
+                self.array(open.empty, depth)
             }
-            Tag::Array => self.array(open.empty, depth),
-            Tag::Map => self.map(open.empty, depth),
+            Tag::Map => {
+                check_depth(open.at, depth)?;
+                self.map(open.empty, depth)
+            }
             _ => self.scalar(open, context),
         }
     }
@@ -648,7 +652,7 @@ fn trim_bytes(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llsd::{Date, Map};
+    use crate::llsd::{Date, Map, MAX_DEPTH};
 
     fn x(body: &str) -> Value {
         let doc = format!("<llsd>{body}</llsd>");

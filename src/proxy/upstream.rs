@@ -40,6 +40,8 @@ use super::{ProxyConfig, ProxyError};
 mod whole;
 
 #[doc(hidden)]
+pub use whole::encode_request_for_fuzzing;
+#[doc(hidden)]
 pub use whole::read_response_for_fuzzing;
 
 /// How the upstream side is set up (taken from [`ProxyConfig`]).

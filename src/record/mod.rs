@@ -257,11 +257,17 @@ impl PartialEq for Charge {
 impl Record {
     /// A new open record of `kind`, started now.
     pub fn new(id: u64, kind: Kind) -> Self {
+        Self::started_at(id, kind, now_us())
+    }
+
+    /// A new open record of `kind` that began at `started_us` (microseconds since the Unix epoch):
+    /// a record read back from a capture, without reading the clock.
+    pub fn started_at(id: u64, kind: Kind, started_us: i64) -> Self {
         Self {
             id,
             kind,
             state: State::Open,
-            started_us: now_us(),
+            started_us,
             client: None,
             request: None,
             response: None,
@@ -512,6 +518,18 @@ impl Subscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_started_at_keeps_its_start() {
+        let r = Record::started_at(7, Kind::Event, 1_138_804_193_000_001);
+        assert_eq!(r.started_us, 1_138_804_193_000_001);
+        assert_eq!((r.id, r.kind, r.state), (7, Kind::Event, State::Open));
+        assert_eq!(r, {
+            let mut n = Record::new(7, Kind::Event);
+            n.started_us = 1_138_804_193_000_001;
+            n
+        });
+    }
 
     #[tokio::test]
     async fn lagging_subscriber_is_told_how_many_it_lost() {

@@ -39,6 +39,9 @@ const MAX_RESPONSE_HEADERS: usize = 100;
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// The most the trailers after the last chunk may take (they are read and dropped).
 const MAX_TRAILERS: usize = 64 * 1024;
+/// Why a body that runs until the close is refused when a TLS upstream closed without close_notify.
+const UNSURE_END: &str = "the body had no length and the TLS connection closed without \
+    close_notify, so it may be cut short";
 /// Idle connections kept per upstream host (`scheme://authority`).
 const MAX_IDLE_PER_HOST: usize = 32;
 /// The least time between two sweeps of idle connections.
@@ -175,20 +178,26 @@ fn malformed(host: &str, reason: impl Into<String>) -> UpstreamError {
 /// hop-by-hop ones), with `Host` from the URL when missing and the framing capscope's own.
 fn encode_request(request: Request<Bytes>) -> (Vec<u8>, Bytes) {
     let (parts, body) = request.into_parts();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .filter(|p| !p.is_empty())
-        .unwrap_or("/");
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(parts.method.as_str().as_bytes());
     head.push(b' ');
+    // Origin form starts with the path: `http://host?x` is `/?x` (found by the fuzz target).
+    if !target.starts_with('/') {
+        head.push(b'/');
+    }
     head.extend_from_slice(target.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
     if !parts.headers.contains_key(HOST) {
         if let Some(authority) = parts.uri.authority() {
-            push_header(&mut head, HOST.as_str(), authority.as_str().as_bytes());
+            // Host and port, never the URL's user info (RFC 9110 7.2; the fuzz target checks it).
+            head.extend_from_slice(b"host: ");
+            head.extend_from_slice(authority.host().as_bytes());
+            if let Some(port) = authority.port() {
+                head.push(b':');
+                head.extend_from_slice(port.as_str().as_bytes());
+            }
+            head.extend_from_slice(b"\r\n");
         }
     }
     for (name, value) in &parts.headers {
@@ -466,8 +475,11 @@ impl<S: Source> Reader<S> {
                     match self.fill_body(limit).await {
                         Ok(0) => break,
                         Ok(_) => {}
-                        // A TLS peer that closes without close_notify ends such a body too.
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                        // Over TLS only close_notify tells the body's end from a cut (rustls
+                        // says UnexpectedEof without it): refused, as hyper and curl refuse it.
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            return Err(malformed(host, UNSURE_END))
+                        }
                         Err(e) => return Err(broke_off(e)),
                     }
                 }
@@ -579,6 +591,15 @@ pub fn read_response_for_fuzzing(
             .map_err(|e| e.to_string())?;
         Ok((head.status.as_u16(), body.len()))
     })
+}
+
+/// The bytes [`WholeClient::send`] writes for `request` (head, then body), as they go on the
+/// wire. For the fuzz target `upstream_request`; not part of the API.
+#[doc(hidden)]
+pub fn encode_request_for_fuzzing(request: Request<Bytes>) -> Vec<u8> {
+    let (mut head, body) = encode_request(request);
+    head.extend_from_slice(&body);
+    head
 }
 
 /// The size on a chunk-size line (hex digits, then maybe `;extensions`).

@@ -379,3 +379,130 @@ fn the_fuzzing_entry_reads_answers_from_memory_as_from_a_connection() {
     assert!(read_response_for_fuzzing(over, false, 10).is_err());
     assert_eq!(read_response_for_fuzzing(over, true, 10), Ok((200, 0)));
 }
+
+/// A TLS server (a fresh self-signed certificate for 127.0.0.1) that answers one request with
+/// `answer` and then closes: with TLS close_notify when `notify`, else by dropping the TCP socket.
+async fn tls_server_closing(answer: &'static [u8], notify: bool) -> String {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+        .expect("test certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut tls) = acceptor.accept(tcp).await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if tls.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let _ = tls.write_all(answer).await;
+        let _ = tls.flush().await;
+        if notify {
+            let _ = tls.shutdown().await;
+        } else {
+            // The TCP socket goes away under the TLS session: no close_notify.
+            let (tcp, _) = tls.into_inner();
+            drop(tcp);
+        }
+    });
+    format!("https://127.0.0.1:{}/", addr.port())
+}
+
+#[tokio::test]
+async fn an_answer_without_length_over_tls_needs_close_notify_to_end() {
+    let config = ProxyConfig {
+        insecure_upstream: true,
+        ..ProxyConfig::default()
+    };
+    let tls = Arc::new(super::super::client_tls_config(&config).expect("TLS config"));
+    let c = WholeClient::new(
+        Connector {
+            tls: tokio_rustls::TlsConnector::from(tls),
+            connect_timeout: Duration::from_secs(5),
+        },
+        Duration::from_secs(60),
+        None,
+        BODY_TIMEOUT,
+    );
+    let unsized_: &[u8] = b"HTTP/1.1 200 OK\r\n\r\nall of it";
+
+    let closed_cleanly = tls_server_closing(unsized_, true).await;
+    let r = c.send(get(&closed_cleanly), LIMIT).await.expect("answer");
+    assert_eq!(&r.body()[..], b"all of it");
+
+    // The same bytes, but the end could be a cut: refused, as hyper and curl refuse it.
+    let cut = tls_server_closing(unsized_, false).await;
+    match c.send(get(&cut), LIMIT).await {
+        Err(UpstreamError::Protocol { reason, .. }) => {
+            assert!(reason.contains("close_notify"), "{reason}")
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+
+    // A body with a length needs no close_notify: its end is known.
+    let sized: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nall of it";
+    let dropped = tls_server_closing(sized, false).await;
+    let r = c.send(get(&dropped), LIMIT).await.expect("sized answer");
+    assert_eq!(&r.body()[..], b"all of it");
+}
+
+/// Found by the `upstream_request` fuzz target: `http://host?x` has the path-and-query `?x`, which
+/// was written as the request target as it was (`GET ?x HTTP/1.1`, not HTTP).
+#[test]
+fn a_url_with_a_query_and_no_path_is_sent_in_origin_form() {
+    for (url, line) in [
+        (
+            "http://sim.example:12043?x=1&y",
+            &b"GET /?x=1&y HTTP/1.1\r\n"[..],
+        ),
+        ("http://sim.example:12043", b"GET / HTTP/1.1\r\n"),
+        (
+            "http://sim.example:12043/cap/eq?a",
+            b"GET /cap/eq?a HTTP/1.1\r\n",
+        ),
+    ] {
+        let (head, _) = encode_request(get(url));
+        assert!(
+            head.starts_with(line),
+            "{url}: {}",
+            String::from_utf8_lossy(&head)
+        );
+    }
+}
+
+/// Found by the `upstream_request` fuzz target: the `Host` capscope adds names the URL's host and
+/// port, never the user info a URL may carry (`http://user:pw@host/`), which is no part of a
+/// `Host` (RFC 9110 section 7.2) and a secret besides.
+#[test]
+fn the_host_header_never_carries_user_info() {
+    for (url, host) in [
+        (
+            "http://user:pw@sim.example:12043/cap",
+            "host: sim.example:12043\r\n",
+        ),
+        ("http://user@sim.example/cap", "host: sim.example\r\n"),
+        ("http://[::1]:9000/", "host: [::1]:9000\r\n"),
+    ] {
+        let (head, _) = encode_request(get(url));
+        let head = String::from_utf8(head).expect("text");
+        assert!(head.contains(host), "{url}: {head}");
+        assert!(!head.contains("pw"), "{url}: {head}");
+    }
+}
