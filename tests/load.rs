@@ -39,7 +39,7 @@ const IDLE_POLLS_BUDGET: u64 = 256_000_000;
 
 /// Upstream connections the upstream client may keep idle for reuse after the polls end (its limit
 /// is 32 per host), plus a few.
-const POOL_KEPT: u64 = 40;
+const POOL_KEPT: usize = 40;
 
 /// Far longer than anything here should take.
 const HANG: Duration = Duration::from_secs(120);
