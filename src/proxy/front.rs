@@ -21,6 +21,9 @@
 //! routes or touch records (that is `exchange` and the hook), nor serve streamed or upgraded exchanges
 //! (that is hyper's, through `server`).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,8 +33,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::exchange::{self, BodyFailure, Ctx};
-use super::hook::{Route, MAX_REWRITE_BODY};
+use super::hook::{RequestHead, Route, MAX_REWRITE_BODY};
 use super::server::Phase;
+use super::tap::Exchange;
 
 /// The most header lines a head may have (hyper's server allows as many; more go to hyper, which
 /// refuses them as before).
@@ -216,85 +220,51 @@ where
 {
     let mut buf: Vec<u8> = Vec::new();
     let mut phase = ctx.life.phase_watch();
+    // What is held across an await here is in every connection's task for its whole life: the
+    // steps that are not the wait for an answer are boxed (an allocation each, for a moment), and
+    // what a request needs is kept to its parts.
     loop {
-        let plain = match read_head(ctx, &mut io, &mut buf, &mut phase).await {
+        let plain = match Box::pin(read_head(ctx, &mut io, &mut buf, &mut phase)).await {
             Head::Plain(p) => p,
             Head::Other => return Ended::HandOver(io, Bytes::from(buf)),
             Head::Close => return Ended::Closed,
         };
-        let PlainHead {
-            method,
-            uri,
-            version,
-            headers,
-            len,
-            body_len,
-            expect_continue,
-            keep_alive,
-        } = plain;
-        let Ok(mut head) = exchange::request_head(ctx, method, &uri, version, headers) else {
+        let Some(mut lean) = take(ctx, plain) else {
             return Ended::HandOver(io, Bytes::from(buf));
         };
-        if !ctx.shared.hook.holds(&head) {
-            return Ended::HandOver(io, Bytes::from(buf));
-        }
-        let decision = exchange::decide(ctx, &mut head);
-        if !matches!(decision.route, Route::Handle | Route::Respond(_)) {
-            // The hook changed its mind between `holds` and `decide` (what the request is made to
-            // changed in between): the general path serves it, and asks again. The record id given
-            // here is left unused.
-            tracing::debug!(
-                "{} {}: held, then routed otherwise; served by the general path",
-                head.method,
-                head.uri
-            );
-            return Ended::HandOver(io, Bytes::from(buf));
-        }
-        let exchange = exchange::open(ctx, &head, &decision);
-        buf.drain(..len);
-        let mut keep_alive = keep_alive;
-        let answer = match decision.route {
-            Route::Respond(resp) => {
-                let resp = exchange::respond(&exchange, resp);
-                // The body was not needed: skip it when it is here already, else close after the
-                // answer (reading a body nobody wants could take long).
-                match usize::try_from(body_len) {
-                    Ok(n) if n <= buf.len() => drop(buf.drain(..n)),
-                    _ => keep_alive = false,
+        buf.drain(..lean.len);
+        let version = lean.version;
+        let mut keep_alive = lean.keep_alive;
+        let answer = if let Some(resp) = lean.route.take() {
+            Some(respond_now(lean, resp, &mut buf, &mut keep_alive))
+        } else {
+            let read = Box::pin(read_body(
+                ctx,
+                &mut io,
+                &mut buf,
+                lean.body_len,
+                lean.expect_continue,
+            ));
+            match read.await {
+                Err(why) => {
+                    keep_alive = false;
+                    Some(exchange::body_failed(&lean.exchange, why))
                 }
-                Some(resp)
-            }
-            _ => {
-                let body = match read_body(ctx, &mut io, &mut buf, body_len, expect_continue).await
-                {
-                    Ok(b) => Ok(b),
-                    Err(why) => {
-                        keep_alive = false;
-                        Err(exchange::body_failed(&exchange, why))
-                    }
-                };
-                match body {
-                    Err(resp) => Some(resp),
-                    Ok(body) => {
-                        let route = Box::pin(exchange::handle_whole(ctx, &exchange, head, body));
-                        match await_answer(ctx, &mut io, &mut buf, &mut phase, route).await {
-                            Awaited::Answer(resp) => Some(resp),
-                            Awaited::Gone => None,
-                        }
+                Ok(body) => {
+                    let route = route(ctx, lean, body);
+                    match await_answer(ctx, &mut io, &mut buf, &mut phase, route).await {
+                        Awaited::Answer(resp) => Some(resp),
+                        Awaited::Gone => None,
                     }
                 }
             }
         };
-        drop(exchange);
         let Some(resp) = answer else {
             return Ended::Closed;
         };
         let keep_alive = keep_alive && *phase.borrow() == Phase::Running;
-        if write_answer(&mut io, version, resp, keep_alive, &mut phase)
-            .await
-            .is_err()
-            || !keep_alive
-        {
+        let write = Box::pin(write_answer(&mut io, version, resp, keep_alive, &mut phase));
+        if write.await.is_err() || !keep_alive {
             let _ = io.shutdown().await;
             return Ended::Closed;
         }
@@ -303,6 +273,92 @@ where
             buf = Vec::new();
         }
     }
+}
+
+/// A request the front serves, its exchange open.
+struct Lean {
+    /// `Some`: the hook's own answer ([`Route::Respond`]); `None`: [`Route::Handle`].
+    route: Option<Response<Bytes>>,
+    exchange: Arc<Exchange>,
+    head: RequestHead,
+    len: usize,
+    body_len: u64,
+    expect_continue: bool,
+    keep_alive: bool,
+    version: Version,
+}
+
+/// Asks the hook whether it holds the request and, when it does, where it goes; opens the exchange
+/// when the front serves it. `None`: hyper's (nothing was recorded).
+fn take(ctx: &Ctx, plain: PlainHead) -> Option<Box<Lean>> {
+    let PlainHead {
+        method,
+        uri,
+        version,
+        headers,
+        len,
+        body_len,
+        expect_continue,
+        keep_alive,
+    } = plain;
+    let mut head = exchange::request_head(ctx, method, &uri, version, headers).ok()?;
+    if !ctx.shared.hook.holds(&head) {
+        return None;
+    }
+    let decision = exchange::decide(ctx, &mut head);
+    if !matches!(decision.route, Route::Handle | Route::Respond(_)) {
+        // The hook changed its mind between `holds` and `decide` (what the request is made to
+        // changed in between): the general path serves it, and asks again. The record id given
+        // here is left unused.
+        tracing::debug!(
+            "{} {}: held, then routed otherwise; served by the general path",
+            head.method,
+            head.uri
+        );
+        return None;
+    }
+    let exchange = exchange::open(ctx, &head, &decision);
+    let route = match decision.route {
+        Route::Respond(resp) => Some(resp),
+        _ => None,
+    };
+    Some(Box::new(Lean {
+        route,
+        exchange,
+        head,
+        len,
+        body_len,
+        expect_continue,
+        keep_alive,
+        version,
+    }))
+}
+
+/// [`Route::Respond`]: the hook's answer, recorded. The body was not needed: it is skipped when it
+/// is here already, else the connection closes after the answer (reading a body nobody wants could
+/// take long).
+fn respond_now(
+    lean: Box<Lean>,
+    resp: Response<Bytes>,
+    buf: &mut Vec<u8>,
+    keep_alive: &mut bool,
+) -> Response<Bytes> {
+    match usize::try_from(lean.body_len) {
+        Ok(n) if n <= buf.len() => drop(buf.drain(..n)),
+        _ => *keep_alive = false,
+    }
+    exchange::respond(&lean.exchange, resp)
+}
+
+/// [`Route::Handle`]'s future, boxed: it owns the exchange, so dropping it (the client left) ends the
+/// record as hyper's path does.
+fn route<'a>(
+    ctx: &'a Ctx,
+    lean: Box<Lean>,
+    body: Bytes,
+) -> Pin<Box<dyn Future<Output = Response<Bytes>> + Send + 'a>> {
+    let Lean { exchange, head, .. } = *lean;
+    Box::pin(async move { exchange::handle_whole(ctx, &exchange, head, body).await })
 }
 
 /// Reads until `buf` starts with a whole head, within `--header-timeout` (as hyper counts it: from
@@ -392,11 +448,13 @@ where
             Ok(Err(e)) => return Err(BodyFailure::Broken(e.to_string())),
         }
     }
-    if buf.len() == len {
-        return Ok(Bytes::from(std::mem::take(buf)));
-    }
+    // A copy: the body outlives the request (in the record, with the hook), and the buffer around
+    // it is a head's size.
     let body = Bytes::copy_from_slice(&buf[..len]);
     buf.drain(..len);
+    if buf.is_empty() {
+        *buf = Vec::new();
+    }
     Ok(body)
 }
 
@@ -413,11 +471,11 @@ async fn await_answer<I, F>(
     io: &mut I,
     buf: &mut Vec<u8>,
     phase: &mut watch::Receiver<Phase>,
-    mut route: std::pin::Pin<Box<F>>,
+    mut route: Pin<Box<F>>,
 ) -> Awaited
 where
     I: AsyncRead + Unpin,
-    F: std::future::Future<Output = Response<Bytes>> + ?Sized,
+    F: Future<Output = Response<Bytes>> + ?Sized,
 {
     let max_keep = ctx
         .shared
