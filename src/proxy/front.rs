@@ -62,7 +62,7 @@ pub(crate) enum Parsed {
     /// Not a whole head yet.
     Partial,
     /// A whole head the front could serve itself.
-    Plain(PlainHead),
+    Plain(Box<PlainHead>),
     /// Anything else (not HTTP/1, too large, a body framing or a method the front leaves to hyper).
     Other,
 }
@@ -151,7 +151,7 @@ pub(crate) fn parse_head(buf: &[u8], max_head: usize) -> Parsed {
         Version::HTTP_11 => !wants("close"),
         _ => wants("keep-alive") && !wants("close"),
     };
-    Parsed::Plain(PlainHead {
+    Parsed::Plain(Box::new(PlainHead {
         method,
         uri,
         version,
@@ -160,7 +160,7 @@ pub(crate) fn parse_head(buf: &[u8], max_head: usize) -> Parsed {
         expect_continue,
         keep_alive,
         headers,
-    })
+    }))
 }
 
 /// For the fuzz target: reads `bytes` as the front reads a head, and checks what it says of itself
@@ -206,7 +206,7 @@ fn content_length(text: &str) -> Option<u64> {
 
 /// What reading a head gave.
 enum Head {
-    Plain(PlainHead),
+    Plain(Box<PlainHead>),
     /// Hand the connection to hyper.
     Other,
     Close,
@@ -290,7 +290,7 @@ struct Lean {
 
 /// Asks the hook whether it holds the request and, when it does, where it goes; opens the exchange
 /// when the front serves it. `None`: hyper's (nothing was recorded).
-fn take(ctx: &Ctx, plain: PlainHead) -> Option<Box<Lean>> {
+fn take(ctx: &Ctx, plain: Box<PlainHead>) -> Option<Box<Lean>> {
     let PlainHead {
         method,
         uri,
@@ -300,7 +300,7 @@ fn take(ctx: &Ctx, plain: PlainHead) -> Option<Box<Lean>> {
         body_len,
         expect_continue,
         keep_alive,
-    } = plain;
+    } = *plain;
     let mut head = exchange::request_head(ctx, method, &uri, version, headers).ok()?;
     if !ctx.shared.hook.holds(&head) {
         return None;
