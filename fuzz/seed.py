@@ -168,3 +168,18 @@ for name, fields in [
     ("extension-method", [b"PROPFIND", b"127.0.0.1:9000/a/b%20c/?q=%7E#frag", b"{}", b"Depth", b"1"]),
 ]:
     put("upstream_request", name, b"\0".join(fields))
+
+# The proxy front's request heads (the first byte: odd for a 512-byte head limit).
+for name, first, head in [
+    ("poll", 0, b"POST /cap/0123456789abcdef0123456789abcdef HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+        b"Content-Type: application/llsd+xml\r\nContent-Length: 93\r\n\r\n<?xml version=\"1.0\" ?>"),
+    ("expect-close", 0, b"POST /cap/x HTTP/1.1\r\nExpect: 100-continue\r\nConnection: close\r\n"
+        b"Content-Length: 5\r\n\r\nhello"),
+    ("http-1-0", 0, b"GET http://sim.example:12043/cap/y HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"),
+    ("chunked", 0, b"POST /cap/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    ("two-lengths", 0, b"POST /cap/x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+    ("connect", 0, b"CONNECT sim.example:443 HTTP/1.1\r\nHost: sim.example:443\r\n\r\n"),
+    ("over-limit", 1, b"GET / HTTP/1.1\r\nX-Big: " + b"x" * 600 + b"\r\n\r\n"),
+    ("partial", 1, b"POST /cap/x HTTP/1.1\r\nHost: a"),
+]:
+    put("front_head", name, bytes([first]) + head)

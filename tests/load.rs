@@ -2,7 +2,7 @@
 //! docs/reliability.md; each prints its figures (run with `--nocapture`).
 //!
 //! - `idle_event_polls`: many concurrent idle EventQueueGet polls through the `capscope run` binary in
-//!   login mode, against the simulated grid; capscope's peak memory must stay under 256 MiB.
+//!   login mode, against the simulated grid; capscope's peak memory must stay under 256 MB (256,000,000 bytes).
 //! - `a_gigabyte_each_way_with_tls_on_both_sides`: 1 GiB down and 1 GiB up through the binary, TLS to
 //!   the client and to the upstream; peak memory under 64 MiB.
 //! - `mixed_load_with_the_capture_attached`: several minutes of viewers doing seeds, inventory, assets,
@@ -32,6 +32,14 @@ use tokio::io::AsyncWriteExt;
 
 /// Open files a process needs beside one or two per poll (listeners, the runtime, the log, the CA).
 const FDS_BESIDE: u64 = 100;
+
+/// The memory budget of 10,000 idle polls: 256 MB (decimal, the stricter reading of the issue's
+/// "256 MB"), about 244 MiB.
+const IDLE_POLLS_BUDGET: u64 = 256_000_000;
+
+/// Upstream connections the upstream client may keep idle for reuse after the polls end (its limit
+/// is 32 per host), plus a few.
+const POOL_KEPT: usize = 40;
 
 /// Far longer than anything here should take.
 const HANG: Duration = Duration::from_secs(120);
@@ -200,11 +208,11 @@ async fn idle_event_polls() {
     let fds_held = open_fds(pid);
     let test_peak = status_kib(std::process::id(), "VmHWM:");
     drop(held);
+    // The grid answers the upstream polls it holds (idle), so they end now instead of after its hold;
+    // their connections close, but for those the upstream client keeps for reuse.
+    grid.release_polls();
     let deadline = Instant::now() + HANG;
-    while open_fds(pid) > fds_before + 2 {
-        if Instant::now() > deadline {
-            break;
-        }
+    while open_fds(pid) > fds_before + POOL_KEPT && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let fds_after = open_fds(pid);
@@ -225,7 +233,14 @@ async fn idle_event_polls() {
         peak / 1024,
         test_peak / 1024
     );
-    assert!(peak < 256 * 1024, "capscope peaked at {peak} KiB");
+    assert!(
+        fds_after <= fds_before + POOL_KEPT,
+        "capscope kept {fds_after} files open after the polls ended ({fds_before} before)"
+    );
+    assert!(
+        peak * 1024 < IDLE_POLLS_BUDGET,
+        "capscope peaked at {peak} KiB (the budget is {IDLE_POLLS_BUDGET} bytes)"
+    );
 }
 
 /// 1 GiB each way, TLS on both sides, through the binary.

@@ -205,13 +205,18 @@ impl Inner {
     }
 
     fn classify(&self, head: &RequestHead) -> Target {
+        self.classify_as(head, Use::Counts)
+    }
+
+    /// [`Inner::classify`]; with [`Use::Peek`] it marks nothing as used.
+    fn classify_as(&self, head: &RequestHead, use_: Use) -> Target {
         match head.via {
-            Via::Direct => self.classify_direct(head),
+            Via::Direct => self.classify_direct(head, use_),
             Via::Forward | Via::Tunnel { .. } => {
                 let found = {
                     let mut reg = self.registry();
                     let found = reg.lookup_uri(&head.uri);
-                    if let Some((f, _)) = &found {
+                    if let (Some((f, _)), Use::Counts) = (&found, use_) {
                         reg.touch(f.cap);
                     }
                     found
@@ -230,7 +235,7 @@ impl Inner {
         }
     }
 
-    fn classify_direct(&self, head: &RequestHead) -> Target {
+    fn classify_direct(&self, head: &RequestHead, use_: Use) -> Target {
         let path = head.uri.path();
         let grid_info = path.strip_prefix(LOGIN_PATH).unwrap_or(path);
         if grid_info == GRID_INFO_PATH || grid_info == "/get_grid_info/" {
@@ -258,7 +263,9 @@ impl Inner {
         let mut reg = self.registry();
         match reg.lookup_token(token) {
             Some(found) => {
-                reg.touch(found.cap);
+                if use_ == Use::Counts {
+                    reg.touch(found.cap);
+                }
                 let url = registry::join_upstream(&found.upstream, rest, query);
                 Target::Cap { found, url }
             }
@@ -399,7 +406,24 @@ impl Inner {
     }
 }
 
+/// Whether a classification counts as a use of the cap (a request going to it), or is only a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Counts,
+    Peek,
+}
+
+/// The caps whose requests are held long and run whole by the hook (the event queue's long polls):
+/// [`Hook::holds`] and [`Hook::decide`]'s [`Route::Handle`] both ask this, so they agree.
+fn is_held(found: &Found) -> bool {
+    found.name == EVENT_QUEUE_CAP
+}
+
 impl Hook for CapsHook {
+    fn holds(&self, head: &RequestHead) -> bool {
+        matches!(self.inner.classify_as(head, Use::Peek), Target::Cap { found, .. } if is_held(&found))
+    }
+
     fn decide(&self, head: &RequestHead) -> Decision {
         let inner = &self.inner;
         match inner.classify(head) {
@@ -478,7 +502,7 @@ impl Hook for CapsHook {
                 d
             }
             Target::Cap { found, url } => {
-                let route = if found.name == EVENT_QUEUE_CAP {
+                let route = if is_held(&found) {
                     Route::Handle
                 } else if head.via == Via::Direct {
                     match url.parse::<Uri>() {

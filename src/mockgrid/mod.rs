@@ -268,6 +268,12 @@ impl MockGridHandle {
         self.grid.push_event(message, body)
     }
 
+    /// Answers every event-queue poll the grid holds now (idle, as when its hold ends), and every
+    /// later poll at once: a load test ends its held polls with it.
+    pub fn release_polls(&self) {
+        self.grid.release_polls();
+    }
+
     /// How long the grid holds an idle event-queue poll.
     pub fn eq_hold(&self) -> Duration {
         self.grid.config.eq_hold

@@ -501,7 +501,11 @@ async fn event_queue(grid: &Arc<Grid>, entry: CapEntry, body: &[u8]) -> Response
         );
         return reply(StatusCode::OK, LLSD_XML, broken);
     }
-    match queue.poll(grid.config.eq_hold).await {
+    let answer = tokio::select! {
+        answer = queue.poll(grid.config.eq_hold) => answer,
+        () = grid.polls_released() => PollAnswer::Idle,
+    };
+    match answer {
         PollAnswer::Events(id, events) => {
             grid.delivered(entry.region, id, &events);
             llsd(LLSD_XML, &bodies::event_queue_reply(id, &events))

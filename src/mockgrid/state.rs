@@ -195,6 +195,10 @@ pub struct Grid {
     broken: [AtomicBool; Breakage::COUNT],
     /// Woken whenever a poll arrives or events are written, for [`Grid::wait_until`].
     changed: Notify,
+    /// Set once the test is done with the held polls: every poll held, and every later one, is
+    /// answered idle at once.
+    polls_released: AtomicBool,
+    release: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -248,6 +252,27 @@ impl Grid {
             }),
             broken: Default::default(),
             changed: Notify::new(),
+            polls_released: AtomicBool::new(false),
+            release: Notify::new(),
+        }
+    }
+
+    /// Answers every held event-queue poll idle now, and every later one at once.
+    pub fn release_polls(&self) {
+        self.polls_released.store(true, Ordering::SeqCst);
+        self.release.notify_waiters();
+    }
+
+    /// Resolves once [`Grid::release_polls`] was called.
+    pub async fn polls_released(&self) {
+        loop {
+            let notified = self.release.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.polls_released.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
         }
     }
 

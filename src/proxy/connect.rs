@@ -162,7 +162,7 @@ async fn tunnel<I>(
                 authority,
                 tls: false,
             };
-            serve_http1(shared, life, TokioIo::new(io), client, origin, None).await
+            serve_http1(shared, life, io, client, origin, None).await
         }
         Sniffed::Other | Sniffed::Unsure => {
             let (prefix, io) = io.into_parts();
@@ -248,7 +248,7 @@ async fn intercept_tls<I>(
     if h2 {
         serve_http2(shared, life, tls, client, origin).await
     } else {
-        serve_http1(shared, life, TokioIo::new(tls), client, origin, None).await
+        serve_http1(shared, life, tls, client, origin, None).await
     }
 }
 
@@ -317,13 +317,13 @@ async fn raw<I>(
 }
 
 /// A stream that first gives back bytes already read from it.
-struct Rewind<I> {
+pub(super) struct Rewind<I> {
     first: Bytes,
     inner: I,
 }
 
 impl<I> Rewind<I> {
-    fn new(first: Bytes, inner: I) -> Self {
+    pub(super) fn new(first: Bytes, inner: I) -> Self {
         Rewind { first, inner }
     }
 

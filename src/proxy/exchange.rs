@@ -90,7 +90,8 @@ impl std::ops::Deref for Ctx {
     }
 }
 
-/// The service for one request.
+/// The service for one request (hyper's path; the front serves held polls itself, through the same
+/// [`request_head`], [`decide`], [`open`] and route functions).
 pub(crate) async fn serve(
     ctx: Ctx,
     req: Request<Incoming>,
@@ -104,50 +105,22 @@ pub(crate) async fn serve(
             )),
         });
     }
-    let (via, uri) = match target(&ctx, &req) {
-        Ok(t) => t,
-        Err(reason) => {
-            ctx.shared.error_record(ctx.client, reason.clone());
-            return Ok(local(text_response(
-                StatusCode::BAD_REQUEST,
-                format!("capscope: {reason}\n"),
-            )));
-        }
+    let mut head = match request_head(
+        &ctx,
+        req.method().clone(),
+        req.uri(),
+        req.version(),
+        req.headers().clone(),
+    ) {
+        Ok(h) => h,
+        Err(reason) => return Ok(local(bad_target(&ctx, reason))),
     };
-    let shared = &ctx.shared;
-    let head = RequestHead {
-        record_id: shared.bus.next_id(),
-        client: ctx.client,
-        via,
-        method: req.method().clone(),
-        uri,
-        version: req.version(),
-        headers: req.headers().clone(),
-    };
-    let decision = shared.hook.decide(&head);
-    let exchange = Exchange::open(
-        shared.bus.clone(),
-        shared.config.max_body,
-        open_record(&ctx, &head, &decision),
-    );
-    exchange.set_encoding(Side::Request, content_encoding(&head.headers));
+    let decision = decide(&ctx, &mut head);
+    let exchange = open(&ctx, &head, &decision);
     let rewrite = decision.rewrite_response;
     let response = match decision.route {
-        Route::Respond(resp) => answer_locally(&exchange, resp, &["answered by the hook"]),
-        Route::Pass if head.via == Via::Direct => {
-            let path = head.uri.path().to_owned();
-            answer_locally(
-                &exchange,
-                text_response(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "capscope: no such endpoint {path}. capscope is an HTTP(S) proxy: point the \
-                         client's proxy setting at this address.\n"
-                    ),
-                ),
-                &["no such capscope endpoint"],
-            )
-        }
+        Route::Respond(resp) => local(respond(&exchange, resp)),
+        Route::Pass if head.via == Via::Direct => local(no_such_endpoint(&exchange, &head)),
         Route::Handle => Box::pin(handle(&ctx, exchange, head, req.into_body())).await,
         Route::Pass => {
             let uri = head.uri.clone();
@@ -158,29 +131,94 @@ pub(crate) async fn serve(
     Ok(response)
 }
 
+/// What the hook is shown of a request before any decision: how it came and where it was meant to go.
+/// Its `record_id` is 0 until [`decide`] gives it one. `Err`: the target cannot be served (the words
+/// for [`bad_target`]).
+pub(crate) fn request_head(
+    ctx: &Ctx,
+    method: Method,
+    uri: &Uri,
+    version: Version,
+    headers: http::HeaderMap,
+) -> Result<RequestHead, String> {
+    let (via, uri) = target(ctx, uri)?;
+    Ok(RequestHead {
+        record_id: 0,
+        client: ctx.client,
+        via,
+        method,
+        uri,
+        version,
+        headers,
+    })
+}
+
+/// The answer to a request whose target cannot be served, with its error record.
+pub(crate) fn bad_target(ctx: &Ctx, reason: String) -> Response<Bytes> {
+    ctx.shared.error_record(ctx.client, reason.clone());
+    text_response(StatusCode::BAD_REQUEST, format!("capscope: {reason}\n"))
+}
+
+/// Gives the request its record id and asks the hook where it goes.
+pub(crate) fn decide(ctx: &Ctx, head: &mut RequestHead) -> Decision {
+    head.record_id = ctx.shared.bus.next_id();
+    ctx.shared.hook.decide(head)
+}
+
+/// Opens the exchange: its record is published, open, with what the hook decided.
+pub(crate) fn open(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Arc<Exchange> {
+    let exchange = Exchange::open(
+        ctx.shared.bus.clone(),
+        ctx.shared.config.max_body,
+        open_record(ctx, head, decision),
+    );
+    exchange.set_encoding(Side::Request, content_encoding(&head.headers));
+    exchange
+}
+
+/// [`Route::Respond`]: the hook's answer, recorded.
+pub(crate) fn respond(exchange: &Exchange, resp: Response<Bytes>) -> Response<Bytes> {
+    answer_locally(exchange, resp, &["answered by the hook"])
+}
+
+/// A request to capscope itself that no endpoint takes: a 404 that says what capscope is.
+fn no_such_endpoint(exchange: &Exchange, head: &RequestHead) -> Response<Bytes> {
+    let path = head.uri.path().to_owned();
+    answer_locally(
+        exchange,
+        text_response(
+            StatusCode::NOT_FOUND,
+            format!(
+                "capscope: no such endpoint {path}. capscope is an HTTP(S) proxy: point the \
+                 client's proxy setting at this address.\n"
+            ),
+        ),
+        &["no such capscope endpoint"],
+    )
+}
+
 /// Where a request was meant to go: how it came, and its absolute URL (or, for requests to capscope
 /// itself, the target as sent).
-fn target(ctx: &Ctx, req: &Request<Incoming>) -> Result<(Via, Uri), String> {
+fn target(ctx: &Ctx, uri: &Uri) -> Result<(Via, Uri), String> {
     match &ctx.origin {
-        Origin::Listener => match (req.uri().scheme_str(), req.uri().authority()) {
+        Origin::Listener => match (uri.scheme_str(), uri.authority()) {
             (Some("http" | "https"), Some(authority)) => {
                 if is_self(authority.as_str(), ctx.shared.local_addr) {
-                    let path = req
-                        .uri()
+                    let path = uri
                         .path_and_query()
                         .map_or("/", |p| p.as_str())
                         .parse()
                         .map_err(|e| format!("bad request target: {e}"))?;
                     Ok((Via::Direct, path))
                 } else {
-                    Ok((Via::Forward, req.uri().clone()))
+                    Ok((Via::Forward, uri.clone()))
                 }
             }
             (Some(other), _) => Err(format!("cannot proxy {other}: URLs (only http and https)")),
-            (None, _) => Ok((Via::Direct, req.uri().clone())),
+            (None, _) => Ok((Via::Direct, uri.clone())),
         },
         Origin::Tunnel { authority, tls } => {
-            let uri = tunnel_target(ctx.tunnel_base.as_ref(), authority, *tls, req.uri())?;
+            let uri = tunnel_target(ctx.tunnel_base.as_ref(), authority, *tls, uri)?;
             Ok((
                 Via::Tunnel {
                     authority: authority.clone(),
@@ -282,22 +320,23 @@ pub(super) fn record_response(
 }
 
 /// Answers without going upstream, and finishes the record.
-fn answer_locally(
-    exchange: &Exchange,
-    resp: Response<Bytes>,
-    notes: &[&str],
-) -> Response<ProxyBody> {
+fn answer_locally(exchange: &Exchange, resp: Response<Bytes>, notes: &[&str]) -> Response<Bytes> {
     record_response(exchange, resp.status(), resp.version(), resp.headers());
     exchange.set_body(Side::Response, resp.body().clone(), None);
     exchange.update(|r| r.notes.extend(notes.iter().map(|n| (*n).to_owned())));
     exchange.finish(None);
-    local(resp)
+    resp
 }
 
 /// Fails the exchange with `status` and a reason the client can read.
 fn fail(exchange: &Exchange, status: StatusCode, error: String) -> Response<ProxyBody> {
+    local(fail_whole(exchange, status, error))
+}
+
+/// [`fail`], as a whole response.
+fn fail_whole(exchange: &Exchange, status: StatusCode, error: String) -> Response<Bytes> {
     exchange.finish(Some(error.clone()));
-    local(text_response(status, format!("capscope: {error}\n")))
+    text_response(status, format!("capscope: {error}\n"))
 }
 
 pub(super) fn upstream_failure(exchange: &Exchange, e: &UpstreamError) -> Response<ProxyBody> {
@@ -312,7 +351,11 @@ pub(super) fn upstream_failure(exchange: &Exchange, e: &UpstreamError) -> Respon
 /// The client stopped sending its request body: it gets a 408, the upstream (if the request had
 /// started) an aborted body, and the record says why.
 fn stalled(exchange: &Exchange, limit: std::time::Duration) -> Response<ProxyBody> {
-    fail(
+    local(stalled_whole(exchange, limit))
+}
+
+fn stalled_whole(exchange: &Exchange, limit: std::time::Duration) -> Response<Bytes> {
+    fail_whole(
         exchange,
         StatusCode::REQUEST_TIMEOUT,
         format!(
@@ -323,33 +366,58 @@ fn stalled(exchange: &Exchange, limit: std::time::Duration) -> Response<ProxyBod
     )
 }
 
-/// The hook runs the exchange: buffer the request body, hand it over, record what comes back.
+/// Why a request body for [`Route::Handle`] could not be read whole.
+pub(crate) enum BodyFailure {
+    /// No data for this long (`--body-timeout`).
+    Stalled(std::time::Duration),
+    /// Over [`MAX_REWRITE_BODY`].
+    TooLarge,
+    /// It broke off, for this reason.
+    Broken(String),
+}
+
+/// The answer (and the failed record) when a handled request's body could not be read whole.
+pub(crate) fn body_failed(exchange: &Exchange, why: BodyFailure) -> Response<Bytes> {
+    match why {
+        BodyFailure::Stalled(limit) => stalled_whole(exchange, limit),
+        BodyFailure::TooLarge => fail_whole(
+            exchange,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {MAX_REWRITE_BODY} bytes, too large to handle"),
+        ),
+        BodyFailure::Broken(reason) => fail_whole(
+            exchange,
+            StatusCode::BAD_REQUEST,
+            format!("the request body broke off: {reason}"),
+        ),
+    }
+}
+
+/// [`Route::Handle`] on hyper's path: buffer the request body, then [`handle_whole`].
 async fn handle(
     ctx: &Ctx,
     exchange: Arc<Exchange>,
     head: RequestHead,
     body: Incoming,
 ) -> Response<ProxyBody> {
-    let body = match collect_limited(body, MAX_REWRITE_BODY, Some(ctx.shared.config.body_timeout))
-        .await
-    {
-        Ok(b) => b,
-        Err(Collect::Stalled(limit)) => return stalled(&exchange, limit),
-        Err(Collect::TooLarge { .. }) => {
-            return fail(
-                &exchange,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is over {MAX_REWRITE_BODY} bytes, too large to handle"),
-            )
-        }
-        Err(Collect::Failed(e)) => {
-            return fail(
-                &exchange,
-                StatusCode::BAD_REQUEST,
-                format!("the request body broke off: {}", describe_hyper(&e)),
-            )
-        }
+    let collected =
+        collect_limited(body, MAX_REWRITE_BODY, Some(ctx.shared.config.body_timeout)).await;
+    let resp = match collected {
+        Ok(body) => handle_whole(ctx, &exchange, head, body).await,
+        Err(Collect::Stalled(limit)) => body_failed(&exchange, BodyFailure::Stalled(limit)),
+        Err(Collect::TooLarge { .. }) => body_failed(&exchange, BodyFailure::TooLarge),
+        Err(Collect::Failed(e)) => body_failed(&exchange, BodyFailure::Broken(describe_hyper(&e))),
     };
+    local(resp)
+}
+
+/// The hook runs the exchange with the request body whole; what comes back is recorded.
+pub(crate) async fn handle_whole(
+    ctx: &Ctx,
+    exchange: &Exchange,
+    head: RequestHead,
+    body: Bytes,
+) -> Response<Bytes> {
     exchange.set_body(Side::Request, body.clone(), None);
     let handled = ctx
         .shared
@@ -357,7 +425,7 @@ async fn handle(
         .handle(head, body, ctx.shared.upstream_dyn.clone())
         .await;
     let resp = handled.response;
-    record_response(&exchange, resp.status(), resp.version(), resp.headers());
+    record_response(exchange, resp.status(), resp.version(), resp.headers());
     exchange.set_encoding(Side::Response, content_encoding(resp.headers()));
     exchange.set_body(Side::Response, resp.body().clone(), handled.original_body);
     exchange.update(|r| {
@@ -367,7 +435,7 @@ async fn handle(
         }
     });
     exchange.finish(None);
-    local(resp)
+    resp
 }
 
 /// Forwards a request upstream and streams the response back (or buffers it for the hook).

@@ -180,6 +180,17 @@ pub trait Hook: Send + Sync + 'static {
         Decision::pass()
     }
 
+    /// Whether this request would be run whole by [`Hook::handle`] and held a long time (a long poll):
+    /// the proxy then serves it without a general HTTP server's per-connection buffers (a held poll
+    /// costs its task, its socket and the hook's future). Asked once per request head, before
+    /// [`Hook::decide`], which must then answer [`Route::Handle`] (or [`Route::Respond`], say when what
+    /// the request is made to was forgotten in between); any other route is still served, by the
+    /// general path. Must be quick (no I/O) and change nothing that `decide` reads.
+    fn holds(&self, head: &RequestHead) -> bool {
+        let _ = head;
+        false
+    }
+
     /// Rewrites (or only inspects) a buffered response body, when [`Decision::rewrite_response`] was set.
     /// `body` is the response body with any gzip/deflate/zstd `Content-Encoding` already undone (at
     /// most [`MAX_REWRITE_BODY`] bytes once decoded; a larger body is forwarded without a rewrite), and

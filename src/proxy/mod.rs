@@ -20,7 +20,9 @@
 //! ```
 //!
 //! Layout: [`server`] (builder, accept loop, connections, shutdown), `connect` (CONNECT: peek, TLS,
-//! raw tunnels), `exchange` (one request: hook, forward, record), `tap` (body tap and record
+//! raw tunnels), `front` (every HTTP/1 connection's
+//! first reader: held polls served without hyper, the rest handed to it), `exchange` (one request: hook,
+//! forward, record), `tap` (body tap and record
 //! finalisation), [`upstream`] (pooled client and its errors), `upgrade` (WebSocket and other `Upgrade`s relayed after the
 //! `101`), `wire` (header helpers).
 
@@ -35,6 +37,7 @@ use rustls::pki_types::CertificateDer;
 mod connect;
 pub mod decode;
 mod exchange;
+mod front;
 pub mod hook;
 mod relay;
 pub mod server;
@@ -43,6 +46,7 @@ mod upgrade;
 pub mod upstream;
 mod wire;
 
+pub use front::parse_head_for_fuzzing as read_front_head_for_fuzzing;
 pub use server::{run_until_shutdown, Proxy, ProxyBuilder, ProxyHandle};
 pub use upstream::UpstreamClient;
 

@@ -19,7 +19,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::connect::Rewind;
 use super::exchange::{self, Origin};
+use super::front;
 use super::hook::{Hook, NoopHook, Upstream};
 use super::upstream::UpstreamClient;
 use super::{CertIssuer, ProxyConfig, ProxyError, MIN_MAX_HEADER_SIZE};
@@ -263,6 +265,11 @@ impl Life {
         }
     }
 
+    /// The proxy's phase, to watch (the front of HTTP/1 connections obeys it itself).
+    pub(crate) fn phase_watch(&self) -> watch::Receiver<Phase> {
+        self.phase.clone()
+    }
+
     /// Resolves once the proxy stops (the grace period is over).
     pub(crate) async fn stopped(&self) {
         let mut phase = self.phase.clone();
@@ -400,8 +407,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, life: Life) {
                 let life = life.clone();
                 let slot = Arc::new(Place::new(permit, shared.open.clone()));
                 tokio::spawn(async move {
-                    let io = TokioIo::new(stream);
-                    serve_http1(shared, life, io, client, Origin::Listener, Some(slot)).await
+                    serve_http1(shared, life, stream, client, Origin::Listener, Some(slot)).await
                 });
             }
             Err(e) => {
@@ -484,7 +490,8 @@ fn due(last: &mut Option<Instant>) -> bool {
     }
 }
 
-/// Serves HTTP/1.1 on a connection (with CONNECT upgrades when it is the listener's).
+/// Serves HTTP/1.1 on a connection (with CONNECT upgrades when it is the listener's): the front serves
+/// held polls itself and hands the connection to hyper at the first other request.
 pub(crate) async fn serve_http1<I>(
     shared: Arc<Shared>,
     life: Life,
@@ -493,11 +500,29 @@ pub(crate) async fn serve_http1<I>(
     origin: Origin,
     slot: Option<Slot>,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ctx = exchange::Ctx::new(shared.clone(), life.clone(), client, origin, slot);
+    match front::serve(&ctx, io).await {
+        front::Ended::Closed => {}
+        front::Ended::HandOver(io, first) => {
+            // Boxed: a connection that stays with the front does not carry hyper's connection inline.
+            Box::pin(serve_hyper(shared, life, ctx, Rewind::new(first, io))).await
+        }
+    }
+}
+
+/// hyper's HTTP/1 server on a connection, `io` starting with what the front read.
+async fn serve_hyper<I>(shared: Arc<Shared>, life: Life, ctx: exchange::Ctx, io: Rewind<I>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let client = ctx.client;
     let service = service_fn(move |req| exchange::serve(ctx.clone(), req));
-    let conn = shared.http1.serve_connection(io, service).with_upgrades();
+    let conn = shared
+        .http1
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     if let Some(Err(e)) = life.drive(conn, |c| c.graceful_shutdown()).await {
         connection_error(&shared, client, &e);
     }

@@ -1073,3 +1073,59 @@ async fn a_big_poll_answer_is_read_on_the_blocking_pool_and_rewritten_as_a_small
     assert_eq!(handled.original_body.as_deref(), Some(big.as_bytes()));
     assert_eq!(hook.stats().events, 2);
 }
+
+/// `holds` (asked by the proxy's front before `decide`) says yes exactly for the requests `decide`
+/// runs whole as long polls: the event queue by its token (login mode) or its URL (proxy mode), and
+/// nothing else.
+#[test]
+fn holds_and_decide_agree_on_the_event_queue() {
+    let (hook, _bus) = login_hook();
+    let eq_path = with_event_queue(&hook);
+    let seed_path = hook.with_registry(|reg| {
+        let id = reg.lookup_url(SEED).unwrap().cap;
+        path_of(&reg.proxy_url(id))
+    });
+    let cases = [
+        (head(0, Via::Direct, Method::POST, &eq_path), true),
+        (head(0, Via::Direct, Method::GET, &eq_path), true),
+        (head(0, Via::Forward, Method::POST, EQ), true),
+        (
+            head(
+                0,
+                Via::Tunnel {
+                    authority: "127.0.0.1:9000".into(),
+                },
+                Method::POST,
+                EQ,
+            ),
+            true,
+        ),
+        (head(0, Via::Direct, Method::POST, &seed_path), false),
+        (head(0, Via::Direct, Method::POST, "/login"), false),
+        (
+            head(
+                0,
+                Via::Direct,
+                Method::POST,
+                "/cap/0123456789abcdef0123456789abcdef",
+            ),
+            false,
+        ),
+        (
+            head(0, Via::Forward, Method::GET, "http://example.com/"),
+            false,
+        ),
+    ];
+    for (h, held) in cases {
+        assert_eq!(hook.holds(&h), held, "{} {:?}", h.uri, h.via);
+        let d = hook.decide(&h);
+        assert_eq!(
+            matches!(d.route, Route::Handle),
+            held,
+            "{} {:?}: {:?}",
+            h.uri,
+            h.via,
+            d.route
+        );
+    }
+}
