@@ -143,9 +143,14 @@ async fn buffered_bytes_make_the_connection_readable() {
         .write_all(&pattern(3 * READ_AHEAD))
         .await
         .expect("write");
-    while ours.buffered() == 0 {
-        read_some(&mut ours, 4096).await;
-    }
+    let gulp = async {
+        while ours.buffered() == 0 {
+            read_some(&mut ours, 4096).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), gulp)
+        .await
+        .expect("a read took more from the socket than it asked");
     poll_fn(|cx| {
         let ready = std::pin::pin!(ours.readable()).poll(cx);
         assert!(matches!(ready, Poll::Ready(Ok(()))), "readable at once");
