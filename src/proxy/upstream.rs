@@ -1,7 +1,8 @@
 //! The upstream clients: one pooled keep-alive hyper client for forwarded exchanges (bodies
 //! streamed), and the lean client of [`whole`] for the hook's exchanges buffered whole (event-queue
 //! polls, grid info), both over our own connector (TCP with a connect timeout and `TCP_NODELAY`, then
-//! TLS with the one rustls `ClientConfig` built at start-up); and the translation of their failures
+//! TLS with the one rustls `ClientConfig` built at start-up, over a socket read in large gulps while a
+//! body streams: [`read_ahead`]); and the translation of their failures
 //! into [`UpstreamError`]s a user can act on.
 //!
 //! This module owns connections to upstream servers. It must not touch records, routes or the client
@@ -37,7 +38,10 @@ use super::tap::ProxyBody;
 use super::wire::{split_authority, strip_hop_by_hop};
 use super::{ProxyConfig, ProxyError};
 
+mod read_ahead;
 mod whole;
+
+use read_ahead::ReadAhead;
 
 #[doc(hidden)]
 pub use whole::encode_request_for_fuzzing;
@@ -365,7 +369,7 @@ impl Connector {
             url: uri.to_string(),
             reason: format!("{host} is not a valid TLS server name"),
         })?;
-        match self.tls.connect(name, tcp).await {
+        match self.tls.connect(name, ReadAhead::new(tcp)).await {
             Ok(s) => Ok(Stream::Tls(Box::new(s))),
             Err(e) => Err(UpstreamError::Tls {
                 host,
@@ -378,7 +382,8 @@ impl Connector {
 /// An upstream connection, plain or TLS, as tokio sees it (the whole-exchange client uses it as is).
 enum Stream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    /// TLS over a socket read in large gulps while a body streams ([`read_ahead`]).
+    Tls(Box<TlsStream<ReadAhead>>),
 }
 
 impl AsyncRead for Stream {
