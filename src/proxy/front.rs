@@ -45,6 +45,9 @@ const HEAD_READ: usize = 1024;
 /// How many bytes one read takes while an answer is awaited (it is there to notice a close; bytes
 /// that do come, a pipelined request, are kept for the next head).
 const WATCH_READ: usize = 16;
+/// The most the body buffer grows by before a read: what a `Content-Length` claims is reserved only
+/// as its bytes arrive (a claim of 16 MiB on thousands of connections must not cost 16 MiB each).
+const BODY_READ: usize = 16 * 1024;
 /// Bodies up to this size are written with their head in one write.
 const JOIN_WRITE: usize = 8 * 1024;
 
@@ -239,11 +242,11 @@ where
             Some(respond_now(lean, resp, &mut buf, &mut keep_alive))
         } else {
             let read = Box::pin(read_body(
-                ctx,
                 &mut io,
                 &mut buf,
                 lean.body_len,
                 lean.expect_continue,
+                ctx.shared.config.body_timeout,
             ));
             match read.await {
                 Err(why) => {
@@ -409,13 +412,14 @@ where
     }
 }
 
-/// Reads a body of `len` bytes (at most [`MAX_REWRITE_BODY`]), each read within `--body-timeout`.
+/// Reads a body of `len` bytes (at most [`MAX_REWRITE_BODY`]), each read within `limit`
+/// (`--body-timeout`). The buffer grows as the bytes come, never to the length a client only claims.
 async fn read_body<I>(
-    ctx: &Ctx,
     io: &mut I,
     buf: &mut Vec<u8>,
     len: u64,
     expect_continue: bool,
+    limit: Duration,
 ) -> Result<Bytes, BodyFailure>
 where
     I: AsyncRead + AsyncWrite + Unpin,
@@ -424,17 +428,14 @@ where
         Ok(n) if n <= MAX_REWRITE_BODY => n,
         _ => return Err(BodyFailure::TooLarge),
     };
-    if buf.len() < len {
-        if expect_continue {
-            io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(|e| BodyFailure::Broken(format!("writing 100 Continue failed: {e}")))?;
-        }
-        buf.reserve_exact(len - buf.len());
+    if buf.len() < len && expect_continue {
+        io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .map_err(|e| BodyFailure::Broken(format!("writing 100 Continue failed: {e}")))?;
     }
-    let limit = ctx.shared.config.body_timeout;
     while buf.len() < len {
         let want = len - buf.len();
+        buf.reserve(want.min(BODY_READ));
         let read = tokio::time::timeout(limit, (&mut *io).take(want as u64).read_buf(buf)).await;
         match read {
             Err(_) => return Err(BodyFailure::Stalled(limit)),
@@ -632,6 +633,54 @@ fn http_date(unix_secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_claimed_body_length_is_not_reserved_before_its_bytes_come() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client.write_all(b"0123456789").await.unwrap();
+        let mut buf = Vec::new();
+        let claimed = MAX_REWRITE_BODY as u64;
+        let read = read_body(
+            &mut server,
+            &mut buf,
+            claimed,
+            false,
+            Duration::from_millis(50),
+        )
+        .await;
+        assert!(matches!(read, Err(BodyFailure::Stalled(_))));
+        assert_eq!(buf, b"0123456789");
+        assert!(
+            buf.capacity() <= 2 * BODY_READ,
+            "{} bytes reserved for 10 that came",
+            buf.capacity()
+        );
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_across_reads() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = body.clone();
+        let writer = tokio::spawn(async move { client.write_all(&sent).await.unwrap() });
+        let mut buf = b"abc".to_vec();
+        let read = read_body(
+            &mut server,
+            &mut buf,
+            100_003,
+            false,
+            Duration::from_secs(30),
+        )
+        .await;
+        writer.await.unwrap();
+        let Ok(got) = read else {
+            panic!("the body was not read")
+        };
+        assert_eq!(&got[..3], b"abc");
+        assert_eq!(&got[3..], &body[..]);
+        assert!(buf.is_empty());
+    }
 
     #[test]
     fn http_dates_are_written_as_hyper_writes_them() {
