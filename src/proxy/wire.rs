@@ -62,6 +62,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// A `Content-Length` value, or one item of a comma-separated list of them: ASCII digits only (no
+/// sign, nothing inside), spaces around allowed, as hyper reads it. `None` for anything else.
+pub(crate) fn decimal_length(text: &[u8]) -> Option<u64> {
+    let digits = text.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// The headers as a record keeps them (values that are not UTF-8 are kept lossily).
 pub(crate) fn record_headers(headers: &HeaderMap) -> Vec<Header> {
     headers
@@ -126,6 +136,26 @@ pub(crate) fn split_authority(authority: &str, default_port: u16) -> (String, u1
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_lengths_are_digits_only() {
+        assert_eq!(decimal_length(b"0"), Some(0));
+        assert_eq!(decimal_length(b" 42\t"), Some(42));
+        for bad in [
+            &b""[..],
+            b" ",
+            b"+1",
+            b"-1",
+            b"1 2",
+            b"0x10",
+            b"1e3",
+            b"\xd9\xa1",
+        ] {
+            assert_eq!(decimal_length(bad), None, "{bad:?}");
+        }
+        // Beyond u64: not a length.
+        assert_eq!(decimal_length(b"18446744073709551616"), None);
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {

@@ -1,4 +1,4 @@
-//! UTC time as text: the ISO 8601 spellings that captures, HAR, dumps and the filter use, and the
+//! UTC time as text: the ISO 8601 spellings that captures, HAR, dumps and the filter use, HTTP dates, and the
 //! calendar conversions behind LLSD dates, all on the `time` crate (no calendar arithmetic of our
 //! own). Owns only conversions; knows no file format.
 
@@ -62,9 +62,44 @@ pub fn compact(us: i64) -> Option<String> {
     ))
 }
 
+/// An HTTP date (RFC 9110's IMF-fixdate, `Tue, 01 Dec 2026 02:09:00 GMT`), as hyper writes `date`;
+/// `None` outside the years -9999..=9999.
+pub fn http_date(unix_secs: i64) -> Option<String> {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t = OffsetDateTime::from_unix_timestamp(unix_secs).ok()?;
+    let weekday = DAYS[usize::from(t.weekday().number_days_from_monday())];
+    let month = MONTHS[usize::from(u8::from(t.month()) - 1)];
+    Some(format!(
+        "{weekday}, {:02} {month} {:04} {:02}:{:02}:{:02} GMT",
+        t.day(),
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_are_written_as_hyper_writes_them() {
+        assert_eq!(http_date(0).unwrap(), "Thu, 01 Jan 1970 00:00:00 GMT");
+        // 2026-12-01T02:09:00Z, a Tuesday.
+        assert_eq!(
+            http_date(1_796_090_940).unwrap(),
+            "Tue, 01 Dec 2026 02:09:00 GMT"
+        );
+        assert_eq!(
+            http_date(951_782_400).unwrap(),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+        assert_eq!(http_date(i64::MAX), None);
+    }
 
     #[test]
     fn known_instants() {

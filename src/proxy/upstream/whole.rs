@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use super::{describe_io, Connector, Stream};
 use crate::proxy::hook::UpstreamError;
+use crate::proxy::wire::decimal_length;
 
 /// The read buffer a response starts with, taken once its first bytes arrive (an idle poll holds
 /// none while it waits).
@@ -277,17 +278,12 @@ fn framing(head: &Head, head_only: bool) -> Result<Framing, String> {
     let mut length = None;
     for value in head.headers.get_all(CONTENT_LENGTH) {
         for part in value.as_bytes().split(|&b| b == b',') {
-            let part = part.trim_ascii();
-            let n = std::str::from_utf8(part)
-                .ok()
-                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|p| p.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    format!(
-                        "invalid Content-Length {:?}",
-                        String::from_utf8_lossy(value.as_bytes())
-                    )
-                })?;
+            let n = decimal_length(part).ok_or_else(|| {
+                format!(
+                    "invalid Content-Length {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                )
+            })?;
             if length.is_some_and(|l| l != n) {
                 return Err("Content-Length headers that disagree".into());
             }
