@@ -12,10 +12,11 @@
 //! joins the upstream poll still running. Idle answers (502/504) pass through when upstream gives
 //! them; capscope never answers a poll early itself.
 //!
-//! The poll orchestration lives in `hook/poll.rs`.
-//!
-//! Owns the routing decisions and poll orchestration of the caps layer. Must not do I/O in
-//! [`Hook::decide`], hold a lock across an `await`, or parse bodies itself (the pure modules do).
+//! Owns the caps layer's routing decisions (which cap a request is made to, and the [`Decision`]),
+//! the calls to the pure rewriters (login, seed, upload answers, redirects) and the `get_grid_info`
+//! exchange. The event-queue poll orchestration is `hook/poll.rs`'s, which this module only hands
+//! held polls to. Must not do I/O in [`Hook::decide`], hold a lock across an `await`, or parse
+//! bodies itself (the pure modules do).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
