@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use capscope::proxy::hook::{Decision, Hook, RequestHead, Rewrite, Route, Via};
+use capscope::proxy::hook::{Decision, Forward, Hook, RequestHead, Rewrite, Route, Via};
 use capscope::proxy::{Proxy, ProxyConfig};
 use capscope::record::{Bus, Kind, State};
 use common::*;
@@ -216,13 +216,13 @@ impl Hook for TestHook {
             (Via::Direct, "/login") => Decision::route(Route::Respond(Response::new(
                 Bytes::from_static(b"hello from the hook"),
             ))),
-            (Via::Direct, "/cap/x") => Decision {
-                cap: Some("TestCap".into()),
-                rewrite_response: true,
-                ..Decision::route(Route::To(
+            (Via::Direct, "/cap/x") => {
+                let mut d = Decision::rewritten(Forward::To(
                     format!("http://{}/echo", self.upstream).parse().unwrap(),
-                ))
-            },
+                ));
+                d.cap = Some("TestCap".into());
+                d
+            }
             _ => Decision::pass(),
         }
     }
@@ -359,10 +359,7 @@ struct Decoding;
 
 impl Hook for Decoding {
     fn decide(&self, _head: &RequestHead) -> Decision {
-        Decision {
-            rewrite_response: true,
-            ..Decision::pass()
-        }
+        Decision::rewritten(Forward::Pass)
     }
 
     fn rewrite_response(

@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use capscope::proxy::hook::{Decision, Hook, RequestHead, Rewrite, MAX_REWRITE_BODY};
+use capscope::proxy::hook::{Decision, Forward, Hook, RequestHead, Rewrite, MAX_REWRITE_BODY};
 use capscope::proxy::{Proxy, ProxyConfig};
 use capscope::record::{Bus, State};
 use common::*;
@@ -72,9 +72,7 @@ const HOLD_LIMIT: Duration = Duration::from_secs(15);
 
 impl Hook for Counting {
     fn decide(&self, _head: &RequestHead) -> Decision {
-        let mut d = Decision::pass();
-        d.rewrite_response = true;
-        d
+        Decision::rewritten(Forward::Pass)
     }
 
     fn rewrite_response(

@@ -5,10 +5,12 @@
 //! settings (`authority`), the per-host cache (`cache`). Knows nothing of HTTP or of the proxy:
 //! the proxy peeks the ClientHello and calls [`CertificateAuthority::server_config`] with the SNI
 //! host, else (no SNI: clients send none for IP addresses) the CONNECT host. The SNI is the name the
-//! client will check the leaf against. The Second Life viewer's own common-name check is switched off
-//! for its HTTP traffic (secondlife/viewer indra/newview/llappcorehttp.cpp, `sslVerify`: "Let libcurl
-//! do it"), and libcurl/OpenSSL match the SAN case-insensitively, so the lower-cased SNI rustls
-//! reports is as good as the host's own spelling.
+//! client will check the leaf against; a viewer's libcurl sends the CONNECT target's own host as SNI
+//! anyway (docs/certificates.md, "Which host a leaf is made for"). The Second Life viewer's own
+//! common-name check is switched off for its HTTP traffic (secondlife/viewer
+//! indra/newview/llappcorehttp.cpp, `sslVerify`: "Let libcurl do it"), and libcurl/OpenSSL match
+//! the SAN case-insensitively, so the lower-cased SNI rustls reports is as good as the host's own
+//! spelling.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), capscope_ca::CaError> {

@@ -1,17 +1,20 @@
-//! Undoing a body's `Content-Encoding` before the caps layer reads it (event-queue answers it fetched
-//! itself; a body the proxy decoded for a rewrite arrives already decoded, with the header gone).
+//! Undoing a body's `Content-Encoding` before the caps layer reads it. The hook sees every body in
+//! one state, its headers saying what it is: a response the proxy decoded for
+//! [`Hook::rewrite_response`](crate::proxy::hook::Hook::rewrite_response) comes without the
+//! `Content-Encoding` it no longer has, and an answer the hook fetched itself (event-queue polls,
+//! grid info) comes as upstream sent it. So this undoes what the header names, no more.
 //!
-//! Owns only the choice of what to undo; the decoding itself, with its size limit, is the proxy's one
-//! decoder ([`crate::proxy::decode`]). Knows nothing of what the body means. It undoes every encoding
-//! the record tap undoes — gzip, deflate, zstd — so no body is readable in a record yet passes a
-//! rewriter unrewritten.
+//! Owns only that choice; the names a header may give ([`Coding::parse`], [`Coding::is_identity`])
+//! and the decoding with its size limit are the proxy's one decoder's ([`crate::proxy::decode`]), so
+//! the caps layer undoes every encoding the record tap undoes — gzip, deflate, zstd — and no body is
+//! readable in a record yet passes a rewriter unrewritten. Knows nothing of what the body means.
 
 use bytes::Bytes;
 use http::header::CONTENT_ENCODING;
 use http::HeaderMap;
 
 use super::CapsError;
-use crate::proxy::decode::{decode_limited, is_zlib_header, Coding, Stop};
+use crate::proxy::decode::{decode_limited, Coding, Stop};
 use crate::proxy::hook::MAX_REWRITE_BODY;
 
 /// A body with its `Content-Encoding` undone.
@@ -22,12 +25,10 @@ pub struct Decoded {
     pub undone: Option<String>,
 }
 
-/// Undoes gzip, deflate or zstd — every encoding the record tap undoes (at most [`MAX_REWRITE_BODY`] bytes out). `identity`, no header, and the
-/// `binary/octet-stream` Second Life puts on bodies that are not encoded at all leave the body as is.
-///
-/// A body whose bytes show it is not encoded after all (no gzip magic; no zlib header and plain LLSD
-/// or XML text) is taken as is: the proxy may already have undone the encoding while passing the
-/// original headers on.
+/// Undoes the gzip, deflate or zstd `headers` name (at most [`MAX_REWRITE_BODY`] bytes out). No
+/// header, `identity`, and the `binary/octet-stream` Second Life puts on bodies that are not encoded
+/// at all leave the body as is. A body that is not what its header says is an error, as is an
+/// encoding capscope does not undo.
 pub fn decode_content(
     headers: &HeaderMap,
     body: Bytes,
@@ -43,23 +44,18 @@ pub fn decode_content(
             undone: None,
         });
     };
-    let coding = match encoding.as_str() {
-        "" | "identity" | "binary/octet-stream" => {
+    let coding = match Coding::parse(&encoding) {
+        Some(coding) => coding,
+        None if Coding::is_identity(&encoding) => {
             return Ok(Decoded {
                 bytes: body,
                 undone: None,
             })
         }
-        "gzip" | "x-gzip" if !body.starts_with(GZIP_MAGIC) => return Ok(as_is(body)),
-        "deflate" if !is_zlib_header(&body) && looks_plain(&body) => return Ok(as_is(body)),
-        "zstd" if !body.starts_with(ZSTD_MAGIC) => return Ok(as_is(body)),
-        "gzip" | "x-gzip" => Coding::Gzip,
-        "deflate" => Coding::Deflate,
-        "zstd" => Coding::Zstd,
-        other => {
+        None => {
             return Err(CapsError::ContentEncoding {
                 what,
-                encoding: other.to_owned(),
+                encoding,
                 reason: "capscope only undoes gzip, deflate and zstd".to_owned(),
             })
         }
@@ -80,27 +76,6 @@ pub fn decode_content(
             reason,
         }),
     }
-}
-
-/// The first two bytes of every gzip member.
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-/// The first four bytes of every zstd frame (RFC 8878).
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
-
-fn as_is(bytes: Bytes) -> Decoded {
-    Decoded {
-        bytes,
-        undone: None,
-    }
-}
-
-/// Whether a body already reads as LLSD or XML text (what the caps layer reads is never raw deflate
-/// that starts like this in practice).
-fn looks_plain(body: &[u8]) -> bool {
-    matches!(
-        body.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'<' | b'{' | b'[') | None
-    )
 }
 
 #[cfg(test)]
@@ -160,10 +135,15 @@ mod tests {
         let e = decode_content(&headers("gzip"), broken.into(), "seed response").unwrap_err();
         assert!(e.to_string().contains("seed response"), "{e}");
 
-        // Already undone (the proxy decodes before the hook sees it, headers unchanged).
+        // A body that is not what its header says is not guessed at: the proxy hands the hook
+        // headers that describe the body (it drops the encoding it undid), so this is upstream's error.
         for enc in ["gzip", "deflate", "zstd"] {
-            let d = decode_content(&headers(enc), Bytes::from_static(plain), "x").unwrap();
-            assert_eq!((&d.bytes[..], d.undone), (&plain[..], None), "{enc}");
+            let e = decode_content(&headers(enc), Bytes::from_static(plain), "seed response")
+                .unwrap_err();
+            assert!(
+                matches!(&e, CapsError::ContentEncoding { encoding, .. } if encoding == enc),
+                "{enc}: {e}"
+            );
         }
     }
 }

@@ -12,10 +12,11 @@
 //! joins the upstream poll still running. Idle answers (502/504) pass through when upstream gives
 //! them; capscope never answers a poll early itself.
 //!
-//! The poll orchestration lives in `hook/poll.rs`.
-//!
-//! Owns the routing decisions and poll orchestration of the caps layer. Must not do I/O in
-//! [`Hook::decide`], hold a lock across an `await`, or parse bodies itself (the pure modules do).
+//! Owns the caps layer's routing decisions (which cap a request is made to, and the [`Decision`]),
+//! the calls to the pure rewriters (login, seed, upload answers, redirects) and the `get_grid_info`
+//! exchange. The event-queue poll orchestration is `hook/poll.rs`'s, which this module only hands
+//! held polls to. Must not do I/O in [`Hook::decide`], hold a lock across an `await`, or parse
+//! bodies itself (the pure modules do).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,7 +35,9 @@ use super::registry::{self, normalize_url, Found, Registry, SEED_CAP};
 use super::seed::{self, is_upload_cap};
 use super::{Action, CapsError};
 use crate::llsd;
-use crate::proxy::hook::{Decision, Handled, Hook, RequestHead, Rewrite, Route, Upstream, Via};
+use crate::proxy::hook::{
+    Decision, Forward, Handled, Hook, RequestHead, Rewrite, Route, Upstream, Via,
+};
 use crate::record::{Bus, Kind};
 
 /// Second Life's main grid login URL.
@@ -434,25 +437,15 @@ impl Hook for CapsHook {
                 d
             }
             Target::NotMine => Decision::pass(),
-            Target::MaybeSeed => {
-                let mut d = Decision::pass();
-                d.rewrite_response = true;
+            Target::MaybeSeed => Decision::rewritten(Forward::Pass),
+            Target::Login { to: Some(grid) } => {
+                let mut d = Decision::rewritten(Forward::To(grid.clone()));
+                d.notes.push(format!("login forwarded to {grid}"));
+                d.cap = Some(LOGIN_CAP.to_owned());
+                d.kind = Kind::Login;
                 d
             }
-            Target::Login { to } => {
-                let mut d = match to {
-                    Some(grid) => {
-                        let mut d = Decision::route(Route::To(grid.clone()));
-                        d.notes.push(format!("login forwarded to {grid}"));
-                        d.cap = Some(LOGIN_CAP.to_owned());
-                        d.kind = Kind::Login;
-                        d
-                    }
-                    None => Decision::pass(),
-                };
-                d.rewrite_response = true;
-                d
-            }
+            Target::Login { to: None } => Decision::rewritten(Forward::Pass),
             Target::LoginUnavailable => {
                 let mut d = Decision::route(Route::Respond(text_response(
                     StatusCode::NOT_FOUND,
@@ -502,27 +495,31 @@ impl Hook for CapsHook {
                 d
             }
             Target::Cap { found, url } => {
-                let route = if is_held(&found) {
-                    Route::Handle
+                let forward = if is_held(&found) {
+                    Err(Route::Handle)
                 } else if head.via == Via::Direct {
                     match url.parse::<Uri>() {
-                        Ok(uri) => Route::To(uri),
-                        Err(e) => Route::Respond(text_response(
+                        Ok(uri) => Ok(Forward::To(uri)),
+                        Err(e) => Err(Route::Respond(text_response(
                             StatusCode::BAD_GATEWAY,
                             &format!(
                                 "capscope: the upstream URL of cap {} is not usable: {e}\n",
                                 found.name
                             ),
-                        )),
+                        ))),
                     }
                 } else {
-                    Route::Pass
+                    Ok(Forward::Pass)
                 };
-                let mut d = Decision::route(route);
                 // Uploaders themselves are not read: their requests carry the (large) upload.
-                d.rewrite_response = found.name == SEED_CAP
+                let rewrite = found.name == SEED_CAP
                     || found.name == LOGIN_CAP
                     || (is_upload_cap(&found.name) && found.kind != super::CapKind::Temporary);
+                let mut d = match forward {
+                    Ok(to) if rewrite => Decision::rewritten(to),
+                    Ok(to) => Decision::route(to.into()),
+                    Err(route) => Decision::route(route),
+                };
                 if found.name == LOGIN_CAP {
                     d.kind = Kind::Login;
                     d.notes

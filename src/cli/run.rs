@@ -362,14 +362,8 @@ pub async fn serve(
     if config.insecure_upstream {
         tracing::warn!("--insecure-upstream: upstream certificates are NOT checked");
     }
-    if !config.listen.ip().is_loopback() {
-        if !config.allow_remote {
-            return Err(usage(format_args!(
-                "refusing to listen on {}: other machines could use the proxy and read cap URLs \
-                 (bearer secrets); pass --allow-remote if you mean it",
-                config.listen
-            )));
-        }
+    let reach = proxy::check_listen(config.listen, config.allow_remote).map_err(usage)?;
+    if reach == proxy::Reach::Remote {
         tracing::warn!(
             "listening on {}: other machines can use this proxy and read what passes through it",
             config.listen

@@ -34,6 +34,16 @@ impl Coding {
         }
     }
 
+    /// Whether a `Content-Encoding` value says the body is not encoded: none, `identity`, or the
+    /// `binary/octet-stream` Second Life puts on bodies that are not encoded at all. A value that is
+    /// neither this nor a [`Coding::parse`] coding names an encoding capscope cannot undo.
+    pub fn is_identity(value: &str) -> bool {
+        matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "" | "identity" | "binary/octet-stream"
+        )
+    }
+
     /// The coding's name as a header spells it.
     pub fn name(self) -> &'static str {
         match self {
@@ -153,6 +163,12 @@ mod tests {
         assert_eq!(Coding::parse("identity"), None);
         assert_eq!(Coding::parse("binary/octet-stream"), None);
         assert_eq!(Coding::parse("gzip, br"), None);
+        for identity in ["", " Identity", "binary/octet-stream"] {
+            assert!(Coding::is_identity(identity), "{identity:?}");
+        }
+        for other in ["gzip", "br", "gzip, br"] {
+            assert!(!Coding::is_identity(other), "{other:?}");
+        }
     }
 
     #[test]

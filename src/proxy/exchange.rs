@@ -117,7 +117,7 @@ pub(crate) async fn serve(
     };
     let decision = decide(&ctx, &mut head);
     let exchange = open(&ctx, &head, &decision);
-    let rewrite = decision.rewrite_response;
+    let rewrite = decision.rewrites_response();
     let response = match decision.route {
         Route::Respond(resp) => local(respond(&exchange, resp)),
         Route::Pass if head.via == Via::Direct => local(no_such_endpoint(&exchange, &head)),

@@ -68,6 +68,35 @@ pub enum Route {
     Handle,
 }
 
+impl Route {
+    /// Whether the request goes upstream and its response comes back through the proxy
+    /// ([`Route::Pass`], [`Route::To`]): the only routes with a response [`Hook::rewrite_response`]
+    /// can be given. [`Route::Respond`]'s answer is the hook's own and [`Route::Handle`]'s exchange
+    /// the hook runs itself.
+    pub fn forwards(&self) -> bool {
+        matches!(self, Route::Pass | Route::To(_))
+    }
+}
+
+/// The routes that forward, for [`Decision::rewritten`]: asking for a rewrite takes one of these, so a
+/// rewrite cannot be asked for a route that has no forwarded response.
+#[derive(Debug)]
+pub enum Forward {
+    /// [`Route::Pass`].
+    Pass,
+    /// [`Route::To`].
+    To(Uri),
+}
+
+impl From<Forward> for Route {
+    fn from(f: Forward) -> Route {
+        match f {
+            Forward::Pass => Route::Pass,
+            Forward::To(uri) => Route::To(uri),
+        }
+    }
+}
+
 /// The hook's answer for one request.
 #[derive(Debug)]
 pub struct Decision {
@@ -83,8 +112,9 @@ pub struct Decision {
     /// What the record is: [`Kind::Http`] unless the hook knows better (a login).
     pub kind: Kind,
     /// Buffer the request body and the response body (each at most [`MAX_REWRITE_BODY`]) and pass them
-    /// to [`Hook::rewrite_response`] before the response goes to the client.
-    pub rewrite_response: bool,
+    /// to [`Hook::rewrite_response`] before the response goes to the client. Set only by
+    /// [`Decision::rewritten`], whose route forwards; read through [`Decision::rewrites_response`].
+    rewrite_response: bool,
 }
 
 impl Decision {
@@ -104,6 +134,40 @@ impl Decision {
             notes: Vec::new(),
             rewrite_response: false,
         }
+    }
+
+    /// Forward as `to` says, and buffer the response for [`Hook::rewrite_response`] (record nothing
+    /// extra). The one way to ask for a rewrite: only a forwarded response has a body to rewrite.
+    pub fn rewritten(to: Forward) -> Self {
+        Self {
+            rewrite_response: true,
+            ..Self::route(to.into())
+        }
+    }
+
+    /// Whether the response is to be buffered and passed to [`Hook::rewrite_response`].
+    ///
+    /// A decision made by [`Decision::rewritten`] whose `route` was then changed to one that does not
+    /// forward ([`Route::forwards`]) would have its rewrite ignored: that is a bug in the hook, so a
+    /// debug build panics here, and a release build logs it and does not rewrite. (A [`Route::Pass`]
+    /// of a [`Via::Direct`] request, which gets a 404, is not rewritten either.)
+    pub fn rewrites_response(&self) -> bool {
+        if !self.rewrite_response {
+            return false;
+        }
+        if self.route.forwards() {
+            return true;
+        }
+        debug_assert!(
+            false,
+            "a rewrite was asked for a route that does not forward: {:?}",
+            self.route
+        );
+        tracing::warn!(
+            "hook bug: a rewrite was asked for a route that does not forward ({:?}); not rewritten",
+            self.route
+        );
+        false
     }
 }
 
@@ -191,7 +255,7 @@ pub trait Hook: Send + Sync + 'static {
         false
     }
 
-    /// Rewrites (or only inspects) a buffered response body, when [`Decision::rewrite_response`] was set.
+    /// Rewrites (or only inspects) a buffered response body, when [`Decision::rewrites_response`].
     /// `body` is the response body with any gzip/deflate/zstd `Content-Encoding` already undone (at
     /// most [`MAX_REWRITE_BODY`] bytes once decoded; a larger body is forwarded without a rewrite), and
     /// `headers` no longer name an encoding that was undone; `request_body` is as the client sent it.
@@ -250,3 +314,28 @@ pub trait Hook: Send + Sync + 'static {
 pub struct NoopHook;
 
 impl Hook for NoopHook {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewrite_is_asked_only_with_a_forwarding_route() {
+        assert!(!Decision::pass().rewrites_response());
+        assert!(Decision::rewritten(Forward::Pass).rewrites_response());
+        let d = Decision::rewritten(Forward::To("http://127.0.0.1:9/x".parse().unwrap()));
+        assert!(matches!(d.route, Route::To(_)) && d.rewrites_response());
+        assert!(!Decision::route(Route::Handle).rewrites_response());
+    }
+
+    /// The one way left to combine a rewrite with a route that has no forwarded response (changing
+    /// the route afterwards) is refused loudly in a debug build, not ignored.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "does not forward")]
+    fn a_rewrite_left_on_a_route_changed_to_handle_panics_in_debug() {
+        let mut d = Decision::rewritten(Forward::Pass);
+        d.route = Route::Handle;
+        let _ = d.rewrites_response();
+    }
+}

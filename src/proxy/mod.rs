@@ -47,7 +47,7 @@ pub mod upstream;
 mod wire;
 
 pub use front::parse_head_for_fuzzing as read_front_head_for_fuzzing;
-pub use server::{run_until_shutdown, Proxy, ProxyBuilder, ProxyHandle};
+pub use server::{check_listen, run_until_shutdown, Proxy, ProxyBuilder, ProxyHandle, Reach};
 pub use upstream::UpstreamClient;
 
 /// Where the proxy listens unless told otherwise.
@@ -178,7 +178,8 @@ pub enum ProxyError {
         source: std::io::Error,
     },
     #[error(
-        "refusing to listen on {addr}: other machines could use the proxy; pass --allow-remote if \
+        "refusing to listen on {addr}: other machines could use the proxy and read what passes \
+         through it, cap URLs (bearer secrets) included; pass --allow-remote if \
          that is what you want"
     )]
     RemoteNotAllowed { addr: SocketAddr },

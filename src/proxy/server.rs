@@ -94,7 +94,7 @@ impl ProxyBuilder {
         let listener = match self.listener {
             Some(l) => l,
             None => {
-                check_remote(self.config.listen, self.config.allow_remote)?;
+                check_listen(self.config.listen, self.config.allow_remote)?;
                 TcpListener::bind(self.config.listen)
                     .await
                     .map_err(|source| ProxyError::Bind {
@@ -107,7 +107,7 @@ impl ProxyBuilder {
             addr: self.config.listen.to_string(),
             source,
         })?;
-        check_remote(local_addr, self.config.allow_remote)?;
+        check_listen(local_addr, self.config.allow_remote)?;
         let upstream = UpstreamClient::new(&self.config)?;
         let bus = self.bus.unwrap_or_default();
         let (phase_tx, phase_rx) = watch::channel(Phase::Running);
@@ -135,12 +135,27 @@ impl ProxyBuilder {
     }
 }
 
-fn check_remote(addr: SocketAddr, allowed: bool) -> Result<(), ProxyError> {
-    if addr.ip().is_loopback() || allowed {
-        Ok(())
+/// Whether the proxy may listen on `addr`: a loopback address always, any other only when
+/// `allow_remote` says so (then other machines can use the proxy: the answer says so, for a warning).
+/// The one loopback rule: the builder asks it before binding and again for the bound address, and
+/// the command line asks it before anything starts.
+pub fn check_listen(addr: SocketAddr, allow_remote: bool) -> Result<Reach, ProxyError> {
+    if addr.ip().is_loopback() {
+        Ok(Reach::Loopback)
+    } else if allow_remote {
+        Ok(Reach::Remote)
     } else {
         Err(ProxyError::RemoteNotAllowed { addr })
     }
+}
+
+/// Who can reach a listen address [`check_listen`] allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Only this machine.
+    Loopback,
+    /// Other machines too (`allow_remote`).
+    Remote,
 }
 
 /// A running proxy. Dropping it without [`ProxyHandle::shutdown`] stops accepting new connections
@@ -559,5 +574,29 @@ fn connection_error(shared: &Shared, client: SocketAddr, e: &hyper::Error) {
         );
     } else {
         tracing::debug!("connection from {client} ended: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_listens_without_allow_remote() {
+        for addr in ["127.0.0.1:8080", "127.3.4.5:0", "[::1]:8080"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(
+                check_listen(addr, false).unwrap(),
+                Reach::Loopback,
+                "{addr}"
+            );
+            assert_eq!(check_listen(addr, true).unwrap(), Reach::Loopback, "{addr}");
+        }
+        for addr in ["0.0.0.0:8080", "[::]:8080", "192.168.1.2:8080"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let e = check_listen(addr, false).unwrap_err();
+            assert!(e.to_string().contains("--allow-remote"), "{e}");
+            assert_eq!(check_listen(addr, true).unwrap(), Reach::Remote, "{addr}");
+        }
     }
 }

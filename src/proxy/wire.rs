@@ -1,5 +1,6 @@
-//! Small HTTP helpers for the forwarding path: hop-by-hop headers, header copies for records, version
-//! names, local responses, and host globs.
+//! Small HTTP helpers for the forwarding path: hop-by-hop headers, lengths, header copies for
+//! records, version names, local responses, `Content-Encoding` and authorities. (Host globs for
+//! `--passthrough` are `util::glob`'s, the matcher the filter language uses too.)
 //!
 //! This module owns no state and no I/O. It must not know about records' lifecycle or routing.
 

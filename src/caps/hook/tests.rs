@@ -165,7 +165,7 @@ fn decide_routes_login_caps_and_unknown_tokens() {
     let (hook, _) = login_hook();
     let d = hook.decide(&head(1, Via::Direct, Method::POST, "/login"));
     assert!(matches!(&d.route, Route::To(u) if *u == GRID), "{d:?}");
-    assert!(d.rewrite_response);
+    assert!(d.rewrites_response());
     assert_eq!(d.cap.as_deref(), Some("login"));
 
     let d = hook.decide(&head(
@@ -204,7 +204,7 @@ fn decide_routes_login_caps_and_unknown_tokens() {
         matches!(&d.route, Route::To(u) if u.to_string() == format!("{SEED}?x=1")),
         "{d:?}"
     );
-    assert!(d.rewrite_response);
+    assert!(d.rewrites_response());
     assert_eq!(d.cap.as_deref(), Some("Seed"));
 
     // Anything else addressed to capscope is not the hook's.
@@ -299,7 +299,7 @@ fn proxy_mode_names_requests_and_has_no_login_endpoint() {
         .headers
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     let d = hook.decide(&login);
-    assert!(matches!(d.route, Route::Pass) && d.rewrite_response);
+    assert!(matches!(d.route, Route::Pass) && d.rewrites_response());
 
     let d = hook.decide(&head(
         3,
@@ -307,11 +307,11 @@ fn proxy_mode_names_requests_and_has_no_login_endpoint() {
         Method::GET,
         "https://elsewhere.example/x",
     ));
-    assert!(matches!(d.route, Route::Pass) && !d.rewrite_response && d.cap.is_none());
+    assert!(matches!(d.route, Route::Pass) && !d.rewrites_response() && d.cap.is_none());
 
     with_event_queue(&hook);
     let d = hook.decide(&head(4, Via::Forward, Method::POST, SEED));
-    assert!(matches!(d.route, Route::Pass) && d.rewrite_response);
+    assert!(matches!(d.route, Route::Pass) && d.rewrites_response());
     assert_eq!(d.cap.as_deref(), Some("Seed"));
     let d = hook.decide(&head(5, Via::Forward, Method::POST, EQ));
     assert!(matches!(d.route, Route::Handle));
@@ -725,7 +725,7 @@ fn a_seed_seen_after_the_login_is_recognised_by_its_content() {
     };
     let seed = head(1, tunnel.clone(), Method::POST, SEED);
     let d = hook.decide(&seed);
-    assert!(matches!(d.route, Route::Pass) && d.rewrite_response);
+    assert!(matches!(d.route, Route::Pass) && d.rewrites_response());
     let asked = Bytes::from_static(b"<llsd><array><string>EventQueueGet</string></array></llsd>");
     let body = format!("<llsd><map><key>EventQueueGet</key><string>{EQ}</string></map></llsd>");
     let rw = hook.rewrite_response(
@@ -938,7 +938,7 @@ fn a_redirect_to_a_grid_host_comes_back_as_a_capscope_url_in_login_mode_only() {
     let location = headers[http::header::LOCATION].to_str().unwrap().to_owned();
     let d = hook.decide(&head(4, Via::Direct, Method::POST, &path_of(&location)));
     assert_eq!(d.kind, Kind::Login);
-    assert!(d.rewrite_response);
+    assert!(d.rewrites_response());
 
     // HTTP proxy mode rewrites nothing.
     let (hook, _bus) = proxy_hook();
@@ -961,9 +961,9 @@ fn locations_are_resolved_against_the_request_url() {
     assert_eq!(resolve_location("http://h", "c"), "http://h/c");
 }
 
-/// The record tap undoes zstd, so the rewriters must too: a zstd seed answer (raw, as the hook's
-/// `handle` path sees bodies, or already undone by the proxy with the header still saying zstd) is
-/// rewritten. Before zstd was added to caps/body.rs the raw one went to the viewer unrewritten.
+/// The record tap undoes zstd, so the rewriters must too: a zstd seed answer (raw with its header, as
+/// the hook's `handle` path sees bodies, or already undone by the proxy, which then drops the header)
+/// is rewritten. Before zstd was added to caps/body.rs the raw one went to the viewer unrewritten.
 #[test]
 fn a_zstd_seed_is_rewritten_like_a_gzip_one() {
     let (hook, _) = login_hook();
@@ -973,12 +973,15 @@ fn a_zstd_seed_is_rewritten_like_a_gzip_one() {
     });
     let seed_body =
         format!("<llsd><map><key>EventQueueGet</key><string>{EQ}</string></map></llsd>");
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+    let mut zstd_headers = HeaderMap::new();
+    zstd_headers.insert(CONTENT_ENCODING, HeaderValue::from_static("zstd"));
     let seed_req = head(2, Via::Direct, Method::POST, &path_of(&seed_proxy));
-    for body in [
-        zstd::encode_all(seed_body.as_bytes(), 3).unwrap(),
-        seed_body.clone().into_bytes(),
+    for (headers, body) in [
+        (
+            zstd_headers,
+            zstd::encode_all(seed_body.as_bytes(), 3).unwrap(),
+        ),
+        (HeaderMap::new(), seed_body.clone().into_bytes()),
     ] {
         let rw = hook.rewrite_response(
             &seed_req,
@@ -1128,4 +1131,26 @@ fn holds_and_decide_agree_on_the_event_queue() {
             d.route
         );
     }
+}
+
+/// A route that answers locally or runs the exchange itself has no forwarded response to rewrite, so
+/// a decision never asks for one with it (before, a seed whose upstream URL was not usable got a 502
+/// `Respond` that still asked for a rewrite, which the proxy ignored without a word).
+#[test]
+fn only_forwarding_routes_ask_for_a_rewrite() {
+    let (hook, _) = login_hook();
+    let bad_seed = hook.with_registry(|reg| {
+        path_of(&reg.grant_proxied(
+            SEED_CAP,
+            "http://127.0.0.1:9000/CAPS/not a uri/",
+            None,
+            crate::caps::CapKind::Normal,
+        ))
+    });
+    let d = hook.decide(&head(1, Via::Direct, Method::POST, &bad_seed));
+    assert!(
+        matches!(&d.route, Route::Respond(r) if r.status() == StatusCode::BAD_GATEWAY),
+        "{d:?}"
+    );
+    assert!(!d.rewrites_response(), "{d:?}");
 }
