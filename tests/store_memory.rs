@@ -51,8 +51,8 @@ fn live() -> isize {
 
 fn header(name: &str, value: &str) -> Header {
     Header {
-        name: name.to_owned(),
-        value: value.to_owned(),
+        name: name.into(),
+        value: value.into(),
     }
 }
 

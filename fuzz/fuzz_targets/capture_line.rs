@@ -34,7 +34,13 @@ fuzz_target!(|data: &[u8]| {
         content_encoding: (seed & 8 != 0).then(|| text()),
         original: (seed & 16 != 0).then(|| Bytes::from(vec![0; (seed % 2) as usize])),
     };
-    let kinds = [Kind::Http, Kind::Event, Kind::Login, Kind::Tunnel, Kind::Error];
+    let kinds = [
+        Kind::Http,
+        Kind::Event,
+        Kind::Login,
+        Kind::Tunnel,
+        Kind::Error,
+    ];
     let states = [State::Open, State::Done, State::Failed];
     let mut r = Record::started_at(number(7), kinds[(bits % 5) as usize], number(13) as i64);
     r.state = states[(bits % 3) as usize];
@@ -42,8 +48,8 @@ fuzz_target!(|data: &[u8]| {
     if on(1) {
         let headers = (0..bits % 4)
             .map(|_| Header {
-                name: text(),
-                value: text(),
+                name: text().into(),
+                value: text().into(),
             })
             .collect();
         r.request = Some(Request {
@@ -58,8 +64,8 @@ fuzz_target!(|data: &[u8]| {
     if on(3) {
         let headers = (0..(bits >> 8) % 4)
             .map(|_| Header {
-                name: text(),
-                value: text(),
+                name: text().into(),
+                value: text().into(),
             })
             .collect();
         r.response = Some(Response {

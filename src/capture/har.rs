@@ -435,15 +435,15 @@ fn header(headers: &[RecHeader], name: &str) -> Option<String> {
     headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.clone())
+        .map(|h| h.value.to_string())
 }
 
 fn name_values(headers: &[RecHeader]) -> Vec<NameValue> {
     headers
         .iter()
         .map(|h| NameValue {
-            name: h.name.clone(),
-            value: h.value.clone(),
+            name: h.name.to_string(),
+            value: h.value.to_string(),
         })
         .collect()
 }

@@ -979,8 +979,8 @@ mod tests {
                 q.client_url = Some(s.clone());
                 q.version = s.clone();
                 q.headers.push(Header {
-                    name: s.clone(),
-                    value: s.clone(),
+                    name: s.clone().into(),
+                    value: s.clone().into(),
                 });
                 q.body.content_encoding = Some(s.clone());
             }
@@ -988,7 +988,7 @@ mod tests {
                 p.version = s.clone();
                 p.headers = vec![
                     Header {
-                        name: s.clone(),
+                        name: s.clone().into(),
                         value: "x".into(),
                     };
                     3
@@ -1089,11 +1089,11 @@ mod tests {
                 let q = r.request.as_mut().unwrap();
                 q.method = strings[4].clone();
                 q.url = strings[5].clone();
-                q.headers = vec![Header { name: strings[6].clone(), value: strings[7].clone() }];
+                q.headers = vec![Header { name: strings[6].clone().into(), value: strings[7].clone().into() }];
                 q.body.size = numbers[1];
                 let p = r.response.as_mut().unwrap();
                 p.status = numbers[2] as u16;
-                p.headers.push(Header { name: strings[8].clone(), value: strings[9].clone() });
+                p.headers.push(Header { name: strings[8].clone().into(), value: strings[9].clone().into() });
                 r.timings.done_us = Some(numbers[3]);
                 let e = r.event.as_mut().unwrap();
                 e.message = strings[10].clone();

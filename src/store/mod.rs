@@ -684,6 +684,14 @@ const SLOT_BYTES: usize = 2
 /// header and rounding. Checked against the allocations a store really makes (tests/store_memory.rs),
 /// so a budget of bytes is a budget of memory, bar the allocator's own fragmentation.
 pub fn record_bytes(record: &Record) -> usize {
+    // A header's text lives inside the header up to 24 bytes; a longer one has a heap block.
+    let header_text = |s: &crate::record::HeaderText| {
+        if s.is_heap_allocated() {
+            heap_block(s.capacity())
+        } else {
+            0
+        }
+    };
     let string = |s: &String| heap_block(s.capacity());
     let opt = |s: &Option<String>| s.as_ref().map_or(0, string);
     let bytes = |b: &Bytes| {
@@ -698,7 +706,7 @@ pub fn record_bytes(record: &Record) -> usize {
     let headers = |h: &Vec<crate::record::Header>| {
         heap_block(h.capacity() * std::mem::size_of::<crate::record::Header>())
             + h.iter()
-                .map(|h| string(&h.name) + string(&h.value))
+                .map(|h| header_text(&h.name) + header_text(&h.value))
                 .sum::<usize>()
     };
     let mut total = heap_block(std::mem::size_of::<Record>())

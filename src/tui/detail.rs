@@ -732,8 +732,8 @@ pub fn request_from_text(r: &Record, text: &str) -> Result<Record, String> {
             .split_once(':')
             .ok_or_else(|| format!("not a header (Name: value): {line}"))?;
         headers.push(Header {
-            name: name.trim().to_owned(),
-            value: value.trim().to_owned(),
+            name: name.trim().into(),
+            value: value.trim().into(),
         });
     }
     let mut copy = r.clone();
