@@ -53,10 +53,10 @@ fuzz_target!(|data: &[u8]| {
             })
             .collect();
         r.request = Some(Request {
-            method: text(),
+            method: text().into(),
             url: text(),
             client_url: on(2).then(|| text()),
-            version: text(),
+            version: text().into(),
             headers,
             body: body(&mut text, number(19)),
         });
@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         r.response = Some(Response {
             status: number(23) as u16,
-            version: text(),
+            version: text().into(),
             headers,
             body: body(&mut text, number(29)),
         });

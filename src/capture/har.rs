@@ -308,7 +308,7 @@ fn entry(r: &Record, base: &str) -> Entry {
     let time = timings.send + timings.wait + timings.receive;
     let req = r.request.clone().unwrap_or_default();
     let request = HarRequest {
-        method: req.method.clone(),
+        method: req.method.to_string(),
         url: absolute(&req.url, base),
         http_version: version_or_default(&req.version),
         cookies: request_cookies(&req.headers),

@@ -26,7 +26,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{LagMarker, Line};
 use crate::record::{
-    Body, EventInfo, Header, Kind, Record, Request, Response, State, Timings, TunnelInfo,
+    Body, EventInfo, Header, HeaderText, Kind, Record, Request, Response, State, Timings,
+    TunnelInfo,
 };
 
 /// The key of a body written after the line.
@@ -518,11 +519,11 @@ struct RecordIn {
 
 #[derive(Deserialize)]
 struct RequestIn {
-    method: String,
+    method: HeaderText,
     url: String,
     #[serde(default)]
     client_url: Option<String>,
-    version: String,
+    version: HeaderText,
     headers: Vec<Header>,
     body: BodyIn,
 }
@@ -530,7 +531,7 @@ struct RequestIn {
 #[derive(Deserialize)]
 struct ResponseIn {
     status: u16,
-    version: String,
+    version: HeaderText,
     headers: Vec<Header>,
     body: BodyIn,
 }
@@ -974,10 +975,10 @@ mod tests {
             r.agent = Some(s.clone());
             r.notes = vec![s.clone(), String::new(), s.clone()];
             for q in r.request.iter_mut() {
-                q.method = s.clone();
+                q.method = s.as_str().into();
                 q.url = s.clone();
                 q.client_url = Some(s.clone());
-                q.version = s.clone();
+                q.version = s.as_str().into();
                 q.headers.push(Header {
                     name: s.clone().into(),
                     value: s.clone().into(),
@@ -985,7 +986,7 @@ mod tests {
                 q.body.content_encoding = Some(s.clone());
             }
             for p in r.response.iter_mut() {
-                p.version = s.clone();
+                p.version = s.as_str().into();
                 p.headers = vec![
                     Header {
                         name: s.clone().into(),
@@ -1087,7 +1088,7 @@ mod tests {
                 r.error = Some(strings[1].clone());
                 r.notes = vec![strings[2].clone(), strings[3].clone()];
                 let q = r.request.as_mut().unwrap();
-                q.method = strings[4].clone();
+                q.method = strings[4].as_str().into();
                 q.url = strings[5].clone();
                 q.headers = vec![Header { name: strings[6].clone().into(), value: strings[7].clone().into() }];
                 q.body.size = numbers[1];

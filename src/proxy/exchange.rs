@@ -281,7 +281,7 @@ fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
         _ => (head.uri.to_string(), None),
     };
     r.request = Some(record::Request {
-        method: head.method.to_string(),
+        method: head.method.as_str().into(),
         url,
         client_url,
         version: version_name(head.version).into(),

@@ -137,14 +137,14 @@ impl Body {
 /// The request side of an exchange.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    pub method: String,
+    pub method: HeaderText,
     /// The absolute URL the request went to upstream (`https://host:port/path?query`).
     pub url: String,
     /// When capscope routed the request elsewhere (login mode), the URL the client asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_url: Option<String>,
     /// `HTTP/1.1`, `HTTP/2.0`, ...
-    pub version: String,
+    pub version: HeaderText,
     pub headers: Vec<Header>,
     pub body: Body,
 }
@@ -153,7 +153,7 @@ pub struct Request {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub status: u16,
-    pub version: String,
+    pub version: HeaderText,
     pub headers: Vec<Header>,
     pub body: Body,
 }

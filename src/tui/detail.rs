@@ -738,7 +738,7 @@ pub fn request_from_text(r: &Record, text: &str) -> Result<Record, String> {
     }
     let mut copy = r.clone();
     let q = copy.request.get_or_insert_with(Default::default);
-    q.method = method.trim().to_owned();
+    q.method = method.trim().into();
     q.client_url = Some(url.trim().to_owned());
     q.headers = headers;
     q.body = Body::whole(body.as_bytes().to_vec());
