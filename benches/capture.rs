@@ -1,7 +1,8 @@
 //! Capture throughput: writing records (masking included) and reading them back, plain and zstd.
-//! Small LLSD records are reported as records/s; 1 MiB binary bodies (what a viewer's textures and
-//! meshes look like to the writer, and what the shared bench's `https-1m-c4` workload sends) as
-//! bytes/s.
+//! Small LLSD records, and records like the shared bench's small GETs (`https-small-*`: a few
+//! request headers, nginx's response headers, 200 bytes), are reported as records/s; 1 MiB binary
+//! bodies (what a viewer's textures and meshes look like to the writer, and what the shared bench's
+//! `https-1m-c4` workload sends) as bytes/s.
 //!
 //! `cargo bench --bench capture`
 
@@ -46,6 +47,51 @@ fn records() -> Vec<Record> {
                     "<llsd><map><key>folders</key><array><map><key>items</key><array>{}</array></map></array></map></llsd>",
                     (0..8).map(|j| format!("<map><key>name</key><string>Object {i}-{j}</string><key>asset_id</key><uuid>00000000-0000-0000-0000-{j:012}</uuid></map>")).collect::<String>()
                 )),
+            });
+            r
+        })
+        .collect()
+}
+
+/// Records like the shared bench's `https-small-*` workloads leave: a GET through a CONNECT tunnel,
+/// the client's few request headers, nginx's response headers and a 200-byte body.
+fn small_get_records() -> Vec<Record> {
+    let header = |name: &str, value: &str| H {
+        name: name.into(),
+        value: value.into(),
+    };
+    (0..RECORDS)
+        .map(|i| {
+            let mut r = Record::new(i as u64, Kind::Http);
+            r.state = State::Done;
+            r.client = Some(format!("127.0.0.1:{}", 40000 + i % 16));
+            r.timings.request_sent_us = Some(40);
+            r.timings.response_headers_us = Some(310);
+            r.timings.done_us = Some(325);
+            r.request = Some(Request {
+                method: "GET".into(),
+                url: "https://127.0.0.1:39123/small".into(),
+                version: "HTTP/1.1".into(),
+                headers: vec![
+                    header("user-agent", "oha/1.8.0"),
+                    header("accept", "*/*"),
+                    header("host", "127.0.0.1:39123"),
+                ],
+                ..Request::default()
+            });
+            r.response = Some(Response {
+                status: 200,
+                version: "HTTP/1.1".into(),
+                headers: vec![
+                    header("server", "nginx/1.22.1"),
+                    header("date", "Tue, 01 Dec 2026 05:21:35 GMT"),
+                    header("content-type", "application/octet-stream"),
+                    header("content-length", "200"),
+                    header("last-modified", "Tue, 01 Dec 2026 04:58:12 GMT"),
+                    header("etag", "\"692d2e14-c8\""),
+                    header("accept-ranges", "bytes"),
+                ],
+                body: Body::whole(vec![b'x'; 200]),
             });
             r
         })
@@ -159,6 +205,9 @@ fn bench(c: &mut Criterion) {
         let path = dir.path().join(name);
         write_and_read(&mut group, &path, name, &recs, 256);
     }
+    let small = small_get_records();
+    let path = dir.path().join("s.jsonl");
+    write_and_read(&mut group, &path, "small GETs s.jsonl", &small, 256);
     group.finish();
 }
 

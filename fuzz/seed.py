@@ -130,6 +130,16 @@ record = (b'{"record":{"id":1,"kind":"http","state":"done","started_us":1,"respo
 put("capture_reader", "v2-long-raw", b"\x00" + header + record % 18446744073709551615 + b"abcd\n")
 put("capture_reader", "v2-raw-mismatch", b"\x00" + header + record % 2 + b"abcd\n")
 
+# capture_line: 8 bytes of choices and numbers, then strings separated by 0xFE (never UTF-8).
+every_part = struct.pack("<Q", 0xFFFF_FFFF_FFFF_FFFF)
+plain_strings = b"\xfe".join([b"127.0.0.1:5000", b"GET", b"https://sim.example:12043/cap/abc",
+                                b"HTTP/1.1", b"content-type", b"application/llsd+xml"])
+put("capture_line", "plain", every_part + plain_strings)
+put("capture_line", "odd", every_part + b"\xfe".join(
+    [b'a"b\\c', b"\x00\x01\x08\t\n\x0c\r\x1f\x7f", "\u00e9\u4e2d\U0001f980\u2028".encode(),
+     b"\xff\xc3", b"", b"x" * 40 + b"\x1f"]))
+put("capture_line", "nothing-optional", struct.pack("<Q", 0) + b"x")
+
 for i, expr in enumerate([
     "cap:EventQueueGet & status:5xx",
     "event:TeleportFinish body.Info[0].SimPort == 13005",

@@ -51,8 +51,8 @@ fn live() -> isize {
 
 fn header(name: &str, value: &str) -> Header {
     Header {
-        name: name.to_owned(),
-        value: value.to_owned(),
+        name: name.into(),
+        value: value.into(),
     }
 }
 
@@ -66,10 +66,10 @@ fn viewer_record(id: u64, version: State) -> Record {
     r.region = Some("127.0.0.1:9000 (1000, 1000)".to_owned());
     r.agent = Some("Ann Resident".to_owned());
     r.request = Some(Request {
-        method: "POST".to_owned(),
+        method: "POST".into(),
         url: format!("https://127.0.0.1:9000/{id:08x}-aaaa-bbbb-cccc-ddddeeeeffff/"),
         client_url: Some(format!("/cap/{id:032x}/")),
-        version: "HTTP/1.1".to_owned(),
+        version: "HTTP/1.1".into(),
         headers: vec![
             header("host", "127.0.0.1:9000"),
             header(
@@ -92,7 +92,7 @@ fn viewer_record(id: u64, version: State) -> Record {
     if version != State::Open {
         r.response = Some(Response {
             status: 200,
-            version: "HTTP/1.1".to_owned(),
+            version: "HTTP/1.1".into(),
             headers: vec![
                 header("content-type", "application/llsd+xml"),
                 header("content-length", "2048"),

@@ -308,7 +308,7 @@ fn entry(r: &Record, base: &str) -> Entry {
     let time = timings.send + timings.wait + timings.receive;
     let req = r.request.clone().unwrap_or_default();
     let request = HarRequest {
-        method: req.method.clone(),
+        method: req.method.to_string(),
         url: absolute(&req.url, base),
         http_version: version_or_default(&req.version),
         cookies: request_cookies(&req.headers),
@@ -435,15 +435,15 @@ fn header(headers: &[RecHeader], name: &str) -> Option<String> {
     headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.clone())
+        .map(|h| h.value.to_string())
 }
 
 fn name_values(headers: &[RecHeader]) -> Vec<NameValue> {
     headers
         .iter()
         .map(|h| NameValue {
-            name: h.name.clone(),
-            value: h.value.clone(),
+            name: h.name.to_string(),
+            value: h.value.to_string(),
         })
         .collect()
 }

@@ -5,11 +5,13 @@
 //! line ([`raw_parts`](super::raw_parts) order); an empty body is `""`. Reading also accepts the version 1 forms (a
 //! JSON string, `{"base64": "..."}`).
 //!
-//! The two directions are explicit types rather than a mode hidden in the record's own serde code:
-//! [`write_record`] serialises a [`RecordOut`], a borrowed view of the record whose bodies are
-//! markers, and [`read_line`] deserialises a [`LineIn`], which keeps each marker's length beside the
-//! record so that a line is parsed once. Both list `Record`'s fields one by one; the tests check
-//! that they list all of them (a field added to `Record` fails them until it is added here).
+//! The two directions are explicit rather than a mode hidden in the record's own serde code:
+//! [`write_record`] writes the line by hand, byte for byte what serde_json writes for a
+//! [`RecordOut`] (a borrowed view of the record whose bodies are markers; [`write_record_serde`],
+//! kept as the reference the tests and a fuzz target compare the two with), and [`read_line`]
+//! deserialises a [`LineIn`], which keeps each marker's length beside the record so that a line is
+//! parsed once. All of them list `Record`'s fields one by one; the tests check that they list all of
+//! them (a field added to `Record` fails them until it is added here).
 //!
 //! This module owns the shape of a line; it must not do I/O (the writer and the reader do).
 
@@ -24,7 +26,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{LagMarker, Line};
 use crate::record::{
-    Body, EventInfo, Header, Kind, Record, Request, Response, State, Timings, TunnelInfo,
+    Body, EventInfo, Header, HeaderText, Kind, Record, Request, Response, State, Timings,
+    TunnelInfo,
 };
 
 /// The key of a body written after the line.
@@ -46,7 +49,265 @@ pub(crate) type RawLens = [u64; RAW_SLOTS];
 /// Writes `record` as a version 2 record line into `out` (without its newline): every body that is
 /// not empty as `{"raw": LEN}`. The caller writes the bytes of those bodies after the line, in
 /// [`raw_parts`](super::raw_parts) order, which is the order of the markers in the line.
-pub(crate) fn write_record(out: &mut Vec<u8>, record: &Record) -> serde_json::Result<()> {
+///
+/// Written by hand, byte for byte what serde_json writes for a [`RecordOut`] ([`write_record_serde`],
+/// which the tests and the `capture_line` fuzz target compare it with): the keys are literals, and a
+/// string with nothing to escape (every header name, nearly every value) is copied in one piece.
+/// serde_json escaped each key and looked up every byte of every string: about two fifths of the
+/// capture writer's cost per small record (docs/performance.md, "Small requests", "Third round").
+pub(crate) fn write_record(out: &mut Vec<u8>, r: &Record) {
+    out.extend_from_slice(b"{\"record\":{\"id\":");
+    push_u64(out, r.id);
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(kind_name(r.kind).as_bytes());
+    out.extend_from_slice(b"\",\"state\":\"");
+    out.extend_from_slice(state_name(r.state).as_bytes());
+    out.extend_from_slice(b"\",\"started_us\":");
+    push_i64(out, r.started_us);
+    opt_str_field(out, b",\"client\":", r.client.as_deref());
+    if let Some(q) = &r.request {
+        out.extend_from_slice(b",\"request\":{\"method\":");
+        push_str(out, &q.method);
+        out.extend_from_slice(b",\"url\":");
+        push_str(out, &q.url);
+        opt_str_field(out, b",\"client_url\":", q.client_url.as_deref());
+        out.extend_from_slice(b",\"version\":");
+        push_str(out, &q.version);
+        push_headers(out, &q.headers);
+        push_body(out, &q.body);
+        out.push(b'}');
+    }
+    if let Some(p) = &r.response {
+        out.extend_from_slice(b",\"response\":{\"status\":");
+        push_u64(out, u64::from(p.status));
+        out.extend_from_slice(b",\"version\":");
+        push_str(out, &p.version);
+        push_headers(out, &p.headers);
+        push_body(out, &p.body);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b",\"timings\":{");
+    let mut sep = false;
+    for (key, value) in [
+        (&b"\"request_sent_us\":"[..], r.timings.request_sent_us),
+        (b"\"response_headers_us\":", r.timings.response_headers_us),
+        (b"\"done_us\":", r.timings.done_us),
+    ] {
+        if let Some(v) = value {
+            if sep {
+                out.push(b',');
+            }
+            sep = true;
+            out.extend_from_slice(key);
+            push_u64(out, v);
+        }
+    }
+    out.push(b'}');
+    opt_str_field(out, b",\"error\":", r.error.as_deref());
+    opt_str_field(out, b",\"cap\":", r.cap.as_deref());
+    opt_str_field(out, b",\"region\":", r.region.as_deref());
+    opt_str_field(out, b",\"agent\":", r.agent.as_deref());
+    if let Some(e) = &r.event {
+        out.extend_from_slice(b",\"event\":{\"message\":");
+        push_str(out, &e.message);
+        out.extend_from_slice(b",\"index\":");
+        push_u64(out, e.index as u64);
+        if let Some(id) = e.queue_id {
+            out.extend_from_slice(b",\"queue_id\":");
+            push_i64(out, id);
+        }
+        push_body(out, &e.body);
+        out.push(b'}');
+    }
+    if let Some(parent) = r.parent {
+        out.extend_from_slice(b",\"parent\":");
+        push_u64(out, parent);
+    }
+    if let Some(t) = &r.tunnel {
+        out.extend_from_slice(b",\"tunnel\":{\"target\":");
+        push_str(out, &t.target);
+        out.extend_from_slice(b",\"bytes_up\":");
+        push_u64(out, t.bytes_up);
+        out.extend_from_slice(b",\"bytes_down\":");
+        push_u64(out, t.bytes_down);
+        out.push(b'}');
+    }
+    if !r.notes.is_empty() {
+        out.extend_from_slice(b",\"notes\":[");
+        for (i, note) in r.notes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_str(out, note);
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"}}");
+}
+
+/// [`Kind`]'s serde name.
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Http => "http",
+        Kind::Event => "event",
+        Kind::Login => "login",
+        Kind::Tunnel => "tunnel",
+        Kind::Error => "error",
+    }
+}
+
+/// [`State`]'s serde name.
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Open => "open",
+        State::Done => "done",
+        State::Failed => "failed",
+    }
+}
+
+/// `key` (with its leading comma and colon) and the string, when there is one.
+fn opt_str_field(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
+    if let Some(v) = value {
+        out.extend_from_slice(key);
+        push_str(out, v);
+    }
+}
+
+/// `,"headers":[{"name":..,"value":..},..]`
+fn push_headers(out: &mut Vec<u8>, headers: &[Header]) {
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, h) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"name\":");
+        push_str(out, &h.name);
+        out.extend_from_slice(b",\"value\":");
+        push_str(out, &h.value);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// `,"body":{..}` as [`BodyOut`] serialises.
+fn push_body(out: &mut Vec<u8>, b: &Body) {
+    out.extend_from_slice(b",\"body\":{\"data\":");
+    push_data(out, b.data.len());
+    out.extend_from_slice(b",\"size\":");
+    push_u64(out, b.size);
+    if b.truncated {
+        out.extend_from_slice(b",\"truncated\":true");
+    }
+    opt_str_field(
+        out,
+        b",\"content_encoding\":",
+        b.content_encoding.as_deref(),
+    );
+    if let Some(o) = &b.original {
+        out.extend_from_slice(b",\"original\":");
+        push_data(out, o.len());
+    }
+    out.push(b'}');
+}
+
+/// A body's bytes as [`DataOut`] serialises them.
+fn push_data(out: &mut Vec<u8>, len: usize) {
+    if len == 0 {
+        out.extend_from_slice(b"\"\"");
+    } else {
+        out.extend_from_slice(b"{\"raw\":");
+        push_u64(out, len as u64);
+        out.push(b'}');
+    }
+}
+
+fn push_u64(out: &mut Vec<u8>, v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut v = v;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// How many bytes [`push_str`] checks at once for something to escape (a loop without an early exit,
+/// which the compiler turns into vector instructions).
+const ESCAPE_SCAN_CHUNK: usize = 16;
+
+/// Whether JSON needs `b` escaped in a string: `"`, `\` and the control characters.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// `s` as a JSON string, escaped exactly as serde_json escapes it (`\"`, `\\`, `\b`, `\f`, `\n`,
+/// `\r`, `\t`, other control characters as `\u00xx`; everything else, non-ASCII included, as it
+/// is). A string with nothing to escape is copied in one piece.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    let clean = bytes.chunks(ESCAPE_SCAN_CHUNK).all(|chunk| {
+        let mut escape = false;
+        for &b in chunk {
+            escape |= needs_escape(b);
+        }
+        !escape
+    });
+    if clean {
+        out.extend_from_slice(bytes);
+    } else {
+        push_escaped(out, bytes);
+    }
+    out.push(b'"');
+}
+
+/// The slow path of [`push_str`]: runs of plain bytes copied whole, each byte to escape replaced.
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// [`write_record`]'s line as serde_json writes it from [`RecordOut`]: the reference the hand
+/// written line must equal (tests, and the `capture_line` fuzz target through
+/// [`super::record_lines_for_fuzzing`]).
+pub(crate) fn write_record_serde(out: &mut Vec<u8>, record: &Record) -> serde_json::Result<()> {
     serde_json::to_writer(
         out,
         &LineOut {
@@ -258,11 +519,11 @@ struct RecordIn {
 
 #[derive(Deserialize)]
 struct RequestIn {
-    method: String,
+    method: HeaderText,
     url: String,
     #[serde(default)]
     client_url: Option<String>,
-    version: String,
+    version: HeaderText,
     headers: Vec<Header>,
     body: BodyIn,
 }
@@ -270,7 +531,7 @@ struct RequestIn {
 #[derive(Deserialize)]
 struct ResponseIn {
     status: u16,
-    version: String,
+    version: HeaderText,
     headers: Vec<Header>,
     body: BodyIn,
 }
@@ -563,7 +824,7 @@ mod tests {
     fn a_line_is_the_record_with_bodies_as_markers() {
         let mut r = full_record();
         let mut out = Vec::new();
-        write_record(&mut out, &r).unwrap();
+        write_record(&mut out, &r);
         let mut expected = serde_json::to_value(Line::Record(Box::new(r.clone()))).unwrap();
         let lens: Vec<usize> = raw_parts(&r).map(Bytes::len).collect();
         assert_eq!(lens, [10, 11, 20, 21, 30, 31], "raw_parts order");
@@ -597,7 +858,7 @@ mod tests {
 
         // Empty bodies: byte for byte the record's serde form, and read back whole.
         out.clear();
-        write_record(&mut out, &r).unwrap();
+        write_record(&mut out, &r);
         let plain = serde_json::to_vec(&Line::Record(Box::new(r.clone()))).unwrap();
         assert_eq!(String::from_utf8(out.clone()), String::from_utf8(plain));
         let (line, lens) = read_line(&out).unwrap();
@@ -635,6 +896,217 @@ mod tests {
                 r#"{{"record":{{"id":1,"kind":"http","state":"done","started_us":1,"response":{{"status":200,"version":"HTTP/1.1","headers":[],"body":{{"data":{bad},"size":1}}}}}}}}"#
             );
             assert!(read_line(line.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    /// The hand-written line and serde_json's, for `r`: they must be the same bytes.
+    fn assert_same_line(r: &Record) {
+        let mut hand = Vec::new();
+        write_record(&mut hand, r);
+        let mut reference = Vec::new();
+        write_record_serde(&mut reference, r).unwrap();
+        assert!(
+            hand == reference,
+            "the hand-written line differs from serde_json's:\n{}\n{}",
+            String::from_utf8_lossy(&hand),
+            String::from_utf8_lossy(&reference)
+        );
+    }
+
+    /// Strings that exercise every escape serde_json makes and every byte it leaves alone.
+    fn odd_strings() -> Vec<String> {
+        let mut all: Vec<String> = [
+            "",
+            "plain",
+            "\"",
+            "\\",
+            "a\"b\\c",
+            "\u{0}",
+            "\u{7f}",
+            "tab\there",
+            "cr\rlf\n",
+            "\u{8}\u{c}\u{b}\u{1f}\u{1}",
+            "é, 中文, 🦀, \u{2028}\u{2029}",
+            "</script>",
+            "Tue, 01 Dec 2026 05:21:35 GMT",
+            "exactly sixteen!",
+            "fifteen bytes!!",
+            "seventeen bytes!!",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Every single byte a string can hold as a character, alone and between plain text at
+        // every offset around the scan's chunk boundary.
+        for c in (0u8..0x80)
+            .map(char::from)
+            .chain(['\u{80}', '\u{ff}', '\u{fffd}'])
+        {
+            all.push(c.to_string());
+            for at in [0, 1, 15, 16, 17, 31, 32, 33] {
+                let mut s = "x".repeat(at);
+                s.push(c);
+                s.push_str("yz");
+                all.push(s);
+            }
+        }
+        // A header value that was not UTF-8 on the wire, as the proxy records it (lossily).
+        all.push(String::from_utf8_lossy(&[0xff, 0xfe, b'a', 0xc3, b'"', 0x80]).into_owned());
+        // Huge: clean, and with one escape at the very end.
+        all.push("v".repeat(1 << 20));
+        all.push(format!("{}\u{1}", "v".repeat(1 << 20)));
+        all
+    }
+
+    #[test]
+    fn the_hand_written_line_is_serde_jsons_for_the_full_record_and_every_odd_string() {
+        let full = full_record();
+        assert_same_line(&full);
+        assert_same_line(&Record::started_at(0, Kind::Http, 0));
+        assert_same_line(&Record::started_at(u64::MAX, Kind::Tunnel, i64::MIN));
+        assert_same_line(&Record::started_at(1, Kind::Error, i64::MAX));
+        for (i, s) in odd_strings().into_iter().enumerate() {
+            let mut r = full.clone();
+            r.id = i as u64;
+            r.client = Some(s.clone());
+            r.error = Some(s.clone());
+            r.cap = Some(s.clone());
+            r.region = Some(s.clone());
+            r.agent = Some(s.clone());
+            r.notes = vec![s.clone(), String::new(), s.clone()];
+            for q in r.request.iter_mut() {
+                q.method = s.as_str().into();
+                q.url = s.clone();
+                q.client_url = Some(s.clone());
+                q.version = s.as_str().into();
+                q.headers.push(Header {
+                    name: s.clone().into(),
+                    value: s.clone().into(),
+                });
+                q.body.content_encoding = Some(s.clone());
+            }
+            for p in r.response.iter_mut() {
+                p.version = s.as_str().into();
+                p.headers = vec![
+                    Header {
+                        name: s.clone().into(),
+                        value: "x".into(),
+                    };
+                    3
+                ];
+            }
+            for e in r.event.iter_mut() {
+                e.message = s.clone();
+            }
+            for t in r.tunnel.iter_mut() {
+                t.target = s.clone();
+            }
+            assert_same_line(&r);
+        }
+    }
+
+    /// Every combination of present and absent optional parts, empty and non-empty bodies.
+    #[test]
+    fn the_hand_written_line_is_serde_jsons_with_any_field_left_out() {
+        let full = full_record();
+        for mask in 0u32..(1 << 16) {
+            let on = |bit: u32| mask & (1 << bit) != 0;
+            let mut r = full.clone();
+            r.state = [State::Open, State::Done, State::Failed][(mask % 3) as usize];
+            r.kind = [
+                Kind::Http,
+                Kind::Event,
+                Kind::Login,
+                Kind::Tunnel,
+                Kind::Error,
+            ][(mask % 5) as usize];
+            if on(0) {
+                r.client = None;
+            }
+            if on(1) {
+                r.request = None;
+            } else if on(2) {
+                let q = r.request.as_mut().unwrap();
+                q.client_url = None;
+                q.headers.clear();
+                q.body = Body::default();
+            }
+            if on(3) {
+                r.response = None;
+            } else if on(4) {
+                let p = r.response.as_mut().unwrap();
+                p.body.original = Some(Bytes::new());
+                p.body.truncated = false;
+                p.body.content_encoding = None;
+            }
+            r.timings.request_sent_us = r.timings.request_sent_us.filter(|_| on(5));
+            r.timings.response_headers_us = r.timings.response_headers_us.filter(|_| on(6));
+            r.timings.done_us = r.timings.done_us.filter(|_| on(7));
+            for (bit, field) in [
+                (8, &mut r.error),
+                (9, &mut r.cap),
+                (10, &mut r.region),
+                (11, &mut r.agent),
+            ] {
+                if on(bit) {
+                    *field = None;
+                }
+            }
+            if on(12) {
+                r.event = None;
+            } else if on(13) {
+                r.event.as_mut().unwrap().queue_id = None;
+            }
+            if on(14) {
+                r.parent = None;
+                r.tunnel = None;
+            }
+            if on(15) {
+                r.notes.clear();
+            }
+            assert_same_line(&r);
+        }
+    }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any strings (any characters, control characters and quotes included) in every
+            /// string field, any numbers: the same bytes as serde_json.
+            #[test]
+            fn the_hand_written_line_is_serde_jsons_for_any_strings(
+                strings in proptest::collection::vec(any::<String>(), 12),
+                numbers in proptest::collection::vec(any::<u64>(), 6),
+                negative in any::<i64>(),
+            ) {
+                let mut r = full_record();
+                r.id = numbers[0];
+                r.started_us = negative;
+                r.client = Some(strings[0].clone());
+                r.error = Some(strings[1].clone());
+                r.notes = vec![strings[2].clone(), strings[3].clone()];
+                let q = r.request.as_mut().unwrap();
+                q.method = strings[4].as_str().into();
+                q.url = strings[5].clone();
+                q.headers = vec![Header { name: strings[6].clone().into(), value: strings[7].clone().into() }];
+                q.body.size = numbers[1];
+                let p = r.response.as_mut().unwrap();
+                p.status = numbers[2] as u16;
+                p.headers.push(Header { name: strings[8].clone().into(), value: strings[9].clone().into() });
+                r.timings.done_us = Some(numbers[3]);
+                let e = r.event.as_mut().unwrap();
+                e.message = strings[10].clone();
+                e.queue_id = Some(numbers[4] as i64);
+                e.index = numbers[5] as usize;
+                r.tunnel.as_mut().unwrap().target = strings[11].clone();
+                let mut hand = Vec::new();
+                write_record(&mut hand, &r);
+                let mut reference = Vec::new();
+                write_record_serde(&mut reference, &r).unwrap();
+                prop_assert_eq!(hand, reference);
+            }
         }
     }
 }

@@ -302,6 +302,20 @@ pub(crate) fn raw_parts(record: &Record) -> impl Iterator<Item = &bytes::Bytes> 
         .filter(|b| !b.is_empty())
 }
 
+/// `record`'s capture line as the writer writes it, and as serde_json writes the same line (the
+/// reference the writer's hand-written line must equal byte for byte). For the fuzz target
+/// `capture_line`; not part of the API.
+#[doc(hidden)]
+pub fn record_lines_for_fuzzing(record: &Record) -> (Vec<u8>, Vec<u8>) {
+    let mut written = Vec::new();
+    line::write_record(&mut written, record);
+    let mut reference = Vec::new();
+    // Serialising borrowed strings and integers into a Vec cannot fail; an empty reference would
+    // make the comparison fail loudly.
+    let _ = line::write_record_serde(&mut reference, record);
+    (written, reference)
+}
+
 /// Whether `path` names a zstd-compressed capture.
 pub fn is_zstd_path(path: &Path) -> bool {
     path.to_str().is_some_and(|s| s.ends_with(ZSTD_SUFFIX))

@@ -203,7 +203,7 @@ pub fn mask_headers(headers: &[Header]) -> Option<Vec<Header>> {
             .map(|h| Header {
                 name: h.name.clone(),
                 value: if is_secret_header(&h.name) {
-                    mask_header_value(&h.name, &h.value)
+                    mask_header_value(&h.name, &h.value).into()
                 } else {
                     h.value.clone()
                 },

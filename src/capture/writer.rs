@@ -232,7 +232,7 @@ impl Writer {
     fn put_record(&mut self, record: &Record, buf: &mut Vec<u8>) -> Result<(), CaptureError> {
         let raw: usize = super::raw_parts(record).map(|b| b.len()).sum();
         buf.clear();
-        super::line::write_record(buf, record).map_err(|e| self.write_err(e.into()))?;
+        super::line::write_record(buf, record);
         if (raw > self.max_raw || buf.len() > self.max_line) && record.body_bytes() > 0 {
             tracing::warn!(
                 id = record.id,

@@ -277,11 +277,11 @@ fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
     r.client = Some(ctx.client_text.clone());
     // Routed elsewhere: the record's URL is where the request went, and it keeps what was asked.
     let (url, client_url) = match &decision.route {
-        Route::To(u) => (u.to_string(), Some(head.uri.to_string())),
-        _ => (head.uri.to_string(), None),
+        Route::To(u) => (uri_text(u), Some(uri_text(&head.uri))),
+        _ => (uri_text(&head.uri), None),
     };
     r.request = Some(record::Request {
-        method: head.method.to_string(),
+        method: head.method.as_str().into(),
         url,
         client_url,
         version: version_name(head.version).into(),
@@ -293,6 +293,23 @@ fn open_record(ctx: &Ctx, head: &RequestHead, decision: &Decision) -> Record {
     r.agent = decision.agent.clone();
     r.notes = decision.notes.clone();
     r
+}
+
+/// The URI as text (its `Display`), written into a string sized for it at once: `to_string` grew
+/// it from empty, a few reallocations per record.
+fn uri_text(uri: &Uri) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(uri_text_room(uri));
+    // Writing into a String cannot fail.
+    let _ = write!(text, "{uri}");
+    text
+}
+
+/// At least the length of the URI's `Display` text.
+fn uri_text_room(uri: &Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + "://".len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |p| p.as_str().len() + 1)
 }
 
 fn local(resp: Response<Bytes>) -> Response<ProxyBody> {
@@ -660,6 +677,27 @@ fn rewrite_blocking(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_text_is_the_uris_display() {
+        for text in [
+            "https://sim.example:12043/cap/abc?x=1&y=%20",
+            "http://127.0.0.1:9000",
+            "http://h/",
+            "/only/a/path?q",
+            "*",
+            "h:1",
+            "https://user:pw@host:8443/p",
+        ] {
+            let uri: Uri = text.parse().unwrap();
+            let written = uri_text(&uri);
+            assert_eq!(written, uri.to_string());
+            assert!(
+                uri_text_room(&uri) >= written.len(),
+                "{text}: room for it at once"
+            );
+        }
+    }
 
     #[test]
     fn tunnel_urls_from_parsed_parts_equal_the_written_out_ones() {

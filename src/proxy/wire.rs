@@ -78,8 +78,11 @@ pub(crate) fn record_headers(headers: &HeaderMap) -> Vec<Header> {
     headers
         .iter()
         .map(|(name, value)| Header {
-            name: name.as_str().to_owned(),
-            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            name: name.as_str().into(),
+            value: match value.to_str() {
+                Ok(text) => text.into(),
+                Err(_) => String::from_utf8_lossy(value.as_bytes()).as_ref().into(),
+            },
         })
         .collect()
 }

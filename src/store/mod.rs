@@ -684,6 +684,15 @@ const SLOT_BYTES: usize = 2
 /// header and rounding. Checked against the allocations a store really makes (tests/store_memory.rs),
 /// so a budget of bytes is a budget of memory, bar the allocator's own fragmentation.
 pub fn record_bytes(record: &Record) -> usize {
+    // A header's text (and a method or version) lives inline up to 24 bytes; a longer one has a
+    // heap block.
+    let header_text = |s: &crate::record::HeaderText| {
+        if s.is_heap_allocated() {
+            heap_block(s.capacity())
+        } else {
+            0
+        }
+    };
     let string = |s: &String| heap_block(s.capacity());
     let opt = |s: &Option<String>| s.as_ref().map_or(0, string);
     let bytes = |b: &Bytes| {
@@ -698,7 +707,7 @@ pub fn record_bytes(record: &Record) -> usize {
     let headers = |h: &Vec<crate::record::Header>| {
         heap_block(h.capacity() * std::mem::size_of::<crate::record::Header>())
             + h.iter()
-                .map(|h| string(&h.name) + string(&h.value))
+                .map(|h| header_text(&h.name) + header_text(&h.value))
                 .sum::<usize>()
     };
     let mut total = heap_block(std::mem::size_of::<Record>())
@@ -711,11 +720,12 @@ pub fn record_bytes(record: &Record) -> usize {
         + heap_block(record.notes.capacity() * std::mem::size_of::<String>())
         + record.notes.iter().map(string).sum::<usize>();
     if let Some(r) = &record.request {
-        total += string(&r.method) + string(&r.url) + opt(&r.client_url) + string(&r.version);
+        total +=
+            header_text(&r.method) + string(&r.url) + opt(&r.client_url) + header_text(&r.version);
         total += headers(&r.headers) + body(&r.body);
     }
     if let Some(r) = &record.response {
-        total += string(&r.version) + headers(&r.headers) + body(&r.body);
+        total += header_text(&r.version) + headers(&r.headers) + body(&r.body);
     }
     if let Some(e) = &record.event {
         total += string(&e.message) + body(&e.body);

@@ -129,8 +129,8 @@ fn with_headers(id: u64, headers: usize) -> Record {
         url: format!("https://sim.example/cap/{id:032x}"),
         headers: (0..headers)
             .map(|i| crate::record::Header {
-                name: format!("X-Header-{i}"),
-                value: "v".repeat(64),
+                name: format!("X-Header-{i}").into(),
+                value: "v".repeat(64).into(),
             })
             .collect(),
         ..Default::default()

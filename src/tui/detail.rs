@@ -732,13 +732,13 @@ pub fn request_from_text(r: &Record, text: &str) -> Result<Record, String> {
             .split_once(':')
             .ok_or_else(|| format!("not a header (Name: value): {line}"))?;
         headers.push(Header {
-            name: name.trim().to_owned(),
-            value: value.trim().to_owned(),
+            name: name.trim().into(),
+            value: value.trim().into(),
         });
     }
     let mut copy = r.clone();
     let q = copy.request.get_or_insert_with(Default::default);
-    q.method = method.trim().to_owned();
+    q.method = method.trim().into();
     q.client_url = Some(url.trim().to_owned());
     q.headers = headers;
     q.body = Body::whole(body.as_bytes().to_vec());

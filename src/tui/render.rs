@@ -365,7 +365,10 @@ fn row(e: &Entry, last_child: bool, name_w: usize, region_w: usize) -> Line<'sta
         Kind::Event => String::new(),
         Kind::Tunnel => "TUNNEL".into(),
         Kind::Error => "ERROR".into(),
-        _ => r.request.as_ref().map_or("-".into(), |q| q.method.clone()),
+        _ => r
+            .request
+            .as_ref()
+            .map_or("-".into(), |q| q.method.to_string()),
     };
     let (status, status_st) = match (r.state, &r.response) {
         (State::Open, _) if r.kind != Kind::Event => ("…".to_owned(), dim),
