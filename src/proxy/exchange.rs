@@ -22,7 +22,7 @@ use super::hook::{
 use super::server::{Life, Shared, Slot};
 use super::tap::{Exchange, ProxyBody, Side};
 use super::upgrade;
-use super::upstream::{collect_limited, describe_hyper, Collect};
+use super::upstream::{collect_limited, Collect};
 use super::wire::{
     content_encoding, record_headers, split_authority, strip_hop_by_hop, text_response,
     version_name,
@@ -406,7 +406,7 @@ async fn handle(
         Ok(body) => handle_whole(ctx, &exchange, head, body).await,
         Err(Collect::Stalled(limit)) => body_failed(&exchange, BodyFailure::Stalled(limit)),
         Err(Collect::TooLarge { .. }) => body_failed(&exchange, BodyFailure::TooLarge),
-        Err(Collect::Failed(e)) => body_failed(&exchange, BodyFailure::Broken(describe_hyper(&e))),
+        Err(Collect::Failed(e)) => body_failed(&exchange, BodyFailure::Broken(e)),
     };
     local(resp)
 }
@@ -487,7 +487,7 @@ async fn forward(
                 return fail(
                     &exchange,
                     StatusCode::BAD_REQUEST,
-                    format!("the request body broke off: {}", describe_hyper(&e)),
+                    format!("the request body broke off: {e}"),
                 )
             }
         }
@@ -501,7 +501,7 @@ async fn forward(
     let resp = match ctx
         .shared
         .upstream
-        .request(Request::from_parts(parts, up_body))
+        .forward(Request::from_parts(parts, up_body))
         .await
     {
         Ok(r) => r,
@@ -542,7 +542,7 @@ async fn forward(
         }
         Err(e) => {
             let reason = match e {
-                Collect::Failed(e) => describe_hyper(&e),
+                Collect::Failed(e) => e,
                 _ => "it stalled".to_owned(),
             };
             return upstream_failure(
