@@ -522,9 +522,13 @@ async fn forward(
     }
 
     if !rewrite {
+        // An upstream silent inside the body for `--body-timeout` breaks it off (the timer runs only
+        // while the client's side waits for data, so a slow client never trips it).
         return Response::from_parts(
             parts,
-            ProxyBody::stream(None, body).tapped(exchange, Side::Response, true),
+            ProxyBody::stream(None, body)
+                .idle_timeout(body_timeout)
+                .tapped(exchange, Side::Response, true),
         );
     }
     let wire = match collect_limited(body, MAX_REWRITE_BODY, None).await {
@@ -537,7 +541,9 @@ async fn forward(
             });
             return Response::from_parts(
                 parts,
-                ProxyBody::stream(Some(prefix), rest).tapped(exchange, Side::Response, true),
+                ProxyBody::stream(Some(prefix), rest)
+                    .idle_timeout(body_timeout)
+                    .tapped(exchange, Side::Response, true),
             );
         }
         Err(e) => {

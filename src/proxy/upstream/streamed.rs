@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE};
 use http::{Method, Request, Response, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -285,11 +285,12 @@ impl LeanBody {
         if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
             self.buf.reserve(self.read_size);
         }
-        let room = self.buf.capacity() - self.buf.len();
+        // At most `read_size`, whatever the buffer's capacity (a frame is never larger).
+        let room = (self.buf.capacity() - self.buf.len()).min(self.read_size);
         let n = ready!(tokio_util::io::poll_read_buf(
             Pin::new(stream),
             cx,
-            &mut self.buf
+            &mut (&mut self.buf).limit(room)
         ))?;
         if n == room && self.read_size < MAX_BODY_READ {
             self.read_size *= 2;

@@ -628,8 +628,8 @@ pub(super) struct Pool {
     sweeping: AtomicBool,
 }
 
-struct Idle {
-    stream: Stream,
+pub(super) struct Idle {
+    pub(super) stream: Stream,
     since: Instant,
 }
 
@@ -649,7 +649,7 @@ impl Pool {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Idle>>> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Idle>>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -747,4 +747,4 @@ fn still_open(stream: &mut Stream) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
