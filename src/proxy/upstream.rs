@@ -1,9 +1,18 @@
-//! The upstream clients: one pooled keep-alive hyper client for forwarded exchanges (bodies
-//! streamed), and the lean client of [`whole`] for the hook's exchanges buffered whole (event-queue
-//! polls, grid info), both over our own connector (TCP with a connect timeout and `TCP_NODELAY`, then
-//! TLS with the one rustls `ClientConfig` built at start-up, over a socket read in large gulps while a
-//! body streams: [`read_ahead`]); and the translation of their failures
-//! into [`UpstreamError`]s a user can act on.
+//! The upstream clients, all over our own connector (TCP with a connect timeout and `TCP_NODELAY`,
+//! then TLS with the one rustls `ClientConfig` built at start-up, over a socket read in large gulps
+//! while a body streams: [`read_ahead`]), and the translation of their failures into
+//! [`UpstreamError`]s a user can act on:
+//! - forwarded exchanges go to the streamed client of [`streamed`] when it serves them: plain
+//!   `http`/`https` requests, no `Upgrade`, a body of known length up to
+//!   [`streamed::MAX_REQUEST_BODY`] (most have none). It runs in the caller's task: no connection
+//!   task and no channels between tasks per exchange.
+//! - what it does not serve goes to the pooled hyper-util client, decided before anything is sent:
+//!   `Upgrade` requests (`proxy/upgrade.rs` takes the upgraded connection from hyper's response),
+//!   and request bodies that are larger or of unknown length (hyper writes them while it reads the
+//!   answer, so an early answer such as a 413 is heard; the streamed client takes its small bodies
+//!   whole first). Its connections are its own.
+//! - the hook's whole exchanges (event-queue polls, grid info) go to [`whole`], which shares its
+//!   keep-alive pool with the streamed client.
 //!
 //! This module owns connections to upstream servers. It must not touch records, routes or the client
 //! side of the proxy.
