@@ -352,3 +352,45 @@ fn only_plain_small_requests_are_served() {
     *old.version_mut() = Version::HTTP_10;
     assert!(!serves(&old));
 }
+
+#[tokio::test]
+async fn answers_arriving_a_byte_at_a_time_read_the_same() {
+    // Every framing, sent one byte per write: the body's reader meets each state split anywhere.
+    let answers: [(&[u8], &[u8]); 3] = [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+              3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nA: b\r\nC: d\r\n\r\n",
+            b"abc0123456789abcdef",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+            b"hello world",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\n\r\nuntil the close",
+            b"until the close",
+        ),
+    ];
+    for (answer, body) in answers {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.set_nodelay(true);
+                if read_request(&mut s).await.is_some() {
+                    for byte in answer {
+                        if s.write_all(std::slice::from_ref(byte)).await.is_err() {
+                            return;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        });
+        let r = client()
+            .send(get(&format!("http://{addr}/")))
+            .await
+            .expect("head");
+        assert_eq!(text(r.into_body()).await, body);
+    }
+}
