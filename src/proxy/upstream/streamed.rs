@@ -48,6 +48,10 @@ use crate::proxy::tap::ProxyBody;
 
 /// The largest request body the streamed client sends (taken whole first, see the module doc).
 pub(super) const MAX_REQUEST_BODY: u64 = 64 * 1024;
+/// The most a forwarded response head may take: hyper's client's own limit (its largest read
+/// buffer, 8 KiB and 4 KiB per header for 100 headers), so that no answer hyper-util forwarded is
+/// refused now. (The whole client keeps its smaller [`whole::MAX_RESPONSE_HEAD`].)
+const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
 /// The first read of a response body's bytes beyond what came with the head.
 const FIRST_BODY_READ: usize = 16 * 1024;
 /// The most one read of a response body takes: reads double up to it while the socket fills them.
@@ -147,7 +151,7 @@ impl StreamedClient {
                 buf: BytesMut::new(),
                 body_timeout: Duration::MAX,
             };
-            let head = reader.read_head(host).await?;
+            let head = reader.read_head(host, MAX_RESPONSE_HEAD).await?;
             Ok((reader, head))
         };
         let (reader, head) = match self.response_timeout {

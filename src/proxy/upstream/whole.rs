@@ -33,7 +33,7 @@ use crate::proxy::wire::decimal_length;
 /// none while it waits).
 pub(super) const FIRST_READ: usize = 1024;
 /// The most a response head may take (status line and headers).
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+pub(super) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// The most header lines a response head may have (hyper's limit too).
 const MAX_RESPONSE_HEADERS: usize = 100;
 /// The most a chunk-size line or a trailer line may take.
@@ -120,7 +120,7 @@ impl WholeClient {
                 buf: BytesMut::new(),
                 body_timeout: self.body_timeout,
             };
-            let head = reader.read_head(&host).await?;
+            let head = reader.read_head(&host, MAX_RESPONSE_HEAD).await?;
             Ok((reader, head))
         };
         let (mut reader, head) = match self.response_timeout {
@@ -435,10 +435,19 @@ impl<S: Source> Reader<S> {
         }
     }
 
-    /// The final response head (1xx heads are skipped).
-    pub(super) async fn read_head(&mut self, host: &str) -> Result<Head, UpstreamError> {
+    /// The final response head of at most `max` bytes (1xx heads are skipped).
+    pub(super) async fn read_head(
+        &mut self,
+        host: &str,
+        max: usize,
+    ) -> Result<Head, UpstreamError> {
         loop {
+            let held = self.buf.len();
             match parse_head(&mut self.buf).map_err(|r| malformed(host, r))? {
+                // Whole, but longer than allowed (it came in one read).
+                Some(_) if held - self.buf.len() > max => {
+                    return Err(malformed(host, format!("response head over {max} bytes")))
+                }
                 Some(head) => {
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Err(malformed(host, "unexpected 101 Switching Protocols"));
@@ -448,16 +457,13 @@ impl<S: Source> Reader<S> {
                     }
                     return Ok(head);
                 }
-                None if self.buf.len() >= MAX_RESPONSE_HEAD => {
-                    return Err(malformed(
-                        host,
-                        format!("response head over {MAX_RESPONSE_HEAD} bytes"),
-                    ))
+                None if self.buf.len() >= max => {
+                    return Err(malformed(host, format!("response head over {max} bytes")))
                 }
                 None => {}
             }
             let n = self
-                .fill(MAX_RESPONSE_HEAD)
+                .fill(max)
                 .await
                 .map_err(|e| broke(host, "reading the response head", &e))?;
             if n == 0 {
@@ -611,7 +617,10 @@ pub fn read_response_for_fuzzing(
             body_timeout: Duration::from_secs(1),
         };
         let host = "fuzz";
-        let head = reader.read_head(host).await.map_err(|e| e.to_string())?;
+        let head = reader
+            .read_head(host, MAX_RESPONSE_HEAD)
+            .await
+            .map_err(|e| e.to_string())?;
         let framing = framing(&head, head_only).map_err(|reason| reason.to_string())?;
         let body = reader
             .read_body(framing, limit, host)

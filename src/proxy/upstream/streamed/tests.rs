@@ -394,3 +394,27 @@ async fn answers_arriving_a_byte_at_a_time_read_the_same() {
         assert_eq!(text(r.into_body()).await, body);
     }
 }
+
+#[tokio::test]
+async fn a_forwarded_head_may_be_as_large_as_hyper_allowed() {
+    // 100 KiB of one header: over the whole client's limit, under hyper's, which forwarded it.
+    let long = format!(
+        "HTTP/1.1 200 OK\r\nX-Long: {}\r\nContent-Length: 2\r\n\r\nok",
+        "a".repeat(100 * 1024)
+    );
+    let too_long = format!(
+        "HTTP/1.1 200 OK\r\nX-Long: {}\r\nContent-Length: 2\r\n\r\nok",
+        "a".repeat(MAX_RESPONSE_HEAD)
+    );
+    let long: &'static [u8] = Box::leak(long.into_bytes().into_boxed_slice());
+    let too_long: &'static [u8] = Box::leak(too_long.into_bytes().into_boxed_slice());
+    assert!(long.len() > whole::MAX_RESPONSE_HEAD);
+    let (base, _, _seen) = server(vec![long, too_long], true).await;
+    let r = client().send(get(&base)).await.expect("a long head");
+    assert_eq!(r.headers()["x-long"].len(), 100 * 1024);
+    assert_eq!(text(r.into_body()).await, b"ok");
+    match client().send(get(&base)).await {
+        Err(e) => assert!(e.to_string().contains("response head over"), "{e}"),
+        Ok(r) => panic!("a head over the limit was taken: {}", r.status()),
+    }
+}
