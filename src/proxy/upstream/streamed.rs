@@ -54,6 +54,8 @@ pub(super) const MAX_REQUEST_BODY: u64 = 64 * 1024;
 const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
 /// The first read of a response body's bytes beyond what came with the head.
 const FIRST_BODY_READ: usize = 16 * 1024;
+/// The least room worth another read into the same frame.
+const MIN_MORE: usize = 4 * 1024;
 /// The most one read of a response body takes: reads double up to it while the socket fills them.
 const MAX_BODY_READ: usize = 256 * 1024;
 
@@ -178,6 +180,7 @@ impl StreamedClient {
             pool: self.pool.clone(),
             key,
             read_size: FIRST_BODY_READ,
+            deferred: None,
         };
         if body.state == State::Done {
             body.release();
@@ -246,6 +249,8 @@ pub struct LeanBody {
     key: String,
     /// How much the next read asks for.
     read_size: usize,
+    /// A read error met after some bytes in the same poll, reported by the next read.
+    deferred: Option<io::Error>,
 }
 
 impl std::fmt::Debug for LeanBody {
@@ -283,6 +288,9 @@ impl LeanBody {
 
     /// Reads more from the connection into the buffer: the number of bytes, 0 at the end.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.deferred.take() {
+            return Poll::Ready(Err(e));
+        }
         let Some(stream) = self.stream.as_mut() else {
             return Poll::Ready(Ok(0));
         };
@@ -291,11 +299,29 @@ impl LeanBody {
         }
         // At most `read_size`, whatever the buffer's capacity (a frame is never larger).
         let room = (self.buf.capacity() - self.buf.len()).min(self.read_size);
-        let n = ready!(tokio_util::io::poll_read_buf(
-            Pin::new(stream),
+        let mut n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut *stream),
             cx,
             &mut (&mut self.buf).limit(room)
         ))?;
+        // A TLS read gives one record's plaintext (16 KiB at most): what else is ready already goes
+        // into the same frame, so a large body passes in a few large frames, not many small ones.
+        while n > 0 && room - n >= MIN_MORE {
+            match tokio_util::io::poll_read_buf(
+                Pin::new(&mut *stream),
+                cx,
+                &mut (&mut self.buf).limit(room - n),
+            ) {
+                Poll::Ready(Ok(more)) if more > 0 => n += more,
+                // Kept for the next read: what came is passed on first.
+                Poll::Ready(Err(e)) => {
+                    self.deferred = Some(e);
+                    break;
+                }
+                // Nothing more now, or the end (which the next read meets again).
+                _ => break,
+            }
+        }
         if n == room && self.read_size < MAX_BODY_READ {
             self.read_size *= 2;
         }
