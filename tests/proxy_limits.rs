@@ -385,3 +385,58 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off_logs_rarely_and_recov
          descriptors (at most {allowed} expected)"
     );
 }
+
+#[tokio::test]
+async fn a_response_body_that_stops_arriving_is_cut_after_the_body_timeout() {
+    // 10 of 100 bytes, then the upstream holds the connection open and sends nothing more.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (held_tx, held_rx) = mpsc::channel();
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+                .await;
+            let _ = held_tx.send(s);
+        }
+    });
+    let mut proxy = start_proxy(ProxyConfig {
+        body_timeout: Duration::from_secs(1),
+        ..ProxyConfig::default()
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let head = format!("GET http://{addr}/stall HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    // The client gets the head and the 10 bytes, then the connection is closed: the body cannot be
+    // finished. (A proxy that waits forever is caught by HANG.)
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(HANG, s.read(&mut buf))
+            .await
+            .expect("a stalled response body was never given up")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("0123456789"), "{text}");
+
+    let r = proxy.next_final().await;
+    assert_eq!(r.state, State::Failed);
+    let error = r.error.clone().unwrap_or_default();
+    assert!(error.contains("--body-timeout"), "{error}");
+    assert!(held_rx.try_recv().is_ok(), "the upstream still held it");
+}

@@ -54,7 +54,7 @@ pub(crate) type RawLens = [u64; RAW_SLOTS];
 /// which the tests and the `capture_line` fuzz target compare it with): the keys are literals, and a
 /// string with nothing to escape (every header name, nearly every value) is copied in one piece.
 /// serde_json escaped each key and looked up every byte of every string: about two fifths of the
-/// capture writer's cost per small record (docs/performance.md, "Small requests", "Third round").
+/// capture writer's cost per small record (docs/performance.md, "Small requests", "Third round, continued").
 pub(crate) fn write_record(out: &mut Vec<u8>, r: &Record) {
     out.extend_from_slice(b"{\"record\":{\"id\":");
     push_u64(out, r.id);

@@ -219,7 +219,8 @@ pub struct ProxyArgs {
     pub max_connections: usize,
 
     /// Seconds a request body may send nothing before the exchange is given up (the client gets a
-    /// 408, the upstream an aborted body).
+    /// 408, the upstream an aborted body); likewise an upstream silent inside a response body (the
+    /// client's connection is cut, the record fails).
     #[arg(
         long,
         value_name = "SECS",

@@ -22,7 +22,7 @@ use super::hook::{
 use super::server::{Life, Shared, Slot};
 use super::tap::{Exchange, ProxyBody, Side};
 use super::upgrade;
-use super::upstream::{collect_limited, describe_hyper, Collect};
+use super::upstream::{collect_limited, Collect};
 use super::wire::{
     content_encoding, record_headers, split_authority, strip_hop_by_hop, text_response,
     version_name,
@@ -423,7 +423,7 @@ async fn handle(
         Ok(body) => handle_whole(ctx, &exchange, head, body).await,
         Err(Collect::Stalled(limit)) => body_failed(&exchange, BodyFailure::Stalled(limit)),
         Err(Collect::TooLarge { .. }) => body_failed(&exchange, BodyFailure::TooLarge),
-        Err(Collect::Failed(e)) => body_failed(&exchange, BodyFailure::Broken(describe_hyper(&e))),
+        Err(Collect::Failed(e)) => body_failed(&exchange, BodyFailure::Broken(e)),
     };
     local(resp)
 }
@@ -504,7 +504,7 @@ async fn forward(
                 return fail(
                     &exchange,
                     StatusCode::BAD_REQUEST,
-                    format!("the request body broke off: {}", describe_hyper(&e)),
+                    format!("the request body broke off: {e}"),
                 )
             }
         }
@@ -518,7 +518,7 @@ async fn forward(
     let resp = match ctx
         .shared
         .upstream
-        .request(Request::from_parts(parts, up_body))
+        .forward(Request::from_parts(parts, up_body))
         .await
     {
         Ok(r) => r,
@@ -539,9 +539,13 @@ async fn forward(
     }
 
     if !rewrite {
+        // An upstream silent inside the body for `--body-timeout` breaks it off (the timer runs only
+        // while the client's side waits for data, so a slow client never trips it).
         return Response::from_parts(
             parts,
-            ProxyBody::stream(None, body).tapped(exchange, Side::Response, true),
+            ProxyBody::stream(None, body)
+                .idle_timeout(body_timeout)
+                .tapped(exchange, Side::Response, true),
         );
     }
     let wire = match collect_limited(body, MAX_REWRITE_BODY, None).await {
@@ -554,12 +558,14 @@ async fn forward(
             });
             return Response::from_parts(
                 parts,
-                ProxyBody::stream(Some(prefix), rest).tapped(exchange, Side::Response, true),
+                ProxyBody::stream(Some(prefix), rest)
+                    .idle_timeout(body_timeout)
+                    .tapped(exchange, Side::Response, true),
             );
         }
         Err(e) => {
             let reason = match e {
-                Collect::Failed(e) => describe_hyper(&e),
+                Collect::Failed(e) => e,
                 _ => "it stalled".to_owned(),
             };
             return upstream_failure(

@@ -72,7 +72,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// upstream one, so keep it under half the open-file limit.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// How long a request body may send nothing before the exchange is given up (the client gets a 408,
-/// the upstream an aborted body). nginx's `client_body_timeout`.
+/// the upstream an aborted body). nginx's `client_body_timeout`. The same limit gives up a forwarded
+/// response body whose upstream sends nothing (nginx's `proxy_read_timeout`, per read).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The smallest head buffer hyper accepts.
 pub const MIN_MAX_HEADER_SIZE: usize = 8192;
@@ -107,7 +108,7 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// How many client connections are served at once (at least 1).
     pub max_connections: usize,
-    /// How long a request body may send nothing.
+    /// How long a request body, or a forwarded response body, may send nothing.
     pub body_timeout: Duration,
 }
 

@@ -20,6 +20,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::decode::{decode_limited, Coding, Stop};
+use super::upstream::{LeanBody, LeanBodyError};
 use crate::record::{self, Bus, Record, State};
 
 /// A body's copy keeps at most a quarter of its length as unused capacity; more is given back when the
@@ -415,9 +416,58 @@ enum Kind {
     /// A streamed body, with bytes already read from it (a rewrite buffer that overflowed) first.
     Stream {
         prefix: Option<Bytes>,
-        body: Incoming,
+        body: Inbound,
         idle: Option<IdleTimer>,
     },
+}
+
+/// Where a streamed body's bytes come from: a connection hyper serves (the client's request body,
+/// or a response on the hyper-util upstream client), or capscope's own streamed upstream client.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Hyper(Incoming),
+    Lean(LeanBody),
+}
+
+impl From<Incoming> for Inbound {
+    fn from(body: Incoming) -> Self {
+        Inbound::Hyper(body)
+    }
+}
+
+impl From<LeanBody> for Inbound {
+    fn from(body: LeanBody) -> Self {
+        Inbound::Lean(body)
+    }
+}
+
+impl HttpBody for Inbound {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Inbound::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::from),
+            Inbound::Lean(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Inbound::Hyper(b) => b.is_end_stream(),
+            Inbound::Lean(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Inbound::Hyper(b) => b.size_hint(),
+            Inbound::Lean(b) => b.size_hint(),
+        }
+    }
 }
 
 /// Gives up on a body whose sender sends nothing for `limit`. Only time spent waiting for the sender
@@ -459,6 +509,9 @@ pub enum BodyError {
     /// The connection it came on failed.
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    /// The upstream connection of capscope's streamed client failed, or sent a malformed body.
+    #[error(transparent)]
+    Upstream(#[from] LeanBodyError),
     /// Its sender sent nothing for this long.
     #[error("the sender sent no body data for {} s (--body-timeout)", .0.as_secs())]
     Stalled(Duration),
@@ -501,11 +554,11 @@ impl ProxyBody {
     }
 
     /// A streamed body, not recorded.
-    pub(crate) fn stream(prefix: Option<Bytes>, body: Incoming) -> Self {
+    pub(crate) fn stream(prefix: Option<Bytes>, body: impl Into<Inbound>) -> Self {
         ProxyBody {
             kind: Kind::Stream {
                 prefix: prefix.filter(|p| !p.is_empty()),
-                body,
+                body: body.into(),
                 idle: None,
             },
             tap: None,
@@ -564,7 +617,7 @@ impl HttpBody for ProxyBody {
                         if let Some(timer) = idle {
                             timer.waiting = false;
                         }
-                        ready.map(|f| f.map(|r| r.map_err(BodyError::from)))
+                        ready
                     }
                 },
             },

@@ -1,9 +1,18 @@
-//! The upstream clients: one pooled keep-alive hyper client for forwarded exchanges (bodies
-//! streamed), and the lean client of [`whole`] for the hook's exchanges buffered whole (event-queue
-//! polls, grid info), both over our own connector (TCP with a connect timeout and `TCP_NODELAY`, then
-//! TLS with the one rustls `ClientConfig` built at start-up, over a socket read in large gulps while a
-//! body streams: [`read_ahead`]); and the translation of their failures
-//! into [`UpstreamError`]s a user can act on.
+//! The upstream clients, all over our own connector (TCP with a connect timeout and `TCP_NODELAY`,
+//! then TLS with the one rustls `ClientConfig` built at start-up, over a socket read in large gulps
+//! while a body streams: [`read_ahead`]), and the translation of their failures into
+//! [`UpstreamError`]s a user can act on:
+//! - forwarded exchanges go to the streamed client of [`streamed`] when it serves them: plain
+//!   `http`/`https` requests, no `Upgrade`, a body of known length up to
+//!   [`streamed::MAX_REQUEST_BODY`] (most have none). It runs in the caller's task: no connection
+//!   task and no channels between tasks per exchange.
+//! - what it does not serve goes to the pooled hyper-util client, decided before anything is sent:
+//!   `Upgrade` requests (`proxy/upgrade.rs` takes the upgraded connection from hyper's response),
+//!   and request bodies that are larger or of unknown length (hyper writes them while it reads the
+//!   answer, so an early answer such as a 413 is heard; the streamed client takes its small bodies
+//!   whole first). Its connections are its own.
+//! - the hook's whole exchanges (event-queue polls, grid info) go to [`whole`], which shares its
+//!   keep-alive pool with the streamed client.
 //!
 //! This module owns connections to upstream servers. It must not touch records, routes or the client
 //! side of the proxy.
@@ -34,14 +43,16 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::hook::{BoxFuture, SendUpstream, UpstreamError, MAX_REWRITE_BODY};
-use super::tap::ProxyBody;
+use super::tap::{BodyError, Inbound, ProxyBody};
 use super::wire::{split_authority, strip_hop_by_hop};
 use super::{ProxyConfig, ProxyError};
 
 mod read_ahead;
+mod streamed;
 mod whole;
 
 use read_ahead::ReadAhead;
+pub(crate) use streamed::{LeanBody, LeanBodyError};
 
 #[doc(hidden)]
 pub use whole::encode_request_for_fuzzing;
@@ -59,6 +70,7 @@ struct Settings {
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<Connector, ProxyBody>,
+    streamed: streamed::StreamedClient,
     whole: whole::WholeClient,
     settings: Arc<Settings>,
 }
@@ -85,6 +97,8 @@ impl UpstreamClient {
             config.response_timeout,
             config.body_timeout,
         );
+        let streamed =
+            streamed::StreamedClient::new(connector.clone(), whole.pool(), config.response_timeout);
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -92,6 +106,7 @@ impl UpstreamClient {
             .build(connector);
         Ok(UpstreamClient {
             client,
+            streamed,
             whole,
             settings: Arc::new(Settings {
                 connect_timeout: config.connect_timeout,
@@ -100,7 +115,21 @@ impl UpstreamClient {
         })
     }
 
-    /// Sends one request (absolute URL, HTTP/1.1) and returns the response head with its streaming body.
+    /// Forwards one request (absolute URL, HTTP/1.1) and returns the response head with its streaming
+    /// body: on the streamed client when it serves the request ([`streamed::serves`], decided before
+    /// anything is sent), else on the hyper-util client.
+    pub(crate) async fn forward(
+        &self,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Inbound>, UpstreamError> {
+        if streamed::serves(&request) {
+            return Ok(self.streamed.send(request).await?.map(Inbound::from));
+        }
+        Ok(self.request(request).await?.map(Inbound::from))
+    }
+
+    /// Sends one request (absolute URL, HTTP/1.1) on the hyper-util client and returns the response
+    /// head with its streaming body (an `Upgrade` needs hyper's own response: `proxy/upgrade.rs`).
     pub(crate) async fn request(
         &self,
         request: Request<ProxyBody>,
@@ -170,21 +199,20 @@ fn drop_length_beside_transfer_encoding(headers: &mut http::HeaderMap) {
 /// Why a body could not be buffered whole.
 pub(crate) enum Collect {
     /// Over the limit: what was read so far, and the rest of the body still to read.
-    TooLarge {
-        prefix: Bytes,
-        rest: Incoming,
-    },
-    Failed(hyper::Error),
+    TooLarge { prefix: Bytes, rest: Inbound },
+    /// It broke off, for this reason.
+    Failed(String),
     /// The sender sent nothing for this long.
     Stalled(Duration),
 }
 
 /// Reads a whole body of at most `limit` bytes, giving up when the sender is silent for `idle`.
 pub(crate) async fn collect_limited(
-    mut body: Incoming,
+    body: impl Into<Inbound>,
     limit: usize,
     idle: Option<Duration>,
 ) -> Result<Bytes, Collect> {
+    let mut body = body.into();
     let mut buf = BytesMut::new();
     loop {
         let next = match idle {
@@ -196,7 +224,7 @@ pub(crate) async fn collect_limited(
         let Some(frame) = next else {
             break;
         };
-        let frame = frame.map_err(Collect::Failed)?;
+        let frame = frame.map_err(|e| Collect::Failed(describe_body(&e)))?;
         if let Ok(data) = frame.into_data() {
             buf.extend_from_slice(&data);
             if buf.len() > limit {
@@ -522,6 +550,14 @@ fn classify(
     UpstreamError::Protocol {
         host: host.to_owned(),
         reason: e.to_string(),
+    }
+}
+
+/// Why a body broke off, in words (hyper's with their cause).
+pub(crate) fn describe_body(e: &BodyError) -> String {
+    match e {
+        BodyError::Hyper(h) => describe_hyper(h),
+        other => other.to_string(),
     }
 }
 

@@ -31,17 +31,17 @@ use crate::proxy::wire::decimal_length;
 
 /// The read buffer a response starts with, taken once its first bytes arrive (an idle poll holds
 /// none while it waits).
-const FIRST_READ: usize = 1024;
+pub(super) const FIRST_READ: usize = 1024;
 /// The most a response head may take (status line and headers).
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+pub(super) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// The most header lines a response head may have (hyper's limit too).
 const MAX_RESPONSE_HEADERS: usize = 100;
 /// The most a chunk-size line or a trailer line may take.
-const MAX_CHUNK_LINE: usize = 4 * 1024;
+pub(super) const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// The most the trailers after the last chunk may take (they are read and dropped).
-const MAX_TRAILERS: usize = 64 * 1024;
+pub(super) const MAX_TRAILERS: usize = 64 * 1024;
 /// Why a body that runs until the close is refused when a TLS upstream closed without close_notify.
-const UNSURE_END: &str = "the body had no length and the TLS connection closed without \
+pub(super) const UNSURE_END: &str = "the body had no length and the TLS connection closed without \
     close_notify, so it may be cut short";
 /// Idle connections kept per upstream host (`scheme://authority`).
 const MAX_IDLE_PER_HOST: usize = 32;
@@ -67,14 +67,16 @@ impl WholeClient {
     ) -> Self {
         WholeClient {
             connector,
-            pool: Arc::new(Pool {
-                idle: Mutex::new(HashMap::new()),
-                idle_timeout,
-                sweeping: AtomicBool::new(false),
-            }),
+            pool: Pool::new(idle_timeout),
             response_timeout,
             body_timeout,
         }
+    }
+
+    /// The keep-alive pool, shared with the streamed client ([`super::streamed`]): both speak
+    /// HTTP/1.1 on the same kind of connection, so one idle connection serves either.
+    pub(super) fn pool(&self) -> Arc<Pool> {
+        self.pool.clone()
     }
 
     /// Sends `request` (absolute `http`/`https` URL) and reads the whole response, its body at most
@@ -118,7 +120,7 @@ impl WholeClient {
                 buf: BytesMut::new(),
                 body_timeout: self.body_timeout,
             };
-            let head = reader.read_head(&host).await?;
+            let head = reader.read_head(&host, MAX_RESPONSE_HEAD).await?;
             Ok((reader, head))
         };
         let (mut reader, head) = match self.response_timeout {
@@ -161,14 +163,14 @@ impl WholeClient {
     }
 }
 
-fn broke(host: &str, doing: &str, e: &io::Error) -> UpstreamError {
+pub(super) fn broke(host: &str, doing: &str, e: &io::Error) -> UpstreamError {
     UpstreamError::Protocol {
         host: host.to_owned(),
         reason: format!("{doing}: {}", describe_io(e)),
     }
 }
 
-fn malformed(host: &str, reason: impl Into<String>) -> UpstreamError {
+pub(super) fn malformed(host: &str, reason: impl Into<String>) -> UpstreamError {
     UpstreamError::Protocol {
         host: host.to_owned(),
         reason: reason.into(),
@@ -179,8 +181,15 @@ fn malformed(host: &str, reason: impl Into<String>) -> UpstreamError {
 /// hop-by-hop ones), with `Host` from the URL when missing and the framing capscope's own.
 fn encode_request(request: Request<Bytes>) -> (Vec<u8>, Bytes) {
     let (parts, body) = request.into_parts();
+    let head = encode_head(&parts, body.len() as u64, Vec::with_capacity(256));
+    (head, body)
+}
+
+/// Writes the request head for `parts` with a body of `length` bytes at the end of `head` (the
+/// headers as given, `Host` from the URL when missing, the framing capscope's own: a
+/// `Content-Length`, left out for an empty body of a method that has none, as hyper does).
+pub(super) fn encode_head(parts: &http::request::Parts, length: u64, mut head: Vec<u8>) -> Vec<u8> {
     let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
-    let mut head = Vec::with_capacity(256);
     head.extend_from_slice(parts.method.as_str().as_bytes());
     head.push(b' ');
     // Origin form starts with the path: `http://host?x` is `/?x` (found by the fuzz target).
@@ -212,16 +221,16 @@ fn encode_request(request: Request<Bytes>) -> (Vec<u8>, Bytes) {
         parts.method,
         Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
     );
-    if !body.is_empty() || !bodiless {
+    if length > 0 || !bodiless {
         let mut n = itoa::Buffer::new();
         push_header(
             &mut head,
             CONTENT_LENGTH.as_str(),
-            n.format(body.len()).as_bytes(),
+            n.format(length).as_bytes(),
         );
     }
     head.extend_from_slice(b"\r\n");
-    (head, body)
+    head
 }
 
 fn push_header(head: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -239,22 +248,22 @@ async fn write_request(stream: &mut Stream, head: &[u8], body: &[u8]) -> io::Res
 
 /// A response head.
 #[derive(Debug)]
-struct Head {
-    status: StatusCode,
-    version: Version,
-    headers: HeaderMap,
+pub(super) struct Head {
+    pub(super) status: StatusCode,
+    pub(super) version: Version,
+    pub(super) headers: HeaderMap,
 }
 
 /// How a response body ends (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(super) enum Framing {
     Empty,
     Length(u64),
     Chunked,
     UntilClose,
 }
 
-fn framing(head: &Head, head_only: bool) -> Result<Framing, String> {
+pub(super) fn framing(head: &Head, head_only: bool) -> Result<Framing, String> {
     if head_only
         || head.status.is_informational()
         || head.status == StatusCode::NO_CONTENT
@@ -298,7 +307,7 @@ fn framing(head: &Head, head_only: bool) -> Result<Framing, String> {
 }
 
 /// Whether the connection may carry another exchange after this one.
-fn keep_alive(head: &Head) -> bool {
+pub(super) fn keep_alive(head: &Head) -> bool {
     head.version == Version::HTTP_11
         && !head
             .headers
@@ -308,9 +317,11 @@ fn keep_alive(head: &Head) -> bool {
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
-/// Parses a response head at the start of `buf`: `None` while it is incomplete, else the head and
-/// its length. (Not async: the parser's header array stays off the task's future.)
-fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
+/// Parses a response head at the start of `buf`: `None` while it is incomplete, else the head,
+/// taken off the front of `buf`. Header values are slices of the head's bytes, not copies (one
+/// allocation fewer per header; hyper's client does the same). (Not async: the parser's header
+/// array stays off the task's future.)
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, String> {
     let mut lines = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
     let mut response = httparse::Response::new(&mut lines);
     let used = match response.parse(buf) {
@@ -324,34 +335,56 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
-    for line in response.headers.iter() {
-        let name = HeaderName::from_bytes(line.name.as_bytes())
-            .map_err(|_| format!("invalid header name {:?}", line.name))?;
-        let value = HeaderValue::from_bytes(line.value)
-            .map_err(|_| format!("invalid value of header {:?}", line.name))?;
+    // Where each header's name and value lie in `buf`, so that they can be sliced out of the head
+    // once it is split off (the parser borrows `buf` until then).
+    let start = buf.as_ptr() as usize;
+    let mut spots = [(0usize, 0usize, 0usize, 0usize); MAX_RESPONSE_HEADERS];
+    let count = response.headers.len();
+    for (spot, line) in spots.iter_mut().zip(response.headers.iter()) {
+        let name = (line.name.as_ptr() as usize).wrapping_sub(start);
+        let value = (line.value.as_ptr() as usize).wrapping_sub(start);
+        *spot = (
+            name,
+            name.saturating_add(line.name.len()),
+            value,
+            value.saturating_add(line.value.len()),
+        );
+    }
+    let head = buf.split_to(used).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(name_start, name_end, value_start, value_end) in &spots[..count] {
+        let name_bytes = head.get(name_start..name_end).unwrap_or_default();
+        let name = HeaderName::from_bytes(name_bytes).map_err(|_| {
+            format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(name_bytes)
+            )
+        })?;
+        let value = if value_start < value_end && value_end <= head.len() {
+            HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
+        } else {
+            Ok(HeaderValue::from_static(""))
+        };
+        let value = value.map_err(|_| format!("invalid value of header {:?}", name.as_str()))?;
         headers.append(name, value);
     }
-    Ok(Some((
-        Head {
-            status,
-            version,
-            headers,
-        },
-        used,
-    )))
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+    }))
 }
 
 /// A connection with what has been read from it and not used yet.
-struct Reader<S = Stream> {
-    stream: S,
-    buf: BytesMut,
+pub(super) struct Reader<S = Stream> {
+    pub(super) stream: S,
+    pub(super) buf: BytesMut,
     /// How long the body may send nothing (the head may take as long as the grid holds the poll).
-    body_timeout: Duration,
+    pub(super) body_timeout: Duration,
 }
 
 /// What the reader reads from: an upstream connection, or bytes already in memory (fuzzing).
-trait Source: AsyncRead + Unpin {
+pub(super) trait Source: AsyncRead + Unpin {
     /// Waits until a read would find something, without taking a buffer.
     async fn readable(&self) -> io::Result<()>;
 }
@@ -402,12 +435,20 @@ impl<S: Source> Reader<S> {
         }
     }
 
-    /// The final response head (1xx heads are skipped).
-    async fn read_head(&mut self, host: &str) -> Result<Head, UpstreamError> {
+    /// The final response head of at most `max` bytes (1xx heads are skipped).
+    pub(super) async fn read_head(
+        &mut self,
+        host: &str,
+        max: usize,
+    ) -> Result<Head, UpstreamError> {
         loop {
-            match parse_head(&self.buf).map_err(|r| malformed(host, r))? {
-                Some((head, used)) => {
-                    self.buf.advance(used);
+            let held = self.buf.len();
+            match parse_head(&mut self.buf).map_err(|r| malformed(host, r))? {
+                // Whole, but longer than allowed (it came in one read).
+                Some(_) if held - self.buf.len() > max => {
+                    return Err(malformed(host, format!("response head over {max} bytes")))
+                }
+                Some(head) => {
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Err(malformed(host, "unexpected 101 Switching Protocols"));
                     }
@@ -416,16 +457,13 @@ impl<S: Source> Reader<S> {
                     }
                     return Ok(head);
                 }
-                None if self.buf.len() >= MAX_RESPONSE_HEAD => {
-                    return Err(malformed(
-                        host,
-                        format!("response head over {MAX_RESPONSE_HEAD} bytes"),
-                    ))
+                None if self.buf.len() >= max => {
+                    return Err(malformed(host, format!("response head over {max} bytes")))
                 }
                 None => {}
             }
             let n = self
-                .fill(MAX_RESPONSE_HEAD)
+                .fill(max)
                 .await
                 .map_err(|e| broke(host, "reading the response head", &e))?;
             if n == 0 {
@@ -579,7 +617,10 @@ pub fn read_response_for_fuzzing(
             body_timeout: Duration::from_secs(1),
         };
         let host = "fuzz";
-        let head = reader.read_head(host).await.map_err(|e| e.to_string())?;
+        let head = reader
+            .read_head(host, MAX_RESPONSE_HEAD)
+            .await
+            .map_err(|e| e.to_string())?;
         let framing = framing(&head, head_only).map_err(|reason| reason.to_string())?;
         let body = reader
             .read_body(framing, limit, host)
@@ -599,7 +640,7 @@ pub fn encode_request_for_fuzzing(request: Request<Bytes>) -> Vec<u8> {
 }
 
 /// The size on a chunk-size line (hex digits, then maybe `;extensions`).
-fn chunk_size(line: &[u8]) -> Option<u64> {
+pub(super) fn chunk_size(line: &[u8]) -> Option<u64> {
     let digits = line.split(|&b| b == b';').next()?.trim_ascii();
     if digits.is_empty() || digits.len() > 16 {
         return None;
@@ -612,15 +653,15 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
 }
 
 /// Idle keep-alive connections by `scheme://authority`, newest last.
-struct Pool {
+pub(super) struct Pool {
     idle: Mutex<HashMap<String, Vec<Idle>>>,
     idle_timeout: Duration,
     /// Whether the task that closes expired connections runs.
     sweeping: AtomicBool,
 }
 
-struct Idle {
-    stream: Stream,
+pub(super) struct Idle {
+    pub(super) stream: Stream,
     since: Instant,
 }
 
@@ -632,12 +673,20 @@ impl Idle {
 }
 
 impl Pool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Idle>>> {
+    fn new(idle_timeout: Duration) -> Arc<Self> {
+        Arc::new(Pool {
+            idle: Mutex::new(HashMap::new()),
+            idle_timeout,
+            sweeping: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Idle>>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The newest idle connection to `key` still open, if any (the others found closed are dropped).
-    fn checkout(&self, key: &str) -> Option<Stream> {
+    pub(super) fn checkout(&self, key: &str) -> Option<Stream> {
         let mut dropped = Vec::new();
         let found = {
             let mut idle = self.lock();
@@ -659,7 +708,7 @@ impl Pool {
         found
     }
 
-    fn checkin(self: &Arc<Self>, key: String, stream: Stream) {
+    pub(super) fn checkin(self: &Arc<Self>, key: String, stream: Stream) {
         let evicted = {
             let mut idle = self.lock();
             let list = idle.entry(key).or_default();
@@ -730,4 +779,4 @@ fn still_open(stream: &mut Stream) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -31,7 +31,7 @@ fn client(response_timeout: Option<Duration>) -> WholeClient {
 }
 
 /// Reads one request head and its `Content-Length` body; `None` when the client closed first.
-async fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
+pub(in crate::proxy::upstream) async fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
     let mut got = Vec::new();
     let mut byte = [0u8; 1];
     while !got.ends_with(b"\r\n\r\n") {
@@ -53,7 +53,7 @@ async fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
 
 /// A server that answers each request on each connection with the next of `answers` (then closes
 /// the connection when `close_after` is set), counting connections and passing on what it received.
-async fn server(
+pub(in crate::proxy::upstream) async fn server(
     answers: Vec<&'static [u8]>,
     close_after: bool,
 ) -> (String, Arc<AtomicUsize>, mpsc::UnboundedReceiver<Vec<u8>>) {
@@ -382,7 +382,10 @@ fn the_fuzzing_entry_reads_answers_from_memory_as_from_a_connection() {
 
 /// A TLS server (a fresh self-signed certificate for 127.0.0.1) that answers one request with
 /// `answer` and then closes: with TLS close_notify when `notify`, else by dropping the TCP socket.
-async fn tls_server_closing(answer: &'static [u8], notify: bool) -> String {
+pub(in crate::proxy::upstream) async fn tls_server_closing(
+    answer: &'static [u8],
+    notify: bool,
+) -> String {
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
         .expect("test certificate");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
