@@ -87,7 +87,8 @@ pub enum State {
 /// live inside the header itself, so copying a message's headers into its record, cloning the
 /// open record to publish it and dropping records cost no allocation per header. As two `String`s
 /// they were about half of the proxy's 70 allocations per small exchange (docs/performance.md,
-/// "Small requests", "Third round"). The same size as two `String`s; serialised as plain strings.
+/// "Small requests", "Third round, continued"). The same size as two `String`s; serialised as
+/// plain strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     pub name: HeaderText,
