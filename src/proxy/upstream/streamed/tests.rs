@@ -418,3 +418,126 @@ async fn a_forwarded_head_may_be_as_large_as_hyper_allowed() {
         Ok(r) => panic!("a head over the limit was taken: {}", r.status()),
     }
 }
+
+/// Serves `answer` to one request, in writes of the given sizes (cycled), then closes.
+async fn serve_in_pieces(answer: Vec<u8>, pieces: Vec<usize>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.set_nodelay(true);
+            if read_request(&mut s).await.is_some() {
+                let mut rest = &answer[..];
+                for size in pieces.iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (now, later) = rest.split_at((*size).clamp(1, rest.len()));
+                    if s.write_all(now).await.is_err() {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                    rest = later;
+                }
+                let _ = s.shutdown().await;
+            }
+        }
+    });
+    format!("http://{addr}/")
+}
+
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// One chunk: its data, whether its size is written in upper case, an extension.
+    fn chunk() -> impl Strategy<Value = (Vec<u8>, bool, Option<String>)> {
+        (
+            proptest::collection::vec(any::<u8>(), 1..300),
+            any::<bool>(),
+            proptest::option::of("[a-z]{1,5}(=[a-z0-9]{0,5})?"),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Any chunked encoding (sizes in either case, extensions, trailers), arriving in any
+        /// pieces, reads back as the data it carries.
+        #[test]
+        fn any_chunked_answer_in_any_pieces_reads_back_whole(
+            chunks in proptest::collection::vec(chunk(), 0..12),
+            trailers in proptest::collection::vec("[A-Za-z-]{1,8}: [a-z0-9 ]{0,10}", 0..3),
+            pieces in proptest::collection::vec(1usize..64, 1..8),
+        ) {
+            let mut answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let mut want = Vec::new();
+            for (data, upper, ext) in &chunks {
+                let size = if *upper { format!("{:X}", data.len()) } else { format!("{:x}", data.len()) };
+                answer.extend_from_slice(size.as_bytes());
+                if let Some(ext) = ext {
+                    answer.push(b';');
+                    answer.extend_from_slice(ext.as_bytes());
+                }
+                answer.extend_from_slice(b"\r\n");
+                answer.extend_from_slice(data);
+                answer.extend_from_slice(b"\r\n");
+                want.extend_from_slice(data);
+            }
+            answer.extend_from_slice(b"0\r\n");
+            for t in &trailers {
+                answer.extend_from_slice(t.as_bytes());
+                answer.extend_from_slice(b"\r\n");
+            }
+            answer.extend_from_slice(b"\r\n");
+            let got = runtime().block_on(async {
+                let url = serve_in_pieces(answer, pieces).await;
+                let r = client().send(get(&url)).await.expect("head");
+                text(r.into_body()).await
+            });
+            prop_assert_eq!(got, want);
+        }
+
+        /// Whatever bytes follow a head, in whatever pieces, the body ends (data, then an end or
+        /// an error) without a panic, and never yields more than the server sent.
+        #[test]
+        fn any_bytes_after_a_head_end_in_data_or_an_error(
+            framing in prop_oneof![
+                Just("Transfer-Encoding: chunked\r\n".to_owned()),
+                (0u64..400).prop_map(|n| format!("Content-Length: {n}\r\n")),
+                Just(String::new()),
+            ],
+            tail in proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(b'\r'), Just(b'\n'), Just(b'0'), Just(b';')],
+                0..600,
+            ),
+            pieces in proptest::collection::vec(1usize..64, 1..8),
+        ) {
+            let mut answer = format!("HTTP/1.1 200 OK\r\n{framing}\r\n").into_bytes();
+            let sent = tail.len();
+            answer.extend_from_slice(&tail);
+            let read = runtime().block_on(async {
+                let url = serve_in_pieces(answer, pieces).await;
+                let r = client().send(get(&url)).await.expect("head");
+                let mut body = r.into_body();
+                let mut read = 0;
+                while let Some(frame) = body.frame().await {
+                    match frame {
+                        Ok(f) => read += f.into_data().map_or(0, |d| d.len()),
+                        Err(_) => break,
+                    }
+                }
+                read
+            });
+            prop_assert!(read <= sent, "read {} of {} bytes sent", read, sent);
+        }
+    }
+}
