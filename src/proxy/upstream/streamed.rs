@@ -32,7 +32,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE};
+use http::header::UPGRADE;
 use http::{Method, Request, Response, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -185,17 +185,7 @@ impl StreamedClient {
         if body.state == State::Done {
             body.release();
         }
-        let mut response = Response::new(body);
-        *response.status_mut() = head.status;
-        *response.version_mut() = head.version;
-        let mut headers = head.headers;
-        if headers.contains_key(TRANSFER_ENCODING) && headers.remove(CONTENT_LENGTH).is_some() {
-            tracing::debug!(
-                "upstream sent Transfer-Encoding and Content-Length: the length is dropped"
-            );
-        }
-        *response.headers_mut() = headers;
-        Ok(response)
+        Ok(head.into_response(body))
     }
 
     /// Connects, with the connecting future boxed: it is large (TCP and TLS handshakes) and only

@@ -141,17 +141,7 @@ impl WholeClient {
         if reusable {
             self.pool.checkin(key, reader.stream);
         }
-        let mut response = Response::new(body);
-        *response.status_mut() = head.status;
-        *response.version_mut() = head.version;
-        let mut headers = head.headers;
-        if headers.contains_key(TRANSFER_ENCODING) && headers.remove(CONTENT_LENGTH).is_some() {
-            tracing::debug!(
-                "upstream sent Transfer-Encoding and Content-Length: the length is dropped"
-            );
-        }
-        *response.headers_mut() = headers;
-        Ok(response)
+        Ok(head.into_response(body))
     }
 }
 
@@ -252,6 +242,24 @@ pub(super) struct Head {
     pub(super) status: StatusCode,
     pub(super) version: Version,
     pub(super) headers: HeaderMap,
+}
+
+impl Head {
+    /// The response this head starts, with `body`: the headers as sent, except a `Content-Length`
+    /// beside a `Transfer-Encoding` (RFC 9112 section 6.3: the length is to be ignored).
+    pub(super) fn into_response<B>(self, body: B) -> Response<B> {
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.version_mut() = self.version;
+        let mut headers = self.headers;
+        if headers.contains_key(TRANSFER_ENCODING) && headers.remove(CONTENT_LENGTH).is_some() {
+            tracing::debug!(
+                "upstream sent Transfer-Encoding and Content-Length: the length is dropped"
+            );
+        }
+        *response.headers_mut() = headers;
+        response
+    }
 }
 
 /// How a response body ends (RFC 9112 section 6.3).

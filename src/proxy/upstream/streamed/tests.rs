@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use http::header::CONTENT_LENGTH;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
