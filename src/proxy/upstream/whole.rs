@@ -251,13 +251,8 @@ impl Head {
         let mut response = Response::new(body);
         *response.status_mut() = self.status;
         *response.version_mut() = self.version;
-        let mut headers = self.headers;
-        if headers.contains_key(TRANSFER_ENCODING) && headers.remove(CONTENT_LENGTH).is_some() {
-            tracing::debug!(
-                "upstream sent Transfer-Encoding and Content-Length: the length is dropped"
-            );
-        }
-        *response.headers_mut() = headers;
+        *response.headers_mut() = self.headers;
+        super::drop_length_beside_transfer_encoding(response.headers_mut());
         response
     }
 }
