@@ -252,12 +252,11 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// `s` as a JSON string, escaped exactly as serde_json escapes it (`\"`, `\\`, `\b`, `\f`, `\n`,
-/// `\r`, `\t`, other control characters as `\u00xx`; everything else, non-ASCII included, as it
-/// is). A string with nothing to escape is copied in one piece.
+/// `s` as a JSON string, as serde_json writes it. A string with nothing to escape (every header
+/// name, nearly every value) is copied in one piece; one with something to escape is handed to
+/// serde_json itself, so the escaping is its own by construction.
 fn push_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    out.push(b'"');
     let clean = bytes.chunks(ESCAPE_SCAN_CHUNK).all(|chunk| {
         let mut escape = false;
         for &b in chunk {
@@ -266,42 +265,13 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
         !escape
     });
     if clean {
+        out.push(b'"');
         out.extend_from_slice(bytes);
-    } else {
-        push_escaped(out, bytes);
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, s).is_err() {
+        // Serialising a `str` into a `Vec` cannot fail; should it ever, the line stays valid JSON.
+        out.extend_from_slice(b"\"\"");
     }
-    out.push(b'"');
-}
-
-/// The slow path of [`push_str`]: runs of plain bytes copied whole, each byte to escape replaced.
-fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !needs_escape(b) {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-        }
-    }
-    out.extend_from_slice(&bytes[start..]);
 }
 
 /// [`write_record`]'s line as serde_json writes it from [`RecordOut`]: the reference the hand
