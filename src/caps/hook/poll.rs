@@ -21,6 +21,7 @@ use crate::caps::event_queue::{
 use crate::caps::registry::{normalize_url, Found};
 use crate::caps::Action;
 use crate::llsd::{self, Format};
+use crate::proxy::decode::Coding;
 use crate::proxy::hook::{BoxFuture, Handled, RequestHead, Upstream, UpstreamError};
 use crate::proxy::INLINE_BODY_LIMIT;
 use crate::record::{Body, EventInfo, Kind, Record, State};
@@ -184,7 +185,7 @@ fn heavy(result: &Result<Response<Bytes>, UpstreamError>) -> bool {
         .headers()
         .get(CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| !matches!(v.trim(), "" | "identity"));
+        .is_some_and(|v| !Coding::is_identity(v));
     encoded || response.body().len() > INLINE_BODY_LIMIT
 }
 
