@@ -475,7 +475,9 @@ impl HttpBody for Inbound {
 #[derive(Debug)]
 struct IdleTimer {
     limit: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Made the first time the receiver has to wait: a body that is never waited for (a small
+    /// answer that came with its head) costs no timer.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     waiting: bool,
 }
 
@@ -483,7 +485,7 @@ impl IdleTimer {
     fn new(limit: Duration) -> Self {
         IdleTimer {
             limit,
-            sleep: Box::pin(tokio::time::sleep(limit)),
+            sleep: None,
             waiting: false,
         }
     }
@@ -493,13 +495,13 @@ impl IdleTimer {
         if !self.waiting {
             self.waiting = true;
             let deadline = tokio::time::Instant::now() + self.limit;
-            self.sleep.as_mut().reset(deadline);
+            match self.sleep.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
         }
-        self.sleep
-            .as_mut()
-            .poll(cx)
-            .is_ready()
-            .then_some(self.limit)
+        let sleep = self.sleep.as_mut()?;
+        sleep.as_mut().poll(cx).is_ready().then_some(self.limit)
     }
 }
 
