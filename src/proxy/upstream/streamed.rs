@@ -112,11 +112,7 @@ impl StreamedClient {
             });
         };
         let host = authority.as_str();
-        let mut key = String::with_capacity(scheme.len() + 3 + host.len());
-        key.push_str(scheme);
-        key.push_str("://");
-        key.push_str(host);
-        key.make_ascii_lowercase();
+        let key = whole::pool_key(scheme, host);
         let head_only = parts.method == Method::HEAD;
         let length = body.size_hint().exact().unwrap_or(0);
         let exchange = async {

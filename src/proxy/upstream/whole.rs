@@ -95,7 +95,7 @@ impl WholeClient {
             });
         };
         let host = authority.as_str().to_owned();
-        let key = format!("{}://{}", scheme, host).to_ascii_lowercase();
+        let key = pool_key(scheme, &host);
         let head_only = request.method() == Method::HEAD;
         let (head, body) = encode_request(request);
         let exchange = async {
@@ -653,6 +653,17 @@ pub(super) fn chunk_size(line: &[u8]) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(text, 16).ok()
+}
+
+/// The pool's key for connections to `scheme://authority` (lower case): one function, since the
+/// whole and the streamed clients share the pool and must name a host alike.
+pub(super) fn pool_key(scheme: &str, authority: &str) -> String {
+    let mut key = String::with_capacity(scheme.len() + "://".len() + authority.len());
+    key.push_str(scheme);
+    key.push_str("://");
+    key.push_str(authority);
+    key.make_ascii_lowercase();
+    key
 }
 
 /// Idle keep-alive connections by `scheme://authority`, newest last.
