@@ -11,35 +11,13 @@
 #   flock /tmp/bench.lock benches/latency/cpu.sh target/release/capscope 60000
 set -euo pipefail
 BIN=${1:?capscope binary}; N=${2:-60000}
-F=/tmp/capscope-bench
-[ -s $F/leaf.pem ] && command -v oha >/dev/null && command -v nginx >/dev/null && command -v perf >/dev/null \
-  || { echo "needs the shared bench's setup (oha, nginx, $F) and perf" >&2; exit 1; }
-T=$(mktemp -d /tmp/latency-cpu.XXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; rm -rf "$T/home"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-SP=$(free_port); mkdir -p $T/nginx
-cat > $T/nginx.conf <<EOC
-daemon off; worker_processes 1; pid $T/nginx.pid; error_log $T/nginx.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off; sendfile on; tcp_nopush on; keepalive_timeout 120s; keepalive_requests 100000000;
-  client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
-  uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx; default_type application/octet-stream;
-  server { listen 127.0.0.1:$SP ssl; root $F/www;
-    ssl_certificate $F/leaf.pem; ssl_certificate_key $F/leaf.key; ssl_protocols TLSv1.2 TLSv1.3; }
-}
-EOC
-taskset -c 1 nginx -c $T/nginx.conf -e $T/nginx.err & pids+=($!)
-wait_port $SP
+command -v perf >/dev/null || { echo "needs perf" >&2; exit 1; }
+. "$(dirname "$0")/layout.sh"
+layout_init cpu
+start_nginx
 OHA=(taskset -c 1 oha --no-tui --output-format json --worker-threads 1 -n $N -c ${C:-16})
-CP=$(free_port); mkdir -p $T/home
-CAPSCOPE_HOME=$T/home taskset -c 0 "$BIN" run --headless --listen 127.0.0.1:$CP --upstream-ca $F/ca.pem \
-  --ca-dir $T/ca > $T/capscope.log 2>&1 & PID=$!; pids+=($PID)
-wait_port $CP; "$BIN" ca export --ca-dir $T/ca > $T/ca.pem
-ARGS=(-x http://127.0.0.1:$CP --cacert $T/ca.pem https://127.0.0.1:$SP${P:-/small})
+start_capscope "$BIN"; PID=$CPID
+ARGS=("${CAPSCOPE_ARGS[@]}" https://127.0.0.1:$SP${P:-/small})
 taskset -c 1 oha --no-tui --worker-threads 1 -n 200 -c 1 "${ARGS[@]}" > /dev/null   # warm-up
 cpu() { awk '{print $14+$15}' /proc/$PID/stat; }
 A=$(cpu)
