@@ -6,7 +6,7 @@
 //!
 //! `cargo bench --bench capture`
 
-use capscope::capture::{Header, Reader, Writer};
+use capscope::capture::{FileHeader, Reader, Writer};
 use capscope::record::{Body, Header as H, Kind, Record, Request, Response, State};
 use std::path::Path;
 
@@ -155,7 +155,7 @@ fn write_and_read(
 ) {
     group.bench_function(format!("write {label}"), |b| {
         b.iter_batched(
-            || Writer::create(path, Header::new(None, None, None), false).unwrap(),
+            || Writer::create(path, FileHeader::new(None, None, None), false).unwrap(),
             |mut w| {
                 for chunk in recs.chunks(batch) {
                     for r in chunk {
@@ -169,7 +169,7 @@ fn write_and_read(
         )
     });
     // Leave a finished file for the reader.
-    let mut w = Writer::create(path, Header::new(None, None, None), false).unwrap();
+    let mut w = Writer::create(path, FileHeader::new(None, None, None), false).unwrap();
     for r in recs {
         w.write_record(r).unwrap();
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use capscope::capture::{
-    self, har, CaptureError, Header, Line, Reader, Warning, Writer, FORMAT_VERSION,
+    self, har, CaptureError, FileHeader, Line, Reader, Warning, Writer, FORMAT_VERSION,
 };
 use capscope::filter::Filter;
 use capscope::record::{
@@ -216,8 +216,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn header() -> Header {
-    Header::new(
+fn header() -> FileHeader {
+    FileHeader::new(
         Some("127.0.0.1:8080".into()),
         Some("login".into()),
         Some("http://127.0.0.1:9000/".into()),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use capscope::capture::{self, Header, Writer};
+use capscope::capture::{self, FileHeader, Writer};
 use capscope::record::{Bus, Header as H, Kind, Record, Request, State, Timings};
 use serde_json::{json, Value};
 
@@ -55,7 +55,7 @@ fn write_capture(path: &Path, listen: Option<&str>, records: &[Record]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let bus = Bus::new(64);
-        let header = Header::new(listen.map(str::to_owned), Some("login".into()), None);
+        let header = FileHeader::new(listen.map(str::to_owned), Some("login".into()), None);
         let writer = Writer::create(path, header, false).unwrap();
         let handle = capture::spawn_writer(writer, bus.subscribe());
         for r in records {

@@ -31,7 +31,7 @@ use super::event_queue::{QueueState, EVENT_QUEUE_CAP};
 use super::grid_info::{self, GRID_INFO_PATH};
 use super::login::{self, LOGIN_CAP};
 use super::login_llsd;
-use super::registry::{self, normalize_url, Found, Registry, SEED_CAP};
+use super::registry::{self, normalize_url, MatchedCap, Registry, SEED_CAP};
 use super::seed::{self, is_upload_cap};
 use super::{Action, CapsError};
 use crate::llsd;
@@ -137,7 +137,7 @@ enum Target {
     },
     /// A known cap; `url` is where the request goes upstream.
     Cap {
-        found: Found,
+        found: MatchedCap,
         url: String,
     },
     /// A POST to an unknown URL shaped like a seed (capscope started after the login): its bodies
@@ -418,7 +418,7 @@ enum Use {
 
 /// The caps whose requests are held long and run whole by the hook (the event queue's long polls):
 /// [`Hook::holds`] and [`Hook::decide`]'s [`Route::Handle`] both ask this, so they agree.
-fn is_held(found: &Found) -> bool {
+fn is_held(found: &MatchedCap) -> bool {
     found.name == EVENT_QUEUE_CAP
 }
 

@@ -154,9 +154,10 @@ pub struct Cap {
     pub granted_us: i64,
 }
 
-/// What a URL lookup found.
+/// The cap a URL or token lookup matched: what a request to it needs of the cap (id, name, kind,
+/// upstream URL) and of its region (label, whether the avatar left it, its agent).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Found {
+pub struct MatchedCap {
     pub cap: CapId,
     pub name: String,
     pub kind: CapKind,
@@ -562,7 +563,7 @@ impl Registry {
 
     /// The cap a request URL was made to: the known cap URL that is the longest prefix of `url`
     /// ending at a path boundary (`/`, `?`, or the end).
-    pub fn lookup_url(&self, url: &str) -> Option<Found> {
+    pub fn lookup_url(&self, url: &str) -> Option<MatchedCap> {
         let key = normalize_url(url);
         let candidates = self.caps_by_authority.get(authority_of(&key))?;
         let mut best: Option<(usize, CapId)> = None;
@@ -581,7 +582,7 @@ impl Registry {
     /// text it was looked up by (the caller records it). A request to a host where no cap lives
     /// (most traffic through a plain proxy) is answered from the `host[:port]` alone, without
     /// writing the URL out: this runs for every request, on the forwarding path.
-    pub fn lookup_uri(&self, uri: &Uri) -> Option<(Found, String)> {
+    pub fn lookup_uri(&self, uri: &Uri) -> Option<(MatchedCap, String)> {
         if let Some(authority) = normalized_authority(uri) {
             if !self.caps_by_authority.contains_key(authority.as_ref()) {
                 return None;
@@ -629,7 +630,7 @@ impl Registry {
     }
 
     /// The cap a token stands for.
-    pub fn lookup_token(&self, token: &str) -> Option<Found> {
+    pub fn lookup_token(&self, token: &str) -> Option<MatchedCap> {
         self.cap_by_token.get(token).and_then(|&id| self.found(id))
     }
 
@@ -825,10 +826,10 @@ impl Registry {
         );
     }
 
-    fn found(&self, id: CapId) -> Option<Found> {
+    fn found(&self, id: CapId) -> Option<MatchedCap> {
         let cap = self.caps.get(&id)?;
         let region = cap.region.and_then(|r| self.region(r));
-        Some(Found {
+        Some(MatchedCap {
             cap: id,
             name: cap.name.clone(),
             kind: cap.kind,

@@ -122,7 +122,7 @@ pub enum CaptureError {
 
 /// The first line of every capture: what wrote it and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Header {
+pub struct FileHeader {
     /// Always [`FORMAT_NAME`].
     pub format: String,
     /// The capture format version, see [`FORMAT_VERSION`].
@@ -149,7 +149,7 @@ pub struct Header {
     pub filter: Option<String>,
 }
 
-impl Header {
+impl FileHeader {
     /// A header for a session starting now. `secrets_kept` is set by [`Writer::create`].
     pub fn new(listen: Option<String>, mode: Option<String>, grid: Option<String>) -> Self {
         let started_us = crate::record::now_us();
@@ -228,7 +228,7 @@ pub struct SaveOptions {
 /// Returns the handle (its counters are for the UI and the log) and the path written.
 pub fn start_saving(
     bus: &crate::record::Bus,
-    mut header: Header,
+    mut header: FileHeader,
     options: SaveOptions,
 ) -> Result<(WriterHandle, PathBuf), CaptureError> {
     header.filter = options.filter.as_ref().map(|f| f.to_string());

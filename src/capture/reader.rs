@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 use super::line::{self, RawLens};
 use super::{
-    CaptureError, Header, LagMarker, Line, FORMAT_NAME, FORMAT_VERSION, MAX_RAW_BYTES,
+    CaptureError, FileHeader, LagMarker, Line, FORMAT_NAME, FORMAT_VERSION, MAX_RAW_BYTES,
     RAW_BODIES_SINCE,
 };
 use crate::record::Record;
@@ -156,7 +156,7 @@ impl std::fmt::Display for Warning {
 /// A whole capture in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capture {
-    pub header: Header,
+    pub header: FileHeader,
     /// Finished records in file order.
     pub records: Vec<Record>,
     /// Where the writer lost records.
@@ -234,7 +234,7 @@ pub struct Records {
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
     /// The header, migrated to the current version.
-    pub header: Header,
+    pub header: FileHeader,
     /// The version the file was written in.
     pub file_version: u32,
     /// Warnings found so far (complete once the iterator has ended).
@@ -275,7 +275,7 @@ impl Records {
         let mut this = Records {
             path,
             input,
-            header: Header::new(None, None, None),
+            header: FileHeader::new(None, None, None),
             file_version: FORMAT_VERSION,
             warnings: Vec::new(),
             line_no: 0,
@@ -641,7 +641,7 @@ mod tests {
     /// A small zstd file whose second line expands to `line` bytes of `x`, then a lag marker line.
     fn bomb(line: usize) -> Vec<u8> {
         let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
-        serde_json::to_writer(&mut enc, &Header::new(None, None, None)).unwrap();
+        serde_json::to_writer(&mut enc, &FileHeader::new(None, None, None)).unwrap();
         enc.write_all(b"\n").unwrap();
         let chunk = vec![b'x'; 1 << 20];
         let mut left = line;
@@ -690,7 +690,7 @@ mod tests {
             " ".repeat(30)
         );
         assert_eq!(line.len(), limit);
-        let mut text = serde_json::to_vec(&Header::new(None, None, None)).unwrap();
+        let mut text = serde_json::to_vec(&FileHeader::new(None, None, None)).unwrap();
         text.push(b'\n');
         text.extend_from_slice(line.as_bytes());
         text.push(b'\n');
@@ -710,7 +710,7 @@ mod tests {
 
     /// A v2 file: the header, then `lines` as given.
     fn v2(lines: &[&[u8]]) -> Vec<u8> {
-        let mut file = serde_json::to_vec(&Header::new(None, None, None)).unwrap();
+        let mut file = serde_json::to_vec(&FileHeader::new(None, None, None)).unwrap();
         file.push(b'\n');
         for l in lines {
             file.extend_from_slice(l);
@@ -801,7 +801,7 @@ mod tests {
     /// A version 1 capture never holds raw bodies: a line that says it does is refused.
     #[test]
     fn a_raw_body_in_a_version_1_file_is_an_error() {
-        let mut header = serde_json::to_value(Header::new(None, None, None)).unwrap();
+        let mut header = serde_json::to_value(FileHeader::new(None, None, None)).unwrap();
         header["format_version"] = Json::from(1);
         let mut file = serde_json::to_vec(&header).unwrap();
         file.push(b'\n');

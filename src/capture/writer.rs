@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{secrets, CaptureError, Header, LagMarker};
+use super::{secrets, CaptureError, FileHeader, LagMarker};
 use crate::filter::{Filter, KeptIds};
 use crate::record::{now_us, Received, Record, Subscriber, DEFAULT_LINGER};
 
@@ -99,7 +99,7 @@ impl Writer {
     /// its owner only (0600 on unix), even when it existed before with a wider mode.
     pub fn create(
         path: impl AsRef<Path>,
-        header: Header,
+        header: FileHeader,
         keep_secrets: bool,
     ) -> Result<Writer, CaptureError> {
         Self::open_with(path.as_ref(), header, keep_secrets, false)
@@ -109,7 +109,7 @@ impl Writer {
     /// `AlreadyExists`) when `path` exists, never touching it.
     pub fn create_new(
         path: impl AsRef<Path>,
-        header: Header,
+        header: FileHeader,
         keep_secrets: bool,
     ) -> Result<Writer, CaptureError> {
         Self::open_with(path.as_ref(), header, keep_secrets, true)
@@ -117,7 +117,7 @@ impl Writer {
 
     fn open_with(
         path: &Path,
-        mut header: Header,
+        mut header: FileHeader,
         keep_secrets: bool,
         new: bool,
     ) -> Result<Writer, CaptureError> {
@@ -678,7 +678,7 @@ mod tests {
     fn a_filtered_writer_keeps_the_events_of_a_kept_poll_published_before_it_finished() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.jsonl");
-        let mut writer = Writer::create(&path, Header::new(None, None, None), true)
+        let mut writer = Writer::create(&path, FileHeader::new(None, None, None), true)
             .unwrap()
             .with_filter(Filter::parse("method:POST").unwrap());
         let mut poll = record(1, "{ack}");
@@ -718,7 +718,7 @@ mod tests {
     async fn a_failing_masker_drops_one_records_bodies_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.jsonl");
-        let mut writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+        let mut writer = Writer::create(&path, FileHeader::new(None, None, None), false).unwrap();
         writer.mask = panicking_mask;
         let bus = Bus::new(64);
         let handle = spawn_writer(writer, bus.subscribe());
@@ -745,7 +745,7 @@ mod tests {
     async fn records_saved_without_their_shed_bodies_are_counted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.jsonl");
-        let writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+        let writer = Writer::create(&path, FileHeader::new(None, None, None), false).unwrap();
         let bus = Bus::with_body_budget(64, 100);
         let handle = spawn_writer(writer, bus.subscribe());
         for id in 1..=3 {
@@ -780,7 +780,7 @@ mod tests {
     async fn a_large_body_is_written_without_waiting_for_the_linger() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.jsonl");
-        let writer = Writer::create(&path, Header::new(None, None, None), true).unwrap();
+        let writer = Writer::create(&path, FileHeader::new(None, None, None), true).unwrap();
         let bus = Bus::new(64);
         let hour = Duration::from_secs(3600);
         let handle = spawn_writer_with_linger(writer, bus.subscribe(), hour);
@@ -817,7 +817,7 @@ mod tests {
     async fn a_stop_during_the_linger_writes_what_lingered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.jsonl");
-        let writer = Writer::create(&path, Header::new(None, None, None), true).unwrap();
+        let writer = Writer::create(&path, FileHeader::new(None, None, None), true).unwrap();
         let bus = Bus::new(64);
         let handle = spawn_writer_with_linger(writer, bus.subscribe(), Duration::from_secs(3600));
         bus.publish(record(1, "one"));
@@ -839,7 +839,7 @@ mod tests {
     fn a_record_too_large_for_a_capture_record_is_saved_without_its_bodies() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.jsonl");
-        let mut writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+        let mut writer = Writer::create(&path, FileHeader::new(None, None, None), false).unwrap();
         writer.max_raw = 4096;
         let big = "y".repeat(8192);
         assert!(writer.write_record(&record(1, &big)).unwrap());
@@ -863,7 +863,7 @@ mod tests {
     fn bodies_follow_their_line_as_they_are() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raw.jsonl");
-        let mut writer = Writer::create(&path, Header::new(None, None, None), true).unwrap();
+        let mut writer = Writer::create(&path, FileHeader::new(None, None, None), true).unwrap();
         let binary: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
         let mut r = record(1, "req\n\"text\"");
         r.response = Some(crate::record::Response {

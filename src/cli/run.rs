@@ -24,7 +24,7 @@ use super::exit::usage;
 use super::{out, CaDirArg};
 use crate::caps::hook::{CapsHook, Mode};
 use crate::capture::writer::WriterHandle;
-use crate::capture::{self, Header, SaveOptions};
+use crate::capture::{self, FileHeader, SaveOptions};
 use crate::filter::Filter;
 use crate::proxy::{self, Proxy, ProxyConfig, ProxyHandle};
 use crate::record::{self, Bus};
@@ -406,7 +406,7 @@ pub async fn serve(
     let capture = if args.capture.no_save {
         None
     } else {
-        let header = Header::new(
+        let header = FileHeader::new(
             Some(addr.to_string()),
             Some("login+proxy".to_owned()),
             Some(grid_url.clone()),

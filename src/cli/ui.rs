@@ -334,7 +334,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::capture::{Header, SaveOptions};
+    use crate::capture::{FileHeader, SaveOptions};
     use crate::record::{Bus, Kind, Record, State};
 
     /// How long the writer task gets to hit the error.
@@ -367,7 +367,7 @@ mod tests {
             filter: None,
         };
         let (handle, _) =
-            crate::capture::start_saving(&bus, Header::new(None, None, None), options).unwrap();
+            crate::capture::start_saving(&bus, FileHeader::new(None, None, None), options).unwrap();
         reader.join().unwrap();
         let writer: SharedWriter = Arc::new(Mutex::new(Some(handle)));
         let watch = capture_watch(Arc::clone(&writer));

@@ -449,7 +449,7 @@ pub fn read_file(
     path: &Path,
     follow: bool,
     stop: Arc<AtomicBool>,
-) -> Result<(crate::capture::Header, Receiver<FileMsg>), crate::capture::CaptureError> {
+) -> Result<(crate::capture::FileHeader, Receiver<FileMsg>), crate::capture::CaptureError> {
     let (tx, rx) = sync_channel(FILE_BATCHES_WAITING);
     let pending = Pending {
         batch: Arc::default(),

@@ -203,14 +203,18 @@ fn follow(name: &str) {
     use std::time::{Duration, Instant};
 
     use super::{read_file, FileMsg};
-    use crate::capture::{Header, Writer};
+    use crate::capture::{FileHeader, Writer};
 
     /// How long to wait for the reader thread (it looks for new bytes every FOLLOW_POLL).
     const PATIENCE: Duration = Duration::from_secs(20);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
-    let mut writer =
-        Writer::create(&path, Header::new(None, None, Some("agni".into())), false).unwrap();
+    let mut writer = Writer::create(
+        &path,
+        FileHeader::new(None, None, Some("agni".into())),
+        false,
+    )
+    .unwrap();
     let records = fixture::session();
     let finals: Vec<_> = records.iter().filter(|r| r.is_final()).collect();
     let (first, rest) = finals.split_at(3);
@@ -250,14 +254,14 @@ fn view_lists_records_in_the_order_they_began_not_the_order_the_file_holds() {
     use std::time::{Duration, Instant};
 
     use super::{drain, read_file, Feed};
-    use crate::capture::{Header, Writer};
+    use crate::capture::{FileHeader, Writer};
     use crate::record::Kind;
 
     /// How long to wait for the reader thread to reach the end of the file.
     const PATIENCE: Duration = Duration::from_secs(20);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("finished.jsonl");
-    let mut writer = Writer::create(&path, Header::new(None, None, None), false).unwrap();
+    let mut writer = Writer::create(&path, FileHeader::new(None, None, None), false).unwrap();
     // A capture holds records in the order they finished: a long poll after what began during it.
     let mut finals: Vec<_> = fixture::session()
         .into_iter()

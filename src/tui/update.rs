@@ -11,7 +11,7 @@ use super::detail;
 use super::keys::{self, Action, Scope};
 use super::state::{App, Input, InputKind, Screen, Source, Status, Tab, HISTORY_LEN};
 use super::views;
-use crate::capture::{self, Header};
+use crate::capture::{self, FileHeader};
 use crate::filter::Filter;
 use crate::record::{Kind, Record, State};
 use crate::store::Applied;
@@ -820,7 +820,7 @@ impl App {
             format!("capscope-{stamp}.jsonl")
         };
         let path: PathBuf = self.save_dir.join(name);
-        let header = Header::new(
+        let header = FileHeader::new(
             self.info.listen.clone(),
             Some("ui selection".to_owned()),
             self.info.grid.clone(),
@@ -842,7 +842,7 @@ impl App {
     }
 }
 
-fn save_capture(path: &PathBuf, header: Header, records: &[Record]) -> Result<usize, String> {
+fn save_capture(path: &PathBuf, header: FileHeader, records: &[Record]) -> Result<usize, String> {
     let mut w = capture::writer::Writer::create(path, header, false).map_err(|e| e.to_string())?;
     let mut n = 0;
     for r in records {
@@ -854,7 +854,7 @@ fn save_capture(path: &PathBuf, header: Header, records: &[Record]) -> Result<us
     Ok(n)
 }
 
-fn save_har(path: &PathBuf, header: Header, records: Vec<Record>) -> Result<usize, String> {
+fn save_har(path: &PathBuf, header: FileHeader, records: Vec<Record>) -> Result<usize, String> {
     let n = records.len();
     let doc = capture::har::to_har(&capture::reader::Capture {
         header,

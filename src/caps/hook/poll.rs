@@ -18,7 +18,7 @@ use crate::caps::body::decode_content;
 use crate::caps::event_queue::{
     self, check_id, is_idle, parse_poll_request, Answer, PollPlan, EVENT_QUEUE_CAP,
 };
-use crate::caps::registry::{normalize_url, Found};
+use crate::caps::registry::{normalize_url, MatchedCap};
 use crate::caps::Action;
 use crate::llsd::{self, Format};
 use crate::proxy::decode::Coding;
@@ -35,7 +35,7 @@ pub(super) fn handle_poll(
     head: RequestHead,
     body: Bytes,
     upstream: Upstream,
-    found: Found,
+    found: MatchedCap,
     url: String,
 ) -> BoxFuture<'static, Handled> {
     let target: Uri = match url.parse() {

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::super::whole::tests::{read_request, server, tls_server_closing};
-use super::super::whole::WholeClient;
+use super::super::whole::{Idle, WholeClient};
 use super::*;
 use crate::proxy::ProxyConfig;
 
@@ -260,6 +260,223 @@ async fn a_kept_connection_the_server_closed_is_not_used_again() {
         .expect("second, on a fresh connection");
     assert_eq!(text(r.into_body()).await, b"ok");
     assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
+/// What the scripted server on its own thread does with its second connection.
+#[derive(Clone, Copy)]
+enum Second {
+    /// Reads one request whole, answers it, then reads until the client closes.
+    Answer,
+    /// Reads the first bytes of the request, then resets the connection (SO_LINGER 0).
+    Reset,
+}
+
+/// What the scripted server reports to the test.
+#[derive(Debug)]
+enum Event {
+    /// All a connection received, whole requests or not, once it ended.
+    Received(usize, Vec<u8>),
+    /// The first connection was reset.
+    ResetDone,
+}
+
+/// A server on a thread and runtime of its own (the tests block their own runtime's thread, and it
+/// must act meanwhile). It answers one request on its first connection with keep-alive, resets that
+/// connection (SO_LINGER 0) when `reset` says so, then does `second` on its second connection. It
+/// counts the connections it accepts; each connection's bytes come back as an [`Event::Received`].
+fn resetting_server(
+    second: Second,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::mpsc::Sender<()>,
+    std::sync::mpsc::Receiver<Event>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&connections);
+    let (reset_tx, reset_rx) = std::sync::mpsc::channel::<()>();
+    let (events_tx, events) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(listener).expect("listener");
+            let Ok((mut first, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let Some(request) = read_request(&mut first).await else {
+                return;
+            };
+            let _ = events_tx.send(Event::Received(1, request));
+            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if first.write_all(ok).await.is_err() || reset_rx.recv().is_err() {
+                return;
+            }
+            // Abortive close: an RST, not a FIN.
+            let _ = first.set_zero_linger();
+            drop(first);
+            let _ = events_tx.send(Event::ResetDone);
+
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut got = Vec::new();
+            match second {
+                Second::Answer => {
+                    let Some(request) = read_request(&mut s).await else {
+                        return;
+                    };
+                    got = request;
+                    if s.write_all(ok).await.is_err() {
+                        return;
+                    }
+                    // Anything more (a request sent twice would show here) until the client closes.
+                    let _ = s.read_to_end(&mut got).await;
+                }
+                Second::Reset => {
+                    let mut start = [0u8; 16];
+                    if s.read_exact(&mut start).await.is_ok() {
+                        got.extend_from_slice(&start);
+                    }
+                    let _ = s.set_zero_linger();
+                    drop(s);
+                }
+            }
+            let _ = events_tx.send(Event::Received(2, got));
+            // A third connection would be a loop: counted, and held until the test ends.
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+    });
+    (format!("http://{addr}"), connections, reset_tx, events)
+}
+
+/// The next event from the server: what connection `n` received.
+fn received(events: &std::sync::mpsc::Receiver<Event>, n: usize) -> String {
+    match events.recv_timeout(Duration::from_secs(10)) {
+        Ok(Event::Received(m, bytes)) if m == n => String::from_utf8(bytes).expect("text"),
+        other => panic!("connection {n}'s bytes, not {other:?}"),
+    }
+}
+
+/// Has the server reset the connection kept in `c`'s pool for `base`, and waits until this side's
+/// kernel knows (a reset connection has no peer any more), blocking this thread all along. Then
+/// checks that a checkout still hands the connection out.
+///
+/// Why it does: checkout's look at a kept connection is one read poll, and tokio answers it from
+/// the readiness its reactor last saw (cleared by the short read that ended the first answer), so a
+/// reset that came after the reactor last ran is met first by the write. In the proxy that window is
+/// short (a reset arriving just as the connection is taken); here the reactor cannot run while the
+/// thread is blocked, so the window stays open and the real write fails, with no test hook.
+fn reset_kept_connection(
+    c: &StreamedClient,
+    base: &str,
+    reset: &std::sync::mpsc::Sender<()>,
+    events: &std::sync::mpsc::Receiver<Event>,
+) {
+    reset.send(()).expect("server thread");
+    match events.recv_timeout(Duration::from_secs(10)) {
+        Ok(Event::ResetDone) => {}
+        other => panic!("the server did not reset the first connection: {other:?}"),
+    }
+    let key = base.to_ascii_lowercase();
+    let reset_seen = std::time::Instant::now();
+    loop {
+        let known = match c.pool.lock().get(&key).and_then(|l| l.last()) {
+            Some(Idle {
+                stream: Stream::Plain(s),
+                ..
+            }) => s.peer_addr().is_err(),
+            _ => panic!("the first connection was not kept"),
+        };
+        if known {
+            break;
+        }
+        assert!(
+            reset_seen.elapsed() < Duration::from_secs(10),
+            "the reset never reached the kept connection"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let kept = c
+        .pool
+        .checkout(&key)
+        .expect("the pool noticed the reset at checkout: the write would not fail");
+    c.pool.checkin(key, kept);
+}
+
+#[tokio::test]
+async fn a_request_whose_write_fails_on_a_kept_connection_is_sent_once_more_on_a_fresh_one() {
+    let (base, connections, reset, events) = resetting_server(Second::Answer);
+    let c = client();
+    let r = c.send(get(&format!("{base}/first"))).await.expect("first");
+    assert_eq!(text(r.into_body()).await, b"ok");
+    let first = received(&events, 1);
+    // The kept connection is reset in a way checkout does not see: writing the next request on it
+    // fails (ECONNRESET), and only the write tells.
+    reset_kept_connection(&c, &base, &reset, &events);
+    let r = c
+        .send(get(&format!("{base}/second")))
+        .await
+        .expect("the second request, sent again on a fresh connection");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(text(r.into_body()).await, b"ok");
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "a second connection");
+    // The server saw each request once, whole: the first on the first connection (reset before
+    // anything more came), the second on the second connection, and nothing after it.
+    drop(c);
+    assert!(first.starts_with("GET /first HTTP/1.1\r\n"), "{first}");
+    let second = received(&events, 2);
+    assert!(second.starts_with("GET /second HTTP/1.1\r\n"), "{second}");
+    assert!(second.ends_with("\r\n\r\n"), "{second}");
+    assert_eq!(second.matches("GET ").count(), 1, "{second}");
+}
+
+#[tokio::test]
+async fn when_the_fresh_connection_fails_too_the_request_fails_without_a_third_try() {
+    let (base, connections, reset, events) = resetting_server(Second::Reset);
+    let c = client();
+    let r = c.send(get(&format!("{base}/first"))).await.expect("first");
+    assert_eq!(text(r.into_body()).await, b"ok");
+    received(&events, 1);
+    reset_kept_connection(&c, &base, &reset, &events);
+    // A request far larger than the socket buffers (a 32 MiB header): its write cannot be done
+    // before the server has read it, and the server resets the fresh connection after 16 bytes, so
+    // the write fails there too, whatever the timing.
+    let mut big = get(&format!("{base}/second"));
+    big.headers_mut().insert(
+        "x-big",
+        http::HeaderValue::from_str(&"b".repeat(32 << 20)).expect("value"),
+    );
+    // (A loop would connect a third time and hang on a connection nobody reads: bounded here.)
+    let e = tokio::time::timeout(Duration::from_secs(30), c.send(big))
+        .await
+        .expect("no answer and no error: tried again and again?")
+        .expect_err("both writes failed");
+    assert!(
+        e.to_string().contains("connection reset by the server"),
+        "{e}"
+    );
+    assert!(
+        matches!(&e, UpstreamError::Protocol { reason, .. } if reason.starts_with("sending the request: ")),
+        "{e}"
+    );
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "not tried a third time"
+    );
+    assert_eq!(received(&events, 2), "GET /second HTTP");
 }
 
 #[tokio::test]
