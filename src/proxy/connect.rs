@@ -265,7 +265,7 @@ async fn raw<I>(
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let mut record = Record::new(shared.bus.next_id(), Kind::Tunnel);
-    record.client = Some(client.to_string());
+    record.client = Some(client.to_string().into());
     record.tunnel = Some(TunnelInfo {
         target: authority.to_owned(),
         bytes_up: 0,

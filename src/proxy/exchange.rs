@@ -46,8 +46,8 @@ pub(crate) struct CtxInner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) life: Life,
     pub(crate) client: SocketAddr,
-    /// `client` as records write it, formatted once per connection.
-    client_text: String,
+    /// `client` as records write it, formatted once per connection (inline: no allocation to copy).
+    client_text: record::HeaderText,
     origin: Origin,
     /// In a tunnel: the scheme and the parsed authority every request's URL is built from, so that a
     /// request costs no URL text and no parse (`None` when the authority does not parse: each request
@@ -75,7 +75,7 @@ impl Ctx {
             shared,
             life,
             client,
-            client_text: client.to_string(),
+            client_text: compact_str::ToCompactString::to_compact_string(&client),
             origin,
             tunnel_base,
             slot,
