@@ -34,8 +34,9 @@ use crate::record::{self, Record};
 pub(crate) enum Origin {
     /// The proxy's listener: absolute-form (forward), CONNECT, or origin-form (to capscope itself).
     Listener,
-    /// Inside a CONNECT tunnel to `authority`; `tls` when capscope terminated TLS.
-    Tunnel { authority: String, tls: bool },
+    /// Inside a CONNECT tunnel to `authority`; `tls` when capscope terminated TLS. The authority is
+    /// shared: each request's [`Via::Tunnel`] names it without a copy.
+    Tunnel { authority: Arc<str>, tls: bool },
 }
 
 /// What each request on a connection needs: cheap to clone.
@@ -67,7 +68,7 @@ impl Ctx {
     ) -> Self {
         let tunnel_base = match &origin {
             Origin::Listener => None,
-            Origin::Tunnel { authority, tls } => Authority::try_from(authority.as_str())
+            Origin::Tunnel { authority, tls } => Authority::try_from(&**authority)
                 .ok()
                 .map(|a| (if *tls { Scheme::HTTPS } else { Scheme::HTTP }, a)),
         };
