@@ -64,7 +64,7 @@ fn small_get_records() -> Vec<Record> {
         .map(|i| {
             let mut r = Record::new(i as u64, Kind::Http);
             r.state = State::Done;
-            r.client = Some(format!("127.0.0.1:{}", 40000 + i % 16));
+            r.client = Some(format!("127.0.0.1:{}", 40000 + i % 16).into());
             r.timings.request_sent_us = Some(40);
             r.timings.response_headers_us = Some(310);
             r.timings.done_us = Some(325);

@@ -8,9 +8,10 @@
 //!
 //! Nothing that forwards traffic ever waits for the terminal: lines are put on a bounded queue and a
 //! thread of its own writes the queue out. The lines of the records waiting at a wake-up go as one
-//! batch (one hand-off to that thread, one write), not one per record. When the queue is full (stdout
-//! is a pipe nobody reads, or a terminal scrolled back and paused) new lines are dropped and counted;
-//! the count is written as soon as the output moves again, and on exit.
+//! batch (one hand-off to that thread, one write), not one per record; the batch's buffer itself is
+//! handed over, and the thread gives emptied buffers back for the next batches. When the queue is
+//! full (stdout is a pipe nobody reads, or a terminal scrolled back and paused) new lines are dropped
+//! and counted; the count is written as soon as the output moves again, and on exit.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -32,7 +33,8 @@ pub const TARGET: &str = "capscope::headless";
 /// through the process's non-blocking [`LogOutput::stdout`].
 pub async fn run(records: Subscriber, filter: Option<Filter>) {
     match LogOutput::stdout() {
-        Some(out) => run_to(records, filter, out).await,
+        // Each batch is handed to the output's thread as it is, not copied into its queue.
+        Some(out) => run_batches(records, filter, |batch| out.queue_batch(batch)).await,
         None => run_to(records, filter, std::io::stdout()).await,
     }
 }
@@ -42,7 +44,23 @@ pub async fn run(records: Subscriber, filter: Option<Filter>) {
 ///
 /// The lines of the records that are waiting are written together, in one `write` of up to
 /// [`LOG_BATCH_BYTES`]: one hand-off to the output's thread per batch, not per record.
-pub async fn run_to(mut records: Subscriber, filter: Option<Filter>, mut out: impl Write) {
+pub async fn run_to(records: Subscriber, filter: Option<Filter>, mut out: impl Write) {
+    run_batches(records, filter, |batch| {
+        // A LogOutput never fails a write; a plain writer's failure loses the lines.
+        let _ = out.write_all(batch.as_bytes());
+        batch.clear();
+    })
+    .await
+}
+
+/// The log's loop: the lines of the records waiting at each wake-up, gathered into one batch of up to
+/// [`LOG_BATCH_BYTES`] and given to `hand_over`, which leaves the batch empty (it may swap in another
+/// buffer).
+async fn run_batches(
+    mut records: Subscriber,
+    filter: Option<Filter>,
+    mut hand_over: impl FnMut(&mut String),
+) {
     let mut kept = crate::filter::KeptIds::default();
     let mut batch = String::new();
     while let Some(first) = records.recv().await {
@@ -65,9 +83,7 @@ pub async fn run_to(mut records: Subscriber, filter: Option<Filter>, mut out: im
             };
         }
         if !batch.is_empty() {
-            // A LogOutput never fails a write; a plain writer's failure loses the lines.
-            let _ = out.write_all(batch.as_bytes());
-            batch.clear();
+            hand_over(&mut batch);
         }
     }
 }
@@ -87,6 +103,9 @@ static STDOUT: OnceLock<Option<LogOutput>> = OnceLock::new();
 
 /// The process's stderr writer (the `tracing` log), once started.
 static STDERR: OnceLock<Option<LogOutput>> = OnceLock::new();
+
+/// How many emptied batch buffers the writing thread keeps for reuse.
+const SPARE_BUFFERS: usize = 4;
 
 /// How many log lines may wait for the output before new ones are dropped.
 pub const LOG_QUEUE_LINES: usize = 1024;
@@ -111,6 +130,9 @@ impl Clone for LogOutput {
 
 struct OutputInner {
     tx: SyncSender<Vec<u8>>,
+    /// Emptied batch buffers the writing thread gives back, for [`LogOutput::queue_batch`] to reuse
+    /// (at most [`SPARE_BUFFERS`], none larger than twice [`LOG_BATCH_BYTES`]).
+    spare: Mutex<Vec<Vec<u8>>>,
     dropped: AtomicU64,
     /// Lines queued and not yet written (for [`LogOutput::flush_for`], and the queue's bound).
     pending: Mutex<usize>,
@@ -132,6 +154,7 @@ impl LogOutput {
         let (tx, rx) = sync_channel(capacity.max(1));
         let inner = Arc::new(OutputInner {
             tx,
+            spare: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             pending: Mutex::new(0),
             capacity: capacity.max(1),
@@ -180,8 +203,28 @@ impl LogOutput {
     /// Queues `lines` (one or more whole lines) unless that would put more than the capacity's worth
     /// of lines in waiting; then they are dropped and counted.
     fn queue(&self, lines: &[u8]) {
+        self.queue_owned(lines.to_vec());
+    }
+
+    /// Queues the whole lines in `batch` as [`LogOutput::queue`] does, without copying them: the
+    /// buffer itself goes to the writing thread and `batch` is left empty, with a buffer that thread
+    /// gave back when there is one.
+    fn queue_batch(&self, batch: &mut String) {
+        let spare = self
+            .inner
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        let full = std::mem::replace(batch, spare);
+        self.queue_owned(full.into_bytes());
+    }
+
+    fn queue_owned(&self, lines: Vec<u8>) {
         let inner = &self.inner;
-        let n = line_count(lines);
+        let n = line_count(&lines);
         {
             let mut pending = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
             if *pending > 0 && *pending + n > inner.capacity {
@@ -190,7 +233,7 @@ impl LogOutput {
             }
             *pending += n;
         }
-        match inner.tx.try_send(lines.to_vec()) {
+        match inner.tx.try_send(lines) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 inner.dropped.fetch_add(n as u64, Ordering::Relaxed);
@@ -290,7 +333,17 @@ fn write_lines(rx: Receiver<Vec<u8>>, out: impl Write, inner: std::sync::Weak<Ou
                 );
             }
         }
-        inner.lines_done(batch.iter().map(|lines| line_count(lines)).sum());
+        let written = batch.iter().map(|lines| line_count(lines)).sum();
+        {
+            let mut spare = inner.spare.lock().unwrap_or_else(|p| p.into_inner());
+            for mut buffer in batch {
+                if spare.len() < SPARE_BUFFERS && buffer.capacity() <= 2 * LOG_BATCH_BYTES {
+                    buffer.clear();
+                    spare.push(buffer);
+                }
+            }
+        }
+        inner.lines_done(written);
     }
 }
 
@@ -546,6 +599,26 @@ mod tests {
         assert!(log.flush_for(Duration::from_secs(10)));
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         assert!(text.starts_with("first\nx\ny\n"), "{text}");
+    }
+
+    #[test]
+    fn a_batch_is_handed_over_whole_and_its_buffer_comes_back_for_the_next() {
+        let out = Calls::default();
+        let log = LogOutput::new(out.clone(), 16).unwrap();
+        let mut batch = String::with_capacity(4096);
+        batch.push_str("one\ntwo\n");
+        let first = batch.as_ptr();
+        log.queue_batch(&mut batch);
+        assert!(batch.is_empty());
+        assert!(log.flush_for(Duration::from_secs(10)));
+        // The thread gave the written buffer back: the next batch is made in it, not in a new one.
+        batch.push_str("three\n");
+        log.queue_batch(&mut batch);
+        assert_eq!(batch.as_ptr(), first, "the buffer written first is reused");
+        assert!(batch.capacity() >= 4096);
+        assert!(log.flush_for(Duration::from_secs(10)));
+        assert_eq!(out.0.lock().unwrap().concat(), "one\ntwo\nthree\n");
+        assert_eq!(log.dropped(), 0);
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn header(name: &str, value: &str) -> Header {
 fn viewer_record(id: u64, version: State) -> Record {
     let mut r = Record::new(id, Kind::Http);
     r.state = version;
-    r.client = Some("127.0.0.1:50123".to_owned());
+    r.client = Some("127.0.0.1:50123".into());
     r.cap = Some("FetchInventoryDescendents2".to_owned());
     r.region = Some("127.0.0.1:9000 (1000, 1000)".to_owned());
     r.agent = Some("Ann Resident".to_owned());

@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let states = [State::Open, State::Done, State::Failed];
     let mut r = Record::started_at(number(7), kinds[(bits % 5) as usize], number(13) as i64);
     r.state = states[(bits % 3) as usize];
-    r.client = on(0).then(|| text());
+    r.client = on(0).then(|| text().into());
     if on(1) {
         let headers = (0..bits % 4)
             .map(|_| Header {

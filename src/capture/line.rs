@@ -462,7 +462,7 @@ struct RecordIn {
     state: State,
     started_us: i64,
     #[serde(default)]
-    client: Option<String>,
+    client: Option<crate::record::HeaderText>,
     #[serde(default)]
     request: Option<RequestIn>,
     #[serde(default)]
@@ -938,7 +938,7 @@ mod tests {
         for (i, s) in odd_strings().into_iter().enumerate() {
             let mut r = full.clone();
             r.id = i as u64;
-            r.client = Some(s.clone());
+            r.client = Some(s.as_str().into());
             r.error = Some(s.clone());
             r.cap = Some(s.clone());
             r.region = Some(s.clone());
@@ -1054,7 +1054,7 @@ mod tests {
                 let mut r = full_record();
                 r.id = numbers[0];
                 r.started_us = negative;
-                r.client = Some(strings[0].clone());
+                r.client = Some(strings[0].as_str().into());
                 r.error = Some(strings[1].clone());
                 r.notes = vec![strings[2].clone(), strings[3].clone()];
                 let q = r.request.as_mut().unwrap();

@@ -159,7 +159,7 @@ async fn tunnel<I>(
         Sniffed::Tls => intercept_tls(shared, life, client, authority, host, io).await,
         Sniffed::Http => {
             let origin = Origin::Tunnel {
-                authority,
+                authority: authority.into(),
                 tls: false,
             };
             serve_http1(shared, life, io, client, origin, None).await
@@ -242,7 +242,7 @@ async fn intercept_tls<I>(
         };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let origin = Origin::Tunnel {
-        authority,
+        authority: authority.into(),
         tls: true,
     };
     if h2 {
@@ -265,7 +265,7 @@ async fn raw<I>(
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let mut record = Record::new(shared.bus.next_id(), Kind::Tunnel);
-    record.client = Some(client.to_string());
+    record.client = Some(client.to_string().into());
     record.tunnel = Some(TunnelInfo {
         target: authority.to_owned(),
         bytes_up: 0,

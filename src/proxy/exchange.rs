@@ -34,8 +34,9 @@ use crate::record::{self, Record};
 pub(crate) enum Origin {
     /// The proxy's listener: absolute-form (forward), CONNECT, or origin-form (to capscope itself).
     Listener,
-    /// Inside a CONNECT tunnel to `authority`; `tls` when capscope terminated TLS.
-    Tunnel { authority: String, tls: bool },
+    /// Inside a CONNECT tunnel to `authority`; `tls` when capscope terminated TLS. The authority is
+    /// shared: each request's [`Via::Tunnel`] names it without a copy.
+    Tunnel { authority: Arc<str>, tls: bool },
 }
 
 /// What each request on a connection needs: cheap to clone.
@@ -46,8 +47,8 @@ pub(crate) struct CtxInner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) life: Life,
     pub(crate) client: SocketAddr,
-    /// `client` as records write it, formatted once per connection.
-    client_text: String,
+    /// `client` as records write it, formatted once per connection (inline: no allocation to copy).
+    client_text: record::HeaderText,
     origin: Origin,
     /// In a tunnel: the scheme and the parsed authority every request's URL is built from, so that a
     /// request costs no URL text and no parse (`None` when the authority does not parse: each request
@@ -67,7 +68,7 @@ impl Ctx {
     ) -> Self {
         let tunnel_base = match &origin {
             Origin::Listener => None,
-            Origin::Tunnel { authority, tls } => Authority::try_from(authority.as_str())
+            Origin::Tunnel { authority, tls } => Authority::try_from(&**authority)
                 .ok()
                 .map(|a| (if *tls { Scheme::HTTPS } else { Scheme::HTTP }, a)),
         };
@@ -75,7 +76,7 @@ impl Ctx {
             shared,
             life,
             client,
-            client_text: client.to_string(),
+            client_text: compact_str::ToCompactString::to_compact_string(&client),
             origin,
             tunnel_base,
             slot,

@@ -31,8 +31,8 @@ pub enum Via {
     /// An absolute-form request (`GET http://host/path`): plain HTTP forward proxying.
     Forward,
     /// A request inside a CONNECT tunnel whose TLS capscope terminated; `authority` is the CONNECT
-    /// target (`host:port`).
-    Tunnel { authority: String },
+    /// target (`host:port`), shared by the connection's requests.
+    Tunnel { authority: Arc<str> },
     /// An origin-form request addressed to capscope itself (`POST /login`, `GET /cap/<token>`).
     Direct,
 }

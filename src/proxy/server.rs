@@ -360,7 +360,7 @@ impl Shared {
     pub(crate) fn error_record(&self, client: SocketAddr, error: String) {
         let mut r = Record::new(self.bus.next_id(), Kind::Error);
         r.state = State::Failed;
-        r.client = Some(client.to_string());
+        r.client = Some(client.to_string().into());
         r.error = Some(error);
         self.bus.publish(r);
     }

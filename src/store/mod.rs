@@ -712,7 +712,7 @@ pub fn record_bytes(record: &Record) -> usize {
     };
     let mut total = heap_block(std::mem::size_of::<Record>())
         + SLOT_BYTES
-        + opt(&record.client)
+        + record.client.as_ref().map_or(0, header_text)
         + opt(&record.error)
         + opt(&record.cap)
         + opt(&record.region)

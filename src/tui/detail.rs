@@ -197,7 +197,7 @@ fn summary(store: &mut Store, seq: u64, r: &Record, out: &mut Vec<DetailLine>) {
         crate::util::time::iso8601_millis(r.started_us).to_string(),
     ));
     if let Some(c) = &r.client {
-        out.push(field("client", c.clone()));
+        out.push(field("client", c.as_str()));
     }
     if let Some(cap) = &r.cap {
         out.push(field("cap", cap.clone()));

@@ -70,7 +70,7 @@ pub(super) fn handle_poll(
         region_label: found.region_label.clone(),
         agent: found.agent.clone(),
         record_id: head.record_id,
-        client: head.client.to_string(),
+        client: compact_str::ToCompactString::to_compact_string(&head.client),
         action: inner.action(&head),
     };
     let upstream_url = (target != head.uri).then(|| target.to_string());
@@ -147,7 +147,7 @@ struct PollContext {
     region_label: Option<String>,
     agent: Option<String>,
     record_id: u64,
-    client: String,
+    client: crate::record::HeaderText,
     action: Action,
 }
 
