@@ -12,6 +12,11 @@
 //! - [`paths`]: where capscope keeps its data (the CA, captures).
 //! - [`util`]: time as text and wildcard patterns, shared by every layer.
 //! - [`cli`]: the command line, the binary's edge.
+//!
+//! No `unsafe` anywhere in it: every parser that sees the network is safe Rust (the fuzz targets in
+//! fuzz/ rely on that; docs/fuzzing.md).
+
+#![forbid(unsafe_code)]
 
 pub mod caps;
 pub mod capture;
