@@ -19,6 +19,8 @@
 //! # let _ = config; Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod authority;
 mod cache;
 mod error;
