@@ -114,7 +114,7 @@ pub(crate) enum Side {
 /// until the record is dropped, make hyper allocate a fresh buffer for every read meanwhile, and
 /// still need a copy later to make one body of them.
 #[derive(Debug, Default)]
-struct Capture {
+struct BodyCopy {
     data: Vec<u8>,
     size: u64,
     truncated: bool,
@@ -124,7 +124,7 @@ struct Capture {
     original: Option<Bytes>,
 }
 
-impl Capture {
+impl BodyCopy {
     fn push(&mut self, data: &[u8], limit: usize) {
         self.size += data.len() as u64;
         let room = limit.saturating_sub(self.data.len());
@@ -178,9 +178,9 @@ impl Capture {
 
     /// Replaces the capture with a body seen whole.
     fn set_whole(&mut self, data: Bytes, limit: usize) {
-        *self = Capture {
+        *self = BodyCopy {
             encoding: self.encoding.take(),
-            ..Capture::default()
+            ..BodyCopy::default()
         };
         self.push(&data, limit);
     }
@@ -257,8 +257,8 @@ pub(crate) fn decodable(encoding: &str) -> bool {
 struct Pending {
     /// `None` once published.
     record: Option<Record>,
-    request: Capture,
-    response: Capture,
+    request: BodyCopy,
+    response: BodyCopy,
     /// The request body was given up because the client stopped sending it.
     request_stalled: bool,
 }
@@ -280,8 +280,8 @@ impl Exchange {
             max_body,
             pending: Mutex::new(Pending {
                 record: Some(record),
-                request: Capture::default(),
-                response: Capture::default(),
+                request: BodyCopy::default(),
+                response: BodyCopy::default(),
                 request_stalled: false,
             }),
         })
@@ -307,27 +307,27 @@ impl Exchange {
     /// Names the `Content-Encoding` a body carries, to undo for the record.
     pub(crate) fn set_encoding(&self, side: Side, encoding: Option<String>) {
         let mut p = self.lock();
-        p.capture(side).encoding = encoding.filter(|e| decodable(e));
+        p.body_copy(side).encoding = encoding.filter(|e| decodable(e));
     }
 
     /// Records a body that was seen whole (buffered), with what the sender sent when it was rewritten.
     pub(crate) fn set_body(&self, side: Side, data: Bytes, original: Option<Bytes>) {
         let limit = self.max_body;
         let mut p = self.lock();
-        let c = p.capture(side);
+        let c = p.body_copy(side);
         c.set_whole(data, limit);
         c.original = original;
     }
 
     fn push(&self, side: Side, data: &Bytes) {
         let limit = self.max_body;
-        self.lock().capture(side).push(data, limit);
+        self.lock().body_copy(side).push(data, limit);
     }
 
     /// Tells the tap how long a body says it is, so its copy is allocated once.
     fn expect(&self, side: Side, expected: u64) {
         let limit = self.max_body;
-        self.lock().capture(side).expect(expected, limit);
+        self.lock().body_copy(side).expect(expected, limit);
     }
 
     /// Publishes the final record: done, or failed with `error`. Later calls do nothing.
@@ -355,7 +355,7 @@ impl Exchange {
         }
         // Large bodies are published from the blocking pool, as when they were assembled here:
         // publishing them inline measured no less CPU and, in some runs, twice the wall time.
-        let original = |c: &Capture| c.original.as_ref().map_or(0, Bytes::len);
+        let original = |c: &BodyCopy| c.original.as_ref().map_or(0, Bytes::len);
         let bodies =
             request.data.len() + response.data.len() + original(&request) + original(&response);
         let heavy = bodies > super::INLINE_BODY_LIMIT
@@ -386,7 +386,7 @@ impl Exchange {
 }
 
 impl Pending {
-    fn capture(&mut self, side: Side) -> &mut Capture {
+    fn body_copy(&mut self, side: Side) -> &mut BodyCopy {
         match side {
             Side::Request => &mut self.request,
             Side::Response => &mut self.response,
@@ -707,10 +707,10 @@ mod tests {
         Bytes::from(enc.finish().unwrap())
     }
 
-    fn capture_of(data: &Bytes, encoding: &str, limit: usize) -> Capture {
-        let mut c = Capture {
+    fn copy_of(data: &Bytes, encoding: &str, limit: usize) -> BodyCopy {
+        let mut c = BodyCopy {
             encoding: Some(encoding.into()),
-            ..Capture::default()
+            ..BodyCopy::default()
         };
         c.push(data, limit);
         c
@@ -718,7 +718,7 @@ mod tests {
 
     #[test]
     fn capture_counts_true_size_and_truncates_at_limit() {
-        let mut c = Capture::default();
+        let mut c = BodyCopy::default();
         c.push(&Bytes::from_static(b"hello "), 8);
         c.push(&Bytes::from_static(b"world"), 8);
         c.push(&Bytes::from_static(b"!!"), 8);
@@ -732,12 +732,12 @@ mod tests {
     fn gzip_is_undone_for_the_record_and_bogus_encodings_are_kept() {
         let text = b"<llsd><integer>1</integer></llsd>";
         let gz = gzip(text);
-        let body = capture_of(&gz, "gzip", 1024).into_body(&mut Vec::new(), Side::Response, 1024);
+        let body = copy_of(&gz, "gzip", 1024).into_body(&mut Vec::new(), Side::Response, 1024);
         assert_eq!(&body.data[..], text);
         assert_eq!(body.content_encoding.as_deref(), Some("gzip"));
         assert!(!body.truncated);
 
-        let body = capture_of(&Bytes::from_static(b"abc"), "binary/octet-stream", 1024).into_body(
+        let body = copy_of(&Bytes::from_static(b"abc"), "binary/octet-stream", 1024).into_body(
             &mut Vec::new(),
             Side::Response,
             1024,
@@ -746,7 +746,7 @@ mod tests {
         assert!(!decodable("binary/octet-stream"));
 
         let mut notes = Vec::new();
-        let body = capture_of(&Bytes::from_static(b"not gzip"), "gzip", 1024).into_body(
+        let body = copy_of(&Bytes::from_static(b"not gzip"), "gzip", 1024).into_body(
             &mut notes,
             Side::Response,
             1024,
@@ -768,8 +768,7 @@ mod tests {
             bomb.len() < limit,
             "the encoded bomb fits the capture whole"
         );
-        let body =
-            capture_of(&bomb, "gzip", limit).into_body(&mut Vec::new(), Side::Response, limit);
+        let body = copy_of(&bomb, "gzip", limit).into_body(&mut Vec::new(), Side::Response, limit);
         assert_eq!(body.data.len(), limit);
         assert!(body.truncated);
         assert_eq!(body.size, bomb.len() as u64);
@@ -780,7 +779,7 @@ mod tests {
     #[test]
     fn the_copy_never_shares_the_frames_buffer() {
         let buffer = Bytes::from(vec![3u8; 64 * 1024]);
-        let mut c = Capture::default();
+        let mut c = BodyCopy::default();
         c.push(&buffer.slice(100..200), 1024);
         let body = c.into_body(&mut Vec::new(), Side::Response, 1024);
         assert_eq!(&body.data[..], &[3u8; 100][..]);
@@ -792,7 +791,7 @@ mod tests {
     /// did not use is given back before the record holds it.
     #[test]
     fn an_announced_length_is_reserved_up_to_the_limit_and_unused_room_is_given_back() {
-        let mut c = Capture::default();
+        let mut c = BodyCopy::default();
         c.expect(u64::MAX, 4096);
         assert!(c.data.capacity() >= 4096 && c.data.capacity() < 8192);
         c.push(&Bytes::from_static(b"short"), 4096);
@@ -800,7 +799,7 @@ mod tests {
         assert_eq!(&c.take_data()[..], b"short");
         assert_eq!(data.len(), 5);
 
-        let mut c = Capture::default();
+        let mut c = BodyCopy::default();
         c.expect(1000, 4096);
         c.push(&Bytes::from(vec![1u8; 1000]), 4096);
         assert_eq!(c.size, 1000);
@@ -813,19 +812,19 @@ mod tests {
     fn large_copies_reuse_pooled_buffers_once_every_copy_is_dropped() {
         static TEST_POOL: BufferPool = BufferPool::new();
         let size = 3 * POOL_MIN_BUFFER;
-        let fill = |c: &mut Capture, byte: u8| {
+        let fill = |c: &mut BodyCopy, byte: u8| {
             c.expect_from(size as u64, 1 << 20, &TEST_POOL);
             c.push(&vec![byte; size], 1 << 20);
             c.take_data_for(&TEST_POOL)
         };
-        let first = fill(&mut Capture::default(), 1);
+        let first = fill(&mut BodyCopy::default(), 1);
         let kept = first.slice(10..20);
         drop(first);
         assert!(TEST_POOL.lock().is_empty(), "a slice still holds it");
         let at = kept.as_ptr();
         drop(kept);
         assert_eq!(TEST_POOL.lock().len(), 1);
-        let second = fill(&mut Capture::default(), 2);
+        let second = fill(&mut BodyCopy::default(), 2);
         assert!(TEST_POOL.lock().is_empty());
         assert_eq!(
             second.as_ptr(),
@@ -836,7 +835,7 @@ mod tests {
         drop(second);
 
         // Announced far more than it sent: the buffer is mostly room, given back, not pooled.
-        let mut c = Capture::default();
+        let mut c = BodyCopy::default();
         c.expect_from(size as u64 * 4, 1 << 20, &TEST_POOL);
         c.push(&[7u8; 100], 1 << 20);
         assert_eq!(&c.take_data_for(&TEST_POOL)[..], &[7u8; 100][..]);
@@ -844,7 +843,7 @@ mod tests {
 
         // The pool keeps at most POOL_MAX_BUFFERS.
         let many: Vec<Bytes> = (0..POOL_MAX_BUFFERS + 3)
-            .map(|_| fill(&mut Capture::default(), 3))
+            .map(|_| fill(&mut BodyCopy::default(), 3))
             .collect();
         drop(many);
         assert_eq!(TEST_POOL.lock().len(), POOL_MAX_BUFFERS);
@@ -856,7 +855,7 @@ mod tests {
 
     #[test]
     fn what_was_sent_before_a_rewrite_is_bounded_too() {
-        let mut c = Capture::default();
+        let mut c = BodyCopy::default();
         c.set_whole(Bytes::from_static(b"new"), 4);
         c.original = Some(Bytes::from(vec![1u8; 100]));
         let body = c.into_body(&mut Vec::new(), Side::Response, 4);
