@@ -16,6 +16,18 @@ layout_init() {
     || { echo "needs the shared bench's setup (../shared/bench/setup.sh: oha, nginx, $F)" >&2; exit 1; }
   T=$(mktemp -d "/tmp/latency-$1.XXXX")
   trap layout_cleanup EXIT
+  machine >&2
+}
+
+# One line naming the processor: figures from two machines of the same kind do not compare (one
+# day's host had VAES, which ring's AES-GCM uses, another's did not; docs/performance.md).
+machine() {
+  local model vaes=no
+  model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+  grep -qw vaes /proc/cpuinfo && vaes=yes
+  echo "# machine: $model (family $(awk -F': *' '/^cpu family/ {print $2; exit}' /proc/cpuinfo)," \
+    "model $(awk -F': *' '/^model[ \t]*:/ {print $2; exit}' /proc/cpuinfo)), $(nproc) CPUs, VAES $vaes," \
+    "up $(awk '{print int($1 / 60)}' /proc/uptime) min"
 }
 
 layout_cleanup() {
