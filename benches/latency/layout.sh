@@ -22,12 +22,13 @@ layout_init() {
 # One line naming the processor: figures from two machines of the same kind do not compare (one
 # day's host had VAES, which ring's AES-GCM uses, another's did not; docs/performance.md).
 machine() {
-  local model vaes=no
-  model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-  grep -qw vaes /proc/cpuinfo && vaes=yes
-  echo "# machine: $model (family $(awk -F': *' '/^cpu family/ {print $2; exit}' /proc/cpuinfo)," \
-    "model $(awk -F': *' '/^model[ \t]*:/ {print $2; exit}' /proc/cpuinfo)), $(nproc) CPUs, VAES $vaes," \
-    "up $(awk '{print int($1 / 60)}' /proc/uptime) min"
+  awk -F': *' -v cpus="$(nproc)" -v up="$(awk '{print int($1 / 60)}' /proc/uptime)" '
+    /^model name/ && !name { name = $2 }
+    /^cpu family/ && !family { family = $2 }
+    /^model[ \t]*:/ && !model { model = $2 }
+    /^flags/ && / vaes( |$)/ { vaes = "yes" }
+    END { printf "# machine: %s (family %s, model %s), %s CPUs, VAES %s, up %s min\n",
+          name, family, model, cpus, vaes ? vaes : "no", up }' /proc/cpuinfo
 }
 
 layout_cleanup() {

@@ -176,7 +176,7 @@ impl BodyCopy {
         Bytes::from(data)
     }
 
-    /// Replaces the capture with a body seen whole.
+    /// Replaces the copy with a body seen whole.
     fn set_whole(&mut self, data: Bytes, limit: usize) {
         *self = BodyCopy {
             encoding: self.encoding.take(),
@@ -263,7 +263,7 @@ struct Pending {
     request_stalled: bool,
 }
 
-/// One exchange in flight: its record, its body captures, and the bus it is published on.
+/// One exchange in flight: its record, its body copies, and the bus it is published on.
 #[derive(Debug)]
 pub(crate) struct Exchange {
     bus: Arc<Bus>,
